@@ -1,0 +1,152 @@
+"""Shared domain types of the virtual computing space: devices, links, apps and plans.
+
+Protobuf messages are converted to and from these at the process boundary
+(:mod:`synergy.wire.convert`); all logic — coordinator, orchestrator, agent — works on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from synergy.hardware.boards import BoardProfile
+
+__all__ = [
+    "AppSpec",
+    "DeviceSpec",
+    "ExecutionPlan",
+    "JointPlan",
+    "LINK_PRESETS",
+    "LinkProfile",
+    "OutputSpec",
+    "SensorSpec",
+    "Stage",
+]
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """A device's radio/link: effective payload rate, one-way latency, per-message overhead."""
+
+    name: str
+    bandwidth_bytes_per_s: float
+    latency_s: float = 0.0
+    per_message_overhead_bytes: int = 0
+
+
+#: Link profiles of HARDWARE.md §3. BLE rates are effective payload rates between wearables.
+LINK_PRESETS: Mapping[str, LinkProfile] = {
+    p.name: p
+    for p in (
+        LinkProfile("ble_10k", 10_000, 0.020, 4),
+        LinkProfile("ble_24k", 24_000, 0.0075, 4),
+        LinkProfile("ble_48k", 48_000, 0.015, 4),
+        LinkProfile("ble5_2m", 160_000, 0.0075, 4),
+        LinkProfile("uart_115200", 11_520, 0.0, 2),
+        LinkProfile("uart_921600", 92_160, 0.0, 2),
+        LinkProfile("usb_hs", 30_000_000, 0.000125, 16),
+        LinkProfile("loopback", 1e9, 0.0, 0),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """A sensor on a device: its type (e.g. "camera") and the frame rate it can deliver."""
+
+    type: str
+    rate_hz: float
+    #: Optional file of frames to replay (emulation); empty means generated frames.
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """An output on a device, e.g. "display", "haptics", "speaker"."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The capability record one agent registers for its device."""
+
+    device_id: str
+    board: BoardProfile
+    sensors: tuple[SensorSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    link: LinkProfile = LINK_PRESETS["ble_24k"]
+    #: host:port of the agent's own gRPC server (empty in offline planning).
+    address: str = ""
+    #: Human label, e.g. "glasses".
+    kind: str = ""
+
+    def sensor(self, sensor_type: str) -> SensorSpec | None:
+        return next((s for s in self.sensors if s.type == sensor_type), None)
+
+    def has_output(self, output_type: str) -> bool:
+        return any(o.type == output_type for o in self.outputs)
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """An app as a client declares it: never naming a device unless it pins one."""
+
+    app_id: str
+    name: str
+    #: Zoo name or the file name the model came from (for display); the bytes travel apart.
+    model: str
+    source_type: str
+    target_type: str
+    source_device: str = ""
+    target_device: str = ""
+    #: 0 means "as fast as the source allows".
+    max_rate_hz: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Layers ``first_layer`` .. ``last_layer`` (inclusive) of an app's model on one device."""
+
+    device_id: str
+    first_layer: int
+    last_layer: int
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Where one app senses, which devices run which layers, and where its output goes."""
+
+    app_id: str
+    source_device: str
+    stages: tuple[Stage, ...]
+    target_device: str
+    predicted_rate_hz: float = 0.0
+    predicted_latency_s: float = 0.0
+    #: Devices that overlap CPU, accelerator and radio work across frames.
+    parallel_devices: tuple[str, ...] = ()
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Every device involved, in order, without repeats."""
+        seen: list[str] = []
+        for device in (self.source_device, *(s.device_id for s in self.stages), self.target_device):
+            if device not in seen:
+                seen.append(device)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class JointPlan:
+    """One execution plan per placed app, checked together; ``epoch`` versions deployments."""
+
+    epoch: int = 0
+    plans: tuple[ExecutionPlan, ...] = ()
+    system_throughput: float = 0.0
+    bottleneck: str = ""
+    method: str = ""
+    #: Apps that could not be placed, with the constraint that stopped them.
+    unplaced: Mapping[str, str] = field(default_factory=dict)
+
+    def plan_for(self, app_id: str) -> ExecutionPlan | None:
+        return next((p for p in self.plans if p.app_id == app_id), None)

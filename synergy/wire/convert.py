@@ -1,0 +1,180 @@
+"""Domain dataclasses <-> protobuf messages, at the process boundary only.
+
+Protos stop here: servicers convert requests with ``*_from_proto`` and answers with
+``*_to_proto``; everything behind them works on :mod:`synergy.types` and
+:mod:`synergy.hardware` types. Validation of what a peer sent (unknown names, missing
+fields) happens here too, so bad input is refused before it reaches any state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from synergy.errors import InvalidArgument
+from synergy.hardware.boards import BoardProfile, board_from_dict
+from synergy.types import (
+    AppSpec,
+    DeviceSpec,
+    ExecutionPlan,
+    JointPlan,
+    LinkProfile,
+    OutputSpec,
+    SensorSpec,
+    Stage,
+)
+from synergy.v1 import common_pb2
+
+__all__ = [
+    "app_spec_from_proto",
+    "app_spec_to_proto",
+    "board_from_proto",
+    "board_to_proto",
+    "device_from_proto",
+    "device_to_proto",
+    "joint_plan_from_proto",
+    "joint_plan_to_proto",
+    "plan_from_proto",
+    "plan_to_proto",
+]
+
+
+def board_to_proto(board: BoardProfile) -> common_pb2.Board:
+    # Field names are shared by construction; a test checks every BoardProfile field has one.
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(BoardProfile):
+        values[f.name] = getattr(board, f.name)
+    values["weight_words_per_processor"] = list(board.weight_words_per_processor)
+    return common_pb2.Board(**values)
+
+
+def board_from_proto(msg: common_pb2.Board) -> BoardProfile:
+    if not msg.name:
+        raise InvalidArgument("board: name is empty")
+    if not msg.weight_words_per_processor:
+        raise InvalidArgument(f"board {msg.name!r}: weight_words_per_processor is empty")
+    values = {f.name: getattr(msg, f.name) for f in dataclasses.fields(BoardProfile)}
+    return board_from_dict(values, origin=f"board {msg.name!r}")
+
+
+def device_to_proto(device: DeviceSpec) -> common_pb2.DeviceCapabilities:
+    return common_pb2.DeviceCapabilities(
+        device_id=device.device_id,
+        kind=device.kind,
+        address=device.address,
+        board=board_to_proto(device.board),
+        sensors=[common_pb2.Sensor(type=s.type, rate_hz=s.rate_hz, source=s.source) for s in device.sensors],
+        outputs=[common_pb2.Output(type=o.type) for o in device.outputs],
+        link=common_pb2.Link(
+            name=device.link.name,
+            bandwidth_bytes_per_s=device.link.bandwidth_bytes_per_s,
+            latency_s=device.link.latency_s,
+            per_message_overhead_bytes=device.link.per_message_overhead_bytes,
+        ),
+    )
+
+
+def device_from_proto(msg: common_pb2.DeviceCapabilities) -> DeviceSpec:
+    if not msg.device_id:
+        raise InvalidArgument("device: device_id is empty")
+    if not msg.HasField("board"):
+        raise InvalidArgument(f"device {msg.device_id!r}: board is missing")
+    for sensor in msg.sensors:
+        if not sensor.type or sensor.rate_hz <= 0:
+            raise InvalidArgument(f"device {msg.device_id!r}: sensor needs a type and a positive rate_hz")
+    if msg.link.bandwidth_bytes_per_s <= 0:
+        raise InvalidArgument(f"device {msg.device_id!r}: link bandwidth_bytes_per_s must be positive")
+    return DeviceSpec(
+        device_id=msg.device_id,
+        kind=msg.kind,
+        address=msg.address,
+        board=board_from_proto(msg.board),
+        sensors=tuple(SensorSpec(s.type, s.rate_hz, s.source) for s in msg.sensors),
+        outputs=tuple(OutputSpec(o.type) for o in msg.outputs),
+        link=LinkProfile(
+            name=msg.link.name,
+            bandwidth_bytes_per_s=msg.link.bandwidth_bytes_per_s,
+            latency_s=msg.link.latency_s,
+            per_message_overhead_bytes=msg.link.per_message_overhead_bytes,
+        ),
+    )
+
+
+def app_spec_to_proto(spec: AppSpec) -> common_pb2.AppSpec:
+    return common_pb2.AppSpec(
+        name=spec.name,
+        model=spec.model,
+        source_type=spec.source_type,
+        target_type=spec.target_type,
+        source_device=spec.source_device,
+        target_device=spec.target_device,
+        max_rate_hz=spec.max_rate_hz,
+    )
+
+
+def app_spec_from_proto(msg: common_pb2.AppSpec, app_id: str) -> AppSpec:
+    if not msg.source_type:
+        raise InvalidArgument("app: source_type is empty (a sensor type such as 'camera', or 'client')")
+    if not msg.target_type:
+        raise InvalidArgument("app: target_type is empty (an output type such as 'display')")
+    if msg.max_rate_hz < 0:
+        raise InvalidArgument(f"app: max_rate_hz must not be negative, got {msg.max_rate_hz}")
+    return AppSpec(
+        app_id=app_id,
+        name=msg.name or app_id,
+        model=msg.model,
+        source_type=msg.source_type,
+        target_type=msg.target_type,
+        source_device=msg.source_device,
+        target_device=msg.target_device,
+        max_rate_hz=msg.max_rate_hz,
+    )
+
+
+def plan_to_proto(plan: ExecutionPlan) -> common_pb2.ExecutionPlan:
+    return common_pb2.ExecutionPlan(
+        app_id=plan.app_id,
+        source_device=plan.source_device,
+        stages=[
+            common_pb2.Stage(device_id=s.device_id, first_layer=s.first_layer, last_layer=s.last_layer)
+            for s in plan.stages
+        ],
+        target_device=plan.target_device,
+        predicted_rate_hz=plan.predicted_rate_hz,
+        predicted_latency_s=plan.predicted_latency_s,
+        parallel_devices=list(plan.parallel_devices),
+    )
+
+
+def plan_from_proto(msg: common_pb2.ExecutionPlan) -> ExecutionPlan:
+    return ExecutionPlan(
+        app_id=msg.app_id,
+        source_device=msg.source_device,
+        stages=tuple(Stage(s.device_id, s.first_layer, s.last_layer) for s in msg.stages),
+        target_device=msg.target_device,
+        predicted_rate_hz=msg.predicted_rate_hz,
+        predicted_latency_s=msg.predicted_latency_s,
+        parallel_devices=tuple(msg.parallel_devices),
+    )
+
+
+def joint_plan_to_proto(plan: JointPlan) -> common_pb2.JointPlan:
+    return common_pb2.JointPlan(
+        epoch=plan.epoch,
+        plans=[plan_to_proto(p) for p in plan.plans],
+        system_throughput=plan.system_throughput,
+        bottleneck=plan.bottleneck,
+        method=plan.method,
+        unplaced=dict(plan.unplaced),
+    )
+
+
+def joint_plan_from_proto(msg: common_pb2.JointPlan) -> JointPlan:
+    return JointPlan(
+        epoch=msg.epoch,
+        plans=tuple(plan_from_proto(p) for p in msg.plans),
+        system_throughput=msg.system_throughput,
+        bottleneck=msg.bottleneck,
+        method=msg.method,
+        unplaced=dict(msg.unplaced),
+    )
