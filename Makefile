@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/synergy/v1/*.proto)
 
-.PHONY: demo test lint typecheck proto check-proto bench clean help
+
+.PHONY: system-deps venv demo test lint typecheck proto check-proto bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,13 +17,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The MQTT integration test needs a real broker; as root we install Debian's mosquitto.
+system-deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing mosquitto (for the MQTT integration test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients) >/dev/null; \
+	  else echo "note: install mosquitto for the MQTT test (apt-get install mosquitto)"; fi; fi
+
 venv: $(STAMP)  ## create the virtual environment and install everything
 
 demo: $(STAMP)  ## run the embedded demo: coordinator + 4 emulated agents + 3 apps, no Docker, no broker
 	$(BIN)/synergy demo $(DEMO_ARGS)
 
-test: $(STAMP)  ## the whole regular suite (unit + integration), then lint and type checks
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+test: $(STAMP) system-deps  ## the whole regular suite (unit + integration), then lint and type checks
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

@@ -4,7 +4,7 @@ Topic tree (``PREFIX`` defaults to ``synergy``; payloads are JSON objects):
 
 | topic | retained | who publishes | payload |
 |---|---|---|---|
-| ``PREFIX/devices/<device>/state`` | yes | agent; its last will | ``{"device_id", "state": "online" or "offline", ...}`` |
+| ``PREFIX/devices/<device>/state`` | yes | agent; its last will | ``device_id``, ``state`` (online/offline), ... |
 | ``PREFIX/devices/<device>/telemetry`` | no | agent | counters of the device |
 | ``PREFIX/coordinator/state`` | yes | coordinator; its last will | ``{"state": ...}`` |
 | ``PREFIX/plan`` | yes | coordinator | the deployed joint plan with its epoch |
@@ -146,6 +146,8 @@ class EventPublisher:
     async def _receive(self, client: aiomqtt.Client) -> None:
         assert self._on_device_state is not None
         async for message in client.messages:
+            if message.retain:
+                continue  # a stored state from the past, not news of a failure
             parts = str(message.topic).split("/")
             if len(parts) < 2 or not isinstance(message.payload, bytes | bytearray):
                 continue
@@ -160,5 +162,5 @@ class EventPublisher:
     async def flush(self, timeout_s: float = 2.0) -> None:
         """Wait (bounded) until the outbox is empty, e.g. before a clean disconnect."""
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while not self._outbox.empty() and asyncio.get_running_loop().time() < deadline:
+        while not self._outbox.empty() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - a bounded poll at shutdown
             await asyncio.sleep(0.02)

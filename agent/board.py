@@ -1,0 +1,161 @@
+"""The board interface, and the emulated backend on onnxruntime.
+
+One narrow interface (DESIGN.md §7): load a partition, run it, unload it, report limits and
+usage. The emulated board enforces the chip's real limits with the same checker the
+coordinator uses (a partition that does not fit is refused with the constraint named), runs
+the partition in onnxruntime, and — when chip timing is on — takes as long as the modelled
+chip would: accelerator cycles at the CNN clock, CPU copies in and out, and a weight reload
+whenever it must switch between partitions that do not fit its weight memory together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from synergy.errors import DoesNotFit, InvalidArgument
+from synergy.hardware.analysis import analyze_model
+from synergy.hardware.boards import BoardProfile
+from synergy.hardware.checker import check_partition
+from synergy.hardware.costs import partition_times
+from synergy.hardware.model import TensorSpec
+from synergy.wire.tensors import Array, narrow
+
+__all__ = ["Board", "EmulatedBoard", "LoadedPartition", "PartitionSpec", "RunTiming"]
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    first_layer: int
+    last_layer: int
+    onnx: bytes
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True)
+class LoadedPartition:
+    key: str
+    spec: PartitionSpec
+    weight_bytes: int
+    #: Modelled per-frame times on this board (seconds).
+    accelerator_s: float
+    cpu_s: float
+    weight_load_s: float
+
+    @property
+    def modelled_s(self) -> float:
+        return self.accelerator_s + self.cpu_s
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    compute_s: float
+    modelled_s: float
+    reload_s: float
+    elapsed_s: float
+
+
+class Board(Protocol):
+    profile: BoardProfile
+
+    def load(self, spec: PartitionSpec, label: str) -> LoadedPartition: ...
+
+    async def run(self, partition: LoadedPartition, inputs: dict[str, Array]) -> tuple[dict[str, Array], RunTiming]: ...
+
+    def unload(self, key: str) -> None: ...
+
+    def weight_bytes_loaded(self) -> int: ...
+
+
+class EmulatedBoard:
+    """A MAX7800x emulated on the host: real limits, real numerics, optionally chip timing."""
+
+    def __init__(self, profile: BoardProfile, *, chip_timing: bool = True) -> None:
+        self.profile = profile
+        self.chip_timing = chip_timing
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._loaded: dict[str, LoadedPartition] = {}
+        self._refs: dict[str, int] = {}
+        # The accelerator runs one partition at a time, whatever the apps.
+        self._accelerator = asyncio.Lock()
+        self._resident: str = ""
+
+    def load(self, spec: PartitionSpec, label: str) -> LoadedPartition:
+        """Check the partition against this board and prepare it; refuses with the reason."""
+        key = hashlib.sha256(spec.onnx).hexdigest()
+        if key in self._loaded:
+            self._refs[key] += 1
+            return self._loaded[key]
+        try:
+            proto = onnx.load_from_string(spec.onnx)
+        except Exception as exc:
+            raise InvalidArgument(f"{label}: partition is not valid ONNX: {exc}") from exc
+        hardware = analyze_model(proto, label)
+        report = check_partition(hardware, 0, len(hardware.layers) - 1, self.profile)
+        if not report.fits:
+            raise DoesNotFit(
+                f"{label}: layers {spec.first_layer}-{spec.last_layer} do not fit {self.profile.name}: "
+                + "; ".join(report.reasons)
+            )
+        options = ort.SessionOptions()
+        # One thread: several emulated boards share the host's cores like separate chips.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(spec.onnx, options, providers=["CPUExecutionProvider"])
+        times = partition_times(hardware, 0, len(hardware.layers) - 1, self.profile)
+        loaded = LoadedPartition(
+            key=key,
+            spec=spec,
+            weight_bytes=hardware.weight_bytes,
+            accelerator_s=times.accelerator_s,
+            cpu_s=times.cpu_s,
+            weight_load_s=times.weight_load_s,
+        )
+        self._sessions[key] = session
+        self._loaded[key] = loaded
+        self._refs[key] = 1
+        return loaded
+
+    def unload(self, key: str) -> None:
+        if key not in self._refs:
+            return
+        self._refs[key] -= 1
+        if self._refs[key] <= 0:
+            del self._refs[key], self._loaded[key], self._sessions[key]
+            if self._resident == key:
+                self._resident = ""
+
+    def weight_bytes_loaded(self) -> int:
+        return sum(p.weight_bytes for p in self._loaded.values())
+
+    def _reload_needed(self, key: str) -> bool:
+        # Weights persist while powered; a switch costs a reload only when the partitions
+        # this board holds do not fit its weight memory together.
+        return bool(self._resident) and self._resident != key and self.weight_bytes_loaded() > self.profile.weight_bytes
+
+    async def run(self, partition: LoadedPartition, inputs: dict[str, Array]) -> tuple[dict[str, Array], RunTiming]:
+        session = self._sessions.get(partition.key)
+        if session is None:
+            raise InvalidArgument(f"partition {partition.key[:12]} is not loaded on {self.profile.name}")
+        feed = {spec.name: inputs[spec.name].astype(np.float32) for spec in partition.spec.inputs}
+        async with self._accelerator:
+            started = time.perf_counter()
+            reload_s = partition.weight_load_s if self._reload_needed(partition.key) else 0.0
+            self._resident = partition.key
+            names = [spec.name for spec in partition.spec.outputs]
+            values = await asyncio.to_thread(session.run, names, feed)
+            compute_s = time.perf_counter() - started
+            modelled_s = partition.modelled_s + reload_s
+            if self.chip_timing and modelled_s > compute_s:
+                await asyncio.sleep(modelled_s - compute_s)
+            elapsed_s = time.perf_counter() - started
+        outputs = {spec.name: narrow(value, spec) for spec, value in zip(partition.spec.outputs, values, strict=True)}
+        return outputs, RunTiming(compute_s, modelled_s, reload_s, elapsed_s)

@@ -1,0 +1,107 @@
+"""From an execution plan to each device's pipeline segments (what Deploy carries).
+
+An app's pipeline is: sense on the source device, run each stage's layers, deliver on the
+target device. Consecutive steps on one device form one *segment*; frames flow from segment
+k to segment k + 1 over a peer-to-peer stream. Segment k's inputs are exactly the tensors
+segment k - 1 sends: the model's inputs until some layers ran, then the tensors crossing the
+cut after the last layer run so far (skip connections included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from synergy.errors import FailedPrecondition
+from synergy.hardware.model import HardwareModel
+from synergy.models.partition import Partition
+from synergy.types import AppSpec, DeviceSpec, ExecutionPlan
+from synergy.v1 import agent_pb2
+from synergy.wire.convert import device_to_proto
+from synergy.wire.tensors import spec_to_meta
+
+__all__ = ["Segment", "build_segments", "segments_to_assignments"]
+
+
+@dataclass
+class Segment:
+    """One device's part of one app's pipeline."""
+
+    index: int
+    device_id: str
+    senses: bool = False
+    layers: tuple[int, int] | None = None
+    delivers: bool = False
+    #: Number of layers run before this segment receives a frame (-1: none yet).
+    last_layer_before: int = -1
+    notes: list[str] = field(default_factory=list)
+
+
+def build_segments(plan: ExecutionPlan) -> list[Segment]:
+    steps: list[tuple[str, str, tuple[int, int] | None]] = [("source", plan.source_device, None)]
+    steps += [("stage", s.device_id, (s.first_layer, s.last_layer)) for s in plan.stages]
+    steps.append(("target", plan.target_device, None))
+    segments: list[Segment] = []
+    layers_done = -1
+    for kind, device, layers in steps:
+        if not segments or segments[-1].device_id != device:
+            segments.append(Segment(len(segments), device, last_layer_before=layers_done))
+        segment = segments[-1]
+        if kind == "source":
+            segment.senses = True
+        elif kind == "target":
+            segment.delivers = True
+        elif layers is not None:
+            if layers[0] != layers_done + 1:
+                raise FailedPrecondition(f"app {plan.app_id}: stage {layers} does not follow layer {layers_done}")
+            first = segment.layers[0] if segment.layers else layers[0]
+            segment.layers = (first, layers[1])
+            layers_done = layers[1]
+    return segments
+
+
+def segments_to_assignments(
+    app: AppSpec,
+    plan: ExecutionPlan,
+    model: HardwareModel,
+    devices: Mapping[str, DeviceSpec],
+    partition_for: Callable[[int, int], Partition],
+    source_rate_hz: float,
+) -> dict[str, list[agent_pb2.Assignment]]:
+    """Every device's Deploy assignments for this app, keyed by device id."""
+    if plan.stages and plan.stages[-1].last_layer != len(model.layers) - 1:
+        raise FailedPrecondition(f"app {app.app_id}: the plan does not run every layer of {model.name}")
+    segments = build_segments(plan)
+    out: dict[str, list[agent_pb2.Assignment]] = {}
+    for segment in segments:
+        all_done = segment.last_layer_before == len(model.layers) - 1
+        inputs = model.outputs if all_done else model.entering(segment.last_layer_before + 1)
+        assignment = agent_pb2.Assignment(
+            app_id=app.app_id,
+            segment=segment.index,
+            inputs=[spec_to_meta(t) for t in inputs],
+            model=model.name,
+        )
+        if segment.senses:
+            assignment.sensor_type = app.source_type
+            assignment.rate_hz = source_rate_hz
+        if segment.layers is not None:
+            part = partition_for(*segment.layers)
+            assignment.partition.CopyFrom(
+                agent_pb2.Partition(
+                    first_layer=part.first,
+                    last_layer=part.last,
+                    onnx=part.onnx,
+                    inputs=[spec_to_meta(t) for t in part.inputs],
+                    outputs=[spec_to_meta(t) for t in part.outputs],
+                )
+            )
+        if segment.delivers:
+            assignment.output_type = app.target_type
+        if segment.index + 1 < len(segments):
+            nxt = devices[segments[segment.index + 1].device_id]
+            assignment.next.CopyFrom(
+                agent_pb2.Peer(device_id=nxt.device_id, address=nxt.address, link=device_to_proto(nxt).link)
+            )
+        out.setdefault(segment.device_id, []).append(assignment)
+    return out

@@ -1,0 +1,252 @@
+"""Client commands: ``synergy devices | apps | submit | plan | results | remove``.
+
+Each prints a table for people, or JSON with ``--json`` (protobuf JSON mapping, field names
+as in the .proto files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from synergy.cli.tables import render_table
+from synergy.sdk import AppRequest, SynergyClient
+from synergy.v1 import common_pb2
+
+__all__ = ["format_plan", "register"]
+
+
+def _client_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument(
+        "--coordinator",
+        default=os.environ.get("SYNERGY_COORDINATOR", "127.0.0.1:50051"),
+        help="coordinator host:port (env SYNERGY_COORDINATOR)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return p
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _client_parser(sub, "devices", "list the devices of the virtual computing space").set_defaults(func=_devices)
+    _client_parser(sub, "apps", "list apps with their state, rate and latency").set_defaults(func=_apps)
+
+    s = _client_parser(sub, "submit", "submit an app: sensor type + model + output type (never a device)")
+    s.add_argument("source", help="sensor type, e.g. camera (or 'client' for apps fed through Infer)")
+    s.add_argument("model", help="zoo name (see `synergy profile --list`) or path to an .onnx file")
+    s.add_argument("target", help="output type, e.g. display")
+    s.add_argument("--name", default="", help="a name for people")
+    s.add_argument("--source-device", default="", help="pin the source to this device")
+    s.add_argument("--target-device", default="", help="pin the target to this device")
+    s.add_argument("--max-rate", type=float, default=0.0, help="cap the app's frames per second")
+    s.set_defaults(func=_submit)
+
+    r = _client_parser(sub, "remove", "remove an app")
+    r.add_argument("app_id")
+    r.set_defaults(func=_remove)
+
+    w = _client_parser(sub, "results", "stream results of apps (all apps when none is named)")
+    w.add_argument("app_ids", nargs="*")
+    w.add_argument("--count", type=int, default=0, help="stop after this many results (0: until Ctrl-C)")
+    w.set_defaults(func=_results)
+
+
+def add_live_plan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--coordinator",
+        default=os.environ.get("SYNERGY_COORDINATOR", "127.0.0.1:50051"),
+        help="coordinator host:port (env SYNERGY_COORDINATOR); used without --space",
+    )
+
+
+def run_live_plan(args: argparse.Namespace) -> int:
+    return _run(args, _plan)
+
+
+def _run(args: argparse.Namespace, body: Callable[[SynergyClient, argparse.Namespace], Awaitable[int]]) -> int:
+    async def main() -> int:
+        async with SynergyClient(args.coordinator) as client:
+            return await body(client, args)
+
+    return asyncio.run(main())
+
+
+def _dump(messages: list[Message] | Message) -> str:
+    if isinstance(messages, list):
+        return json.dumps([MessageToDict(m, preserving_proto_field_name=True) for m in messages], indent=2)
+    return json.dumps(MessageToDict(messages, preserving_proto_field_name=True), indent=2)
+
+
+async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    devices = await client.list_devices()
+    if args.json:
+        print(_dump(list(devices)))
+        return 0
+    rows = [
+        [
+            d.capabilities.device_id,
+            d.capabilities.kind,
+            common_pb2.DeviceState.Name(d.state).removeprefix("DEVICE_STATE_").lower(),
+            d.capabilities.board.accelerator,
+            ", ".join(f"{s.type}@{s.rate_hz:g}Hz" for s in d.capabilities.sensors) or "-",
+            ", ".join(o.type for o in d.capabilities.outputs) or "-",
+            d.capabilities.link.name,
+            d.capabilities.address,
+        ]
+        for d in devices
+    ]
+    print(render_table(["device", "kind", "state", "board", "sensors", "outputs", "link", "address"], rows))
+    return 0
+
+
+def _devices(args: argparse.Namespace) -> int:
+    return _run(args, _devices_body)
+
+
+async def _apps_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    apps = await client.list_apps()
+    if args.json:
+        print(_dump(list(apps)))
+        return 0
+    plan = await client.get_plan()
+    print(format_apps(apps, plan_placements(plan)))
+    return 0
+
+
+def plan_placements(plan: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in plan.plans:
+        stages = " -> ".join(f"{s.device_id}[{s.first_layer}-{s.last_layer}]" for s in p.stages)
+        out[p.app_id] = f"{p.source_device} => {stages} => {p.target_device}"
+    return out
+
+
+def format_apps(apps: list[common_pb2.App], placements: dict[str, str]) -> str:
+    rows = [
+        [
+            a.app_id,
+            a.spec.model,
+            f"{a.spec.source_type}->{a.spec.target_type}",
+            common_pb2.AppState.Name(a.state).removeprefix("APP_STATE_").lower(),
+            placements.get(a.app_id, a.reason or "-"),
+            round(a.stats.rate_hz, 2),
+            round(a.stats.latency_ms, 1),
+            a.stats.frames_delivered,
+            a.stats.frames_dropped,
+        ]
+        for a in apps
+    ]
+    return render_table(
+        ["app", "model", "io", "state", "where (source => device[layers] => target)", "fps", "lat_ms", "done", "drop"],
+        rows,
+    )
+
+
+def _apps(args: argparse.Namespace) -> int:
+    return _run(args, _apps_body)
+
+
+async def _submit_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    app = await client.submit_app(
+        AppRequest(
+            source_type=args.source,
+            model=args.model,
+            target_type=args.target,
+            name=args.name,
+            source_device=args.source_device,
+            target_device=args.target_device,
+            max_rate_hz=args.max_rate,
+        )
+    )
+    if args.json:
+        print(_dump(app))
+    else:
+        state = common_pb2.AppState.Name(app.state).removeprefix("APP_STATE_").lower()
+        print(f"{app.app_id}  {state}" + (f"  ({app.reason})" if app.reason else ""))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    return _run(args, _submit_body)
+
+
+async def _remove_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    await client.remove_app(args.app_id)
+    if args.json:
+        print(json.dumps({"removed": args.app_id}))
+    else:
+        print(f"removed {args.app_id}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    return _run(args, _remove_body)
+
+
+def format_plan(plan: common_pb2.JointPlan) -> str:
+    lines = [
+        f"epoch {plan.epoch}  method {plan.method or '-'}  predicted {plan.system_throughput:.2f} frames/s"
+        + (f"  bottleneck {plan.bottleneck}" if plan.bottleneck else "")
+    ]
+    rows = []
+    for p in plan.plans:
+        for i, s in enumerate(p.stages):
+            rows.append(
+                [
+                    p.app_id if i == 0 else "",
+                    p.source_device if i == 0 else "",
+                    s.device_id,
+                    f"{s.first_layer}-{s.last_layer}",
+                    p.target_device if i == len(p.stages) - 1 else "",
+                    round(p.predicted_rate_hz, 2) if i == 0 else "",
+                    round(p.predicted_latency_s * 1000, 1) if i == 0 else "",
+                ]
+            )
+    lines.append(render_table(["app", "source", "device", "layers", "target", "pred_fps", "pred_ms"], rows))
+    for app_id, reason in plan.unplaced.items():
+        lines.append(f"waiting: {app_id}: {reason}")
+    return "\n".join(lines)
+
+
+async def _plan(client: SynergyClient, args: argparse.Namespace) -> int:
+    plan = await client.get_plan_proto()
+    print(_dump(plan) if args.json else format_plan(plan))
+    return 0
+
+
+async def _results_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    seen = 0
+    async for result in client.watch_results(args.app_ids):
+        if args.json:
+            print(json.dumps(MessageToDict(result, preserving_proto_field_name=True)), flush=True)
+        elif result.dropped:
+            print(f"{result.app_id} seq {result.seq}: DROPPED at {result.device_id}: {result.drop_reason}", flush=True)
+        else:
+            latency = 1000 * (result.done_time_unix - result.capture_time_unix)
+            print(
+                f"{result.app_id} seq {result.seq} epoch {result.epoch} -> {result.output_type}@{result.device_id}: "
+                f"{result.summary}  ({latency:.1f} ms)",
+                flush=True,
+            )
+        seen += 1
+        if args.count and seen >= args.count:
+            break
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    try:
+        return _run(args, _results_body)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 0

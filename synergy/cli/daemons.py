@@ -1,0 +1,120 @@
+"""``synergy coordinator`` and ``synergy agent``: the two daemons."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from synergy.devices import DEVICE_PRESETS, device_from_mapping, parse_link, parse_sensor, preset_device
+from synergy.errors import InvalidArgument
+from synergy.hardware.boards import load_board
+from synergy.types import DeviceSpec, OutputSpec
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    env = os.environ.get
+    c = sub.add_parser(
+        "coordinator",
+        help="run the coordinator (virtual computing space + orchestrator)",
+        description="Hold the virtual computing space, plan apps across devices and deploy them to agents.",
+    )
+    c.add_argument("--bind", default=env("SYNERGY_BIND", "127.0.0.1:50051"), help="host:port to serve gRPC on")
+    c.add_argument("--lease-ttl", type=float, default=5.0, help="seconds without heartbeat before a device is gone")
+    c.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat period agents are told to use (s)")
+    c.add_argument(
+        "--planner",
+        default=env("SYNERGY_PLANNER", "synergy"),
+        help="planning method (see `synergy plan --list-methods`)",
+    )
+    c.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
+    c.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
+    c.set_defaults(func=_run_coordinator)
+
+    a = sub.add_parser(
+        "agent",
+        help="run an agent for one (emulated) device",
+        description="Represent one device: register it, run the partitions it is given, stream frames to peers.",
+    )
+    a.add_argument("--coordinator", default=env("SYNERGY_COORDINATOR", "127.0.0.1:50051"), help="coordinator host:port")
+    a.add_argument("--preset", choices=sorted(DEVICE_PRESETS), help="start from a typical wearable")
+    a.add_argument("--device-file", type=Path, help="YAML file describing the device (space-file device format)")
+    a.add_argument("--device-id", default=env("SYNERGY_DEVICE_ID", ""), help="stable id of this device")
+    a.add_argument("--board", help="board preset (max78000, max78002) or board file")
+    a.add_argument("--sensor", action="append", default=[], help="TYPE:RATE_HZ[:RECORDING.npy]; repeatable")
+    a.add_argument("--output", action="append", default=[], help="output type, e.g. display; repeatable")
+    a.add_argument(
+        "--link", help="link preset (ble_10k ble_24k ble_48k ble5_2m uart_115200 uart_921600 usb_hs loopback)"
+    )
+    a.add_argument("--bind", default=env("SYNERGY_AGENT_BIND", "127.0.0.1:0"), help="host:port for this agent's server")
+    a.add_argument("--advertise", default=env("SYNERGY_ADVERTISE", ""), help="address peers use to reach this agent")
+    a.add_argument("--no-chip-timing", action="store_true", help="do not wait the modelled chip time per partition")
+    a.add_argument("--no-link-shaping", action="store_true", help="do not shape transfers to the link's bandwidth")
+    a.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
+    a.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
+    a.set_defaults(func=_run_agent)
+
+
+def _run_coordinator(args: argparse.Namespace) -> int:
+    from coordinator.daemon import serve_coordinator
+    from coordinator.service import CoordinatorConfig
+
+    config = CoordinatorConfig(
+        bind=args.bind,
+        lease_ttl_s=args.lease_ttl,
+        heartbeat_s=args.heartbeat,
+        planner=args.planner,
+        mqtt_url=args.mqtt,
+        mqtt_prefix=args.mqtt_prefix,
+    )
+    asyncio.run(serve_coordinator(config))
+    return 0
+
+
+def device_from_args(args: argparse.Namespace) -> DeviceSpec:
+    """Preset or device file first, then each flag overrides its part."""
+    if args.device_file:
+        data = yaml.safe_load(args.device_file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise InvalidArgument(f"{args.device_file}: expected a mapping describing one device")
+        device = device_from_mapping(data, base_dir=args.device_file.parent)
+    elif args.preset:
+        device = preset_device(args.preset, args.device_id)
+    else:
+        if not args.device_id:
+            raise InvalidArgument("name the device: --device-id ID (or use --preset / --device-file)")
+        device = DeviceSpec(device_id=args.device_id, board=load_board(args.board or "max78000"))
+    if args.device_id:
+        device = replace(device, device_id=args.device_id)
+    if args.board:
+        device = replace(device, board=load_board(args.board))
+    if args.sensor:
+        device = replace(device, sensors=tuple(parse_sensor(s) for s in args.sensor))
+    if args.output:
+        device = replace(device, outputs=tuple(OutputSpec(o) for o in args.output))
+    if args.link:
+        device = replace(device, link=parse_link(args.link))
+    return device
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from agent.service import AgentConfig, serve_agent
+
+    config = AgentConfig(
+        device=device_from_args(args),
+        coordinator=args.coordinator,
+        bind=args.bind,
+        advertise=args.advertise,
+        chip_timing=not args.no_chip_timing,
+        link_shaping=not args.no_link_shaping,
+        mqtt_url=args.mqtt,
+        mqtt_prefix=args.mqtt_prefix,
+    )
+    asyncio.run(serve_agent(config))
+    return 0

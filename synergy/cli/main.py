@@ -1,0 +1,75 @@
+"""The ``synergy`` command: daemons, client commands, the demo, profiling, planning, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from synergy import __version__
+from synergy.cli import bench_cmd, client_cmds, daemons, demo_cmd, plan_offline, profile_cmd, synth_cmd
+from synergy.errors import SynergyError
+from synergy.logs import configure_logging
+
+__all__ = ["build_parser", "main"]
+
+#: Exit status for errors Synergy names (bad input, unknown ids, unreachable daemons).
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synergy",
+        description="Compose the tiny AI accelerators worn on one body into one virtual computer.",
+    )
+    parser.add_argument("--version", action="version", version=f"synergy {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["json", "console"], help="default: json unless on a terminal")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    daemons.register(sub)
+    demo_cmd.register(sub)
+    client_cmds.register(sub)
+    _register_plan(sub)
+    profile_cmd.register(sub)
+    synth_cmd.register(sub)
+    bench_cmd.register(sub)
+    return parser
+
+
+def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="show the running joint plan, or plan offline from a space file and an apps file",
+        description=(
+            "Without --space: print the coordinator's deployed joint plan. With --space and --apps: "
+            "plan offline with the chosen method and print the result."
+        ),
+    )
+    client_cmds.add_live_plan_arguments(p)
+    plan_offline.add_offline_arguments(p)
+    p.set_defaults(func=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if getattr(args, "space", None) or getattr(args, "list_methods", False) or getattr(args, "apps", None):
+        return plan_offline.run_offline(args)
+    return client_cmds.run_live_plan(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    json_logs = None if args.log_format is None else args.log_format == "json"
+    configure_logging(args.log_level, json=json_logs, process=args.command)
+    try:
+        code: int = args.func(args)
+    except SynergyError as exc:
+        print(f"synergy {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""A whole Synergy cluster on 127.0.0.1 as real processes: one coordinator, many agents.
+
+Used by ``synergy demo`` and by the integration tests (one line to start a cluster). Every
+child is started in its own process group, its stdout is read for the "listening" line that
+carries its bound address, its logs go to a file, and :meth:`LocalCluster.stop` ends all of
+them — SIGTERM first, SIGKILL after a grace period — so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from synergy.errors import Unavailable
+from synergy.sdk import SynergyClient
+
+__all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess"]
+
+#: Seconds a daemon may take to start listening (imports of onnxruntime dominate).
+START_TIMEOUT_S = 60.0
+#: Seconds between SIGTERM and SIGKILL.
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class AgentProcessSpec:
+    """How to start one agent: ``synergy agent`` flags (e.g. ``["--preset", "glasses"]``)."""
+
+    name: str
+    args: tuple[str, ...]
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: asyncio.subprocess.Process
+    address: str
+    log_path: Path
+    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+
+async def _spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("ab")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "synergy.cli.main",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            env=env,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+    assert process.stdout is not None
+    try:
+        address = await asyncio.wait_for(_read_address(process.stdout), START_TIMEOUT_S)
+    except (TimeoutError, EOFError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise Unavailable(f"{name} did not start (exit {process.returncode}); log tail:\n{tail}") from exc
+    managed = ManagedProcess(name, process, address, log_path)
+    managed._drain = asyncio.ensure_future(_discard(process.stdout))
+    return managed
+
+
+async def _read_address(stream: asyncio.StreamReader) -> str:
+    while True:
+        line = await stream.readline()
+        if not line:
+            raise EOFError("process exited before listening")
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("event") == "listening":
+                return str(event["address"])
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    # Keep reading so a chatty child never blocks on a full pipe.
+    while await stream.read(65536):
+        pass
+
+
+class LocalCluster:
+    """``async with LocalCluster(agents) as cluster:`` — a coordinator and agents on 127.0.0.1."""
+
+    def __init__(
+        self,
+        agents: Sequence[AgentProcessSpec],
+        *,
+        log_dir: Path,
+        coordinator_args: Sequence[str] = (),
+        agent_args: Sequence[str] = (),
+        log_level: str = "info",
+    ) -> None:
+        self.agent_specs = list(agents)
+        self.log_dir = log_dir
+        self.coordinator_args = list(coordinator_args)
+        self.agent_args = list(agent_args)
+        self.log_level = log_level
+        self.coordinator: ManagedProcess | None = None
+        self.agents: dict[str, ManagedProcess] = {}
+        self._env = {**os.environ, "SYNERGY_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+
+    @property
+    def address(self) -> str:
+        if self.coordinator is None:
+            raise Unavailable("the cluster is not started")
+        return self.coordinator.address
+
+    def client(self) -> SynergyClient:
+        return SynergyClient(self.address)
+
+    async def __aenter__(self) -> LocalCluster:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.coordinator = await _spawn(
+            "coordinator",
+            ["--log-level", self.log_level, "coordinator", "--bind", "127.0.0.1:0", *self.coordinator_args],
+            self.log_dir,
+            self._env,
+        )
+        await asyncio.gather(*(self.start_agent(spec) for spec in self.agent_specs))
+
+    async def start_agent(self, spec: AgentProcessSpec) -> ManagedProcess:
+        args = ["--log-level", self.log_level, "agent", "--coordinator", self.address, *self.agent_args, *spec.args]
+        managed = await _spawn(spec.name, args, self.log_dir, self._env)
+        self.agents[spec.name] = managed
+        return managed
+
+    async def wait_for_devices(self, count: int, timeout_s: float = 30.0) -> None:
+        """Until ``count`` devices are online at the coordinator."""
+        async with self.client() as client:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while True:
+                devices = await client.list_devices()
+                online = [d for d in devices if d.state == 1]
+                if len(online) >= count:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise Unavailable(f"only {len(online)} of {count} devices registered within {timeout_s}s")
+                await asyncio.sleep(0.1)
+
+    async def kill_agent(self, name: str, sig: int = signal.SIGKILL) -> None:
+        managed = self.agents[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(managed.process.pid, sig)
+        await managed.process.wait()
+
+    async def stop(self) -> None:
+        """Stop agents, then the coordinator: SIGTERM, then SIGKILL after the grace. Idempotent."""
+        await asyncio.gather(*(self._stop(p) for p in self.agents.values()))
+        if self.coordinator is not None:
+            await self._stop(self.coordinator)
+
+    async def _stop(self, managed: ManagedProcess) -> None:
+        if managed.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(managed.process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(managed.process.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(managed.process.pid, signal.SIGKILL)
+                await managed.process.wait()
+        if managed._drain is not None:
+            managed._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await managed._drain

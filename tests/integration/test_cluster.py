@@ -1,0 +1,128 @@
+"""A real coordinator and real agents as processes: results, split correctness, failover."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synergy.cluster import LocalCluster
+from synergy.sdk import AppRequest, SynergyClient
+from synergy.v1 import common_pb2
+from synergy.wire.tensors import array_from_proto
+from tests.integration.conftest import EARBUD, GLASSES, RING, THREE_DEVICES, WATCH, model_input, whole_model_output
+
+pytestmark = pytest.mark.integration
+
+
+async def collect(
+    client: SynergyClient, app_ids: list[str], per_app: int, timeout_s: float, min_epoch: int = 0
+) -> dict[str, list[common_pb2.Result]]:
+    """Results of ``app_ids`` until each has ``per_app`` delivered ones of epoch >= ``min_epoch``."""
+    got: dict[str, list[common_pb2.Result]] = {a: [] for a in app_ids}
+
+    def enough(results: list[common_pb2.Result]) -> bool:
+        return len([r for r in results if not r.dropped and r.epoch >= min_epoch]) >= per_app
+
+    async def watch() -> None:
+        async for result in client.watch_results(app_ids):
+            got[result.app_id].append(result)
+            if all(enough(v) for v in got.values()):
+                return
+
+    await asyncio.wait_for(watch(), timeout_s)
+    return got
+
+
+async def test_results_reach_a_watching_client(log_dir: Path) -> None:
+    async with LocalCluster((EARBUD, GLASSES, WATCH, RING), log_dir=log_dir) as cluster:
+        await cluster.wait_for_devices(4)
+        async with cluster.client() as client:
+            apps = [
+                await client.submit_app(AppRequest("microphone", "kws20_v3", "haptics")),
+                await client.submit_app(AppRequest("camera", "convnet5", "display")),
+                await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=5)),
+            ]
+            assert all(a.state == common_pb2.APP_STATE_RUNNING for a in apps), [a.reason for a in apps]
+            results = await collect(client, [a.app_id for a in apps], per_app=3, timeout_s=60)
+            for app in apps:
+                delivered = [r for r in results[app.app_id] if not r.dropped]
+                assert len(delivered) >= 3
+                assert all(r.summary.startswith("class ") for r in delivered)
+                assert len({r.seq for r in delivered}) == len(delivered), "a frame was delivered twice"
+            listed = {a.app_id: a for a in await client.list_apps()}
+            assert all(listed[a.app_id].stats.frames_delivered >= 3 for a in apps)
+
+
+@pytest.mark.parametrize("model", ["convnet5", "kws20_v3", "simplenet"])
+async def test_split_model_equals_whole_model(model: str, log_dir: Path) -> None:
+    """Split over 2-3 agents (planner 'spread'), the result equals one onnxruntime session's."""
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("client", model, "display"))
+            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            plan = (await client.get_plan()).plan_for(app.app_id)
+            assert plan is not None and 2 <= len({s.device_id for s in plan.stages}) <= 3, plan
+            for seed in (1, 2, 3):
+                spec, array = model_input(model, seed)
+                result = await client.infer(app.app_id, {spec: array}, timeout_s=30)
+                assert not result.dropped, result.drop_reason
+                _, got = array_from_proto(result.tensors[0])
+                expected = whole_model_output(model, array)
+                assert got.shape == expected.shape
+                assert np.array_equal(got.astype(np.float32), expected.astype(np.float32))
+
+
+async def test_coordinator_carries_no_activations(log_dir: Path) -> None:
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=20))
+            plan = (await client.get_plan()).plan_for(app.app_id)
+            assert plan is not None and len(plan.stages) >= 2
+            results = await collect(client, [app.app_id], per_app=10, timeout_s=60)
+            delivered = [r for r in results[app.app_id] if not r.dropped]
+            await client.remove_app(app.app_id)
+            await asyncio.sleep(2.5)  # two heartbeats carry the final telemetry
+            stats = await client.stats()
+            devices = await client.list_devices()
+    peer_bytes = sum(d.telemetry.bytes_to_peers for d in devices)
+    to_coordinator = sum(d.telemetry.bytes_to_coordinator for d in devices)
+    result_bytes = sum(len(t.data) for t in delivered[0].tensors)
+    # Activations went agent to agent; the coordinator only got final results (100 logits each).
+    assert stats.activation_bytes_relayed == 0
+    assert peer_bytes >= len(delivered) * 1024, "activations should have crossed agent-to-agent"
+    assert stats.result_bytes_received == to_coordinator, "both sides must count the same result bytes"
+    assert stats.result_bytes_received % result_bytes == 0
+    assert stats.result_bytes_received < peer_bytes / 10
+
+
+async def test_killed_agent_leads_to_a_new_plan_and_results_flow_again(log_dir: Path) -> None:
+    async with LocalCluster(
+        (GLASSES, WATCH, RING), log_dir=log_dir, coordinator_args=["--planner", "spread", "--lease-ttl", "2"]
+    ) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=10))
+            before = await client.get_plan()
+            plan = before.plan_for(app.app_id)
+            assert plan is not None
+            victim = next(s.device_id for s in plan.stages if s.device_id not in ("glasses",))
+            await collect(client, [app.app_id], per_app=3, timeout_s=60)
+            await cluster.kill_agent(victim)
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                after = await client.get_plan()
+                new = after.plan_for(app.app_id)
+                if after.epoch > before.epoch and new is not None and victim not in new.devices:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no re-plan after the lease expired"
+                await asyncio.sleep(0.2)
+            devices = {d.capabilities.device_id: d.state for d in await client.list_devices()}
+            assert devices[victim] == common_pb2.DEVICE_STATE_OFFLINE
+            results = await collect(client, [app.app_id], per_app=3, timeout_s=60, min_epoch=after.epoch)
+            fresh = [r for r in results[app.app_id] if not r.dropped and r.epoch >= after.epoch]
+            assert len(fresh) >= 3, "results did not flow again on the new plan"
