@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from synergy.errors import Unavailable
@@ -19,13 +20,15 @@ from synergy.wire.status import ErrorInterceptor
 
 __all__ = ["GRPC_OPTIONS", "ServingServer", "announce_listening", "channel_options", "start_server"]
 
-#: Keepalive so that a peer that vanished is noticed on long-lived frame streams.
+#: Keepalive so that a peer that vanished is noticed on long-lived frame streams; messages up
+#: to 64 MiB because SubmitApp and Deploy carry whole ONNX models (frames are chunked far below).
 GRPC_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
 )
 
 
@@ -36,13 +39,13 @@ def channel_options() -> list[tuple[str, int]]:
 class ServingServer:
     """A started server with its bound port and its health servicer."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.HealthServicer) -> None:
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health_aio.HealthServicer) -> None:
         self.server = server
         self.port = port
         self.health = health_servicer
 
     async def stop(self, grace_s: float) -> None:
-        self.health.enter_graceful_shutdown()
+        await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
 
 
@@ -56,7 +59,7 @@ async def start_server(
     servicer) with the full service name used for health and reflection.
     """
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=list(GRPC_OPTIONS))
-    health_servicer = health.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for _, name in registrations]
     for register, _ in registrations:
@@ -70,7 +73,7 @@ async def start_server(
         raise Unavailable(f"cannot listen on {bind}: address in use or not available")
     await server.start()
     for name in ["", *names]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return ServingServer(server, port, health_servicer)
 
 
