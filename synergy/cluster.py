@@ -152,6 +152,19 @@ class LocalCluster:
         )
         await asyncio.gather(*(self.start_agent(spec) for spec in self.agent_specs))
 
+    async def restart_coordinator(self) -> None:
+        """Stop the coordinator and start it again on the same address (agents must rejoin)."""
+        if self.coordinator is None:
+            raise Unavailable("the cluster is not started")
+        address = self.coordinator.address
+        await self._stop(self.coordinator)
+        self.coordinator = await _spawn(
+            "coordinator",
+            ["--log-level", self.log_level, "coordinator", *self.coordinator_args, "--bind", address],
+            self.log_dir,
+            self._env,
+        )
+
     async def start_agent(self, spec: AgentProcessSpec) -> ManagedProcess:
         args = ["--log-level", self.log_level, "agent", "--coordinator", self.address, *self.agent_args, *spec.args]
         managed = await _spawn(spec.name, args, self.log_dir, self._env)

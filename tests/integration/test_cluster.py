@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
 from synergy.cluster import LocalCluster
 from synergy.sdk import AppRequest, SynergyClient
-from synergy.v1 import common_pb2
+from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from synergy.wire.tensors import array_from_proto
 from tests.integration.conftest import EARBUD, GLASSES, RING, THREE_DEVICES, WATCH, model_input, whole_model_output
 
@@ -126,3 +127,22 @@ async def test_killed_agent_leads_to_a_new_plan_and_results_flow_again(log_dir: 
             results = await collect(client, [app.app_id], per_app=3, timeout_s=60, min_epoch=after.epoch)
             fresh = [r for r in results[app.app_id] if not r.dropped and r.epoch >= after.epoch]
             assert len(fresh) >= 3, "results did not flow again on the new plan"
+
+
+async def test_agents_rejoin_a_restarted_coordinator(log_dir: Path) -> None:
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=10))
+        await cluster.restart_coordinator()
+        # Agents notice the lost lease, back off and register again...
+        await cluster.wait_for_devices(3, timeout_s=30)
+        # ...dropping what the old coordinator had deployed (the new one knows no apps).
+        for name, agent in cluster.agents.items():
+            async with grpc.aio.insecure_channel(agent.address) as channel:
+                status = await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest())
+            assert list(status.loaded_epochs) == [], (name, status.loaded_epochs)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=10))
+            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            await collect(client, [app.app_id], per_app=3, timeout_s=60)
