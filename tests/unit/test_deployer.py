@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 
-from coordinator.deployer import DeployFailed, Deployer, DeviceDeployment
+from coordinator.deployer import Deployer, DeployFailed, DeviceDeployment
 from synergy.v1 import agent_pb2
 
 
