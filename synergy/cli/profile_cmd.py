@@ -1,12 +1,14 @@
 """``synergy profile``: a model read as the MAX7800x runs it, layer by layer, and where it fits.
 
     synergy profile MODEL [--board B] [--json]
+    synergy profile --all [--board B] [--json]
     synergy profile --list
 
 MODEL is a zoo name or an ``.onnx`` file. The table shows every hardware layer (op, input and
 output shape, weight / bias / output bytes, cycles, microseconds at the board's CNN clock),
 the totals, and for every known board whether the whole model fits and why not. ``--json``
-prints one object for scripts (see :func:`profile_json`). The exit status is 0 whenever the
+prints one object for scripts (see :func:`profile_json`). ``--all`` profiles every zoo model
+and prints one summary row each (with ``--json``: a list of the objects) plus the time taken. The exit status is 0 whenever the
 model could be profiled, whatever the verdict; 2 for a model or board that cannot be read.
 """
 
@@ -50,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--list", action="store_true", help="print the zoo's model names and exit")
+    parser.add_argument("--all", action="store_true", help="profile every zoo model: one summary row each")
     parser.set_defaults(func=run)
 
 
@@ -151,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(ZOO_NAMES))
         return EXIT_OK
+    if args.all:
+        return _run_all(args)
     if not args.model:
-        print("synergy profile: error: MODEL is required (or --list)", file=sys.stderr)
+        print("synergy profile: error: MODEL is required (or --all, --list)", file=sys.stderr)
         return EXIT_BAD_INPUT
     started = time.perf_counter()
     try:
@@ -168,4 +173,40 @@ def run(args: argparse.Namespace) -> int:
     print(output)
     elapsed_ms = (time.perf_counter() - started) * MILLISECONDS
     print(f"profiled in {elapsed_ms:.0f} ms", file=sys.stderr)
+    return EXIT_OK
+
+
+def _summary_row(hw: HardwareModel, board: BoardProfile) -> tuple[object, ...]:
+    times = partition_times(hw, 0, len(hw.layers) - 1, board)
+    report = _whole(hw, board)
+    return (
+        hw.name,
+        len(hw.layers),
+        sum(layer.weights for layer in hw.layers),
+        hw.weight_bytes,
+        hw.total_cycles,
+        times.accelerator_s * MICROSECONDS,
+        "yes" if report.fits else "no: " + "; ".join(report.reasons),
+    )
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    """Every zoo model on one board, timed as a whole (models built, analysed and checked)."""
+    from synergy.models.zoo import ZOO_NAMES, build_model
+
+    started = time.perf_counter()
+    try:
+        board = load_board(args.board)
+        models = [analyze_model(build_model(name), name) for name in ZOO_NAMES]
+        if args.json:
+            output = json.dumps([profile_json(hw, board) for hw in models], indent=2)
+        else:
+            headers = ("model", "layers", "weights", "weight B", "cycles", "latency us", f"fits {board.name}")
+            output = render_table(headers, [_summary_row(hw, board) for hw in models])
+    except SynergyError as exc:
+        print(f"synergy profile: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    elapsed_ms = (time.perf_counter() - started) * MILLISECONDS
+    print(output)
+    print(f"profiled {len(models)} models in {elapsed_ms:.0f} ms", file=sys.stderr)
     return EXIT_OK

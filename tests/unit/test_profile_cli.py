@@ -101,3 +101,13 @@ def test_onnx_file_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--list")
     assert code == 0 and out.split() == list(ZOO_NAMES)
+
+
+def test_all_profiles_every_zoo_model_and_prints_the_time(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--all", "--json")
+    assert code == 0
+    profiles = json.loads(out)
+    assert [p["model"] for p in profiles] == list(ZOO_NAMES)
+    verdicts = {p["model"]: p["fits"] for p in profiles}
+    assert verdicts["convnet5"] and not verdicts["mobilenetv2_075"]
+    assert "profiled 10 models in" in err
