@@ -8,8 +8,9 @@ MODEL is a zoo name or an ``.onnx`` file. The table shows every hardware layer (
 output shape, weight / bias / output bytes, cycles, microseconds at the board's CNN clock),
 the totals, and for every known board whether the whole model fits and why not. ``--json``
 prints one object for scripts (see :func:`profile_json`). ``--all`` profiles every zoo model
-and prints one summary row each (with ``--json``: a list of the objects) plus the time taken. The exit status is 0 whenever the
-model could be profiled, whatever the verdict; 2 for a model or board that cannot be read.
+and prints one summary row each (with ``--json``: a list of the objects) plus the time taken.
+The exit status is 0 whenever the model could be profiled, whatever the verdict; 2 for a model
+or board that cannot be read.
 """
 
 from __future__ import annotations
