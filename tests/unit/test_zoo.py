@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -15,14 +16,19 @@ from numpy.typing import NDArray
 from onnx import numpy_helper
 
 from synergy.errors import NotFound
+from synergy.hardware.analysis import analyze_model
+from synergy.hardware.boards import MAX78000, BoardProfile
+from synergy.hardware.checker import check_partition
+from synergy.hardware.model import HardwareModel
 from synergy.models.zoo import ZOO_NAMES, _cached_model, build_model, describe
 from synergy.models.zoo.builder import WEIGHT_BITS_KEY, layer_outputs, sample_input, with_layer_outputs
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm")
 
 #: name -> (hardware layers, weight parameters, bias parameters, weight bytes at their bit widths).
-#: HARDWARE.md §5 gives the first eight; the *_nodw counts are what full 3x3 convs in place of
-#: the depthwise ones produce (HARDWARE.md states none).
+#: HARDWARE.md §5 gives the first eight; it states none for the *_nodw variants, whose counts
+#: are those of the depthwise-free blocks of docs/models.md "No-depthwise variants" (full 3x3
+#: in -> in + 1x1 project; EfficientNetV2 head 512, MobileNetV2 head at 4 bit).
 EXPECTED = {
     "convnet5": (5, 71_148, 10, 71_148),
     "kws20_v3": (9, 169_472, 0, 169_472),
@@ -32,8 +38,8 @@ EXPECTED = {
     "unet": (19, 278_176, 908, 278_176),
     "efficientnetv2": (33, 753_952, 5_236, 753_952),
     "mobilenetv2_075": (73, 1_341_960, 0, 1_341_960),
-    "efficientnetv2_nodw": (33, 6_085_984, 5_236, 6_085_984),
-    "mobilenetv2_075_nodw": (73, 24_186_120, 0, 24_186_120),
+    "efficientnetv2_nodw": (29, 682_080, 2_148, 682_080),
+    "mobilenetv2_075_nodw": (57, 1_058_680, 0, 943_480),
 }
 
 
@@ -231,7 +237,7 @@ def test_depthwise_convs_only_in_the_depthwise_variants(name: str, depthwise: in
 
 
 def test_stride_two_is_a_max_pool_before_a_stride_one_conv() -> None:
-    for name in ("convnet5", "simplenet", "mobilenetv2_075"):
+    for name in ("convnet5", "simplenet", "mobilenetv2_075", "mobilenetv2_075_nodw"):
         model = build_model(name)
         for node in model.graph.node:
             if node.op_type in ("Conv", "MaxPool", "AveragePool"):
@@ -240,3 +246,88 @@ def test_stride_two_is_a_max_pool_before_a_stride_one_conv() -> None:
                     assert set(attrs["strides"]) == {1}
                 else:
                     assert "pads" not in attrs
+
+
+#: MAX78000 boards HARDWARE.md §5 splits each depthwise-free variant over (the paper's split).
+NODW_BOARDS = {"efficientnetv2_nodw": 2, "mobilenetv2_075_nodw": 4}
+
+
+def _grow_partitions(model: HardwareModel, board: BoardProfile) -> list[tuple[int, int]]:
+    """Cut points by growing each partition while the checker accepts it (fewest partitions:
+    a sub-range of a fitting range fits too)."""
+    ranges: list[tuple[int, int]] = []
+    first, count = 0, len(model.layers)
+    while first < count:
+        alone = check_partition(model, first, first, board)
+        assert alone.fits, f"layer {first} alone does not fit {board.name}: {alone.reasons}"
+        last = first
+        while last + 1 < count and check_partition(model, first, last + 1, board).fits:
+            last += 1
+        ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
+@pytest.mark.parametrize(
+    ("name", "block_inputs"),
+    [
+        ("efficientnetv2_nodw", [48, 96, 96, 128]),
+        ("mobilenetv2_075_nodw", [24, 12, 20, 20, 24, 24, 24, 48, 48, 48, 48, 72, 72, 72, 120, 120, 120]),
+    ],
+)
+def test_nodw_variants_have_no_depthwise_conv(name: str, block_inputs: list[int]) -> None:
+    """Every depthwise conv of the original (4 and 17) became one full 3x3 conv in -> in on the
+    block's input channels, without the expansion."""
+    model = build_model(name)
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    for node in convs:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["group"] == 1, node.name
+    hardware = analyze_model(model, name)
+    assert not any(layer.depthwise for layer in hardware.layers)
+    inits = _initializers(model)
+    shapes = [inits[node.input[1]].shape for node in convs]
+    square_3x3 = [shape[0] for shape in shapes if shape[2:] == (3, 3) and shape[0] == shape[1]]
+    assert square_3x3 == block_inputs
+
+
+@pytest.mark.parametrize(
+    ("name", "bits"),
+    [("efficientnetv2_nodw", {8: 20}), ("mobilenetv2_075_nodw", {8: 36, 4: 1})],
+)
+def test_nodw_weight_bits(name: str, bits: dict[int, int]) -> None:
+    """8-bit throughout, except MobileNetV2's 1x1 head 240 -> 960 at 4 bit."""
+    model = build_model(name)
+    widths = json.loads(_metadata(model)[WEIGHT_BITS_KEY])
+    counts: dict[int, int] = {}
+    for width in widths.values():
+        counts[width] = counts.get(width, 0) + 1
+    assert counts == bits
+    inits = _initializers(model)
+    low = [name for name, width in widths.items() if width != 8]
+    assert all(inits[weight].shape[:2] == (960, 240) for weight in low)
+
+
+@pytest.mark.parametrize("name", sorted(NODW_BOARDS))
+def test_nodw_variants_split_over_max78000_boards(name: str) -> None:
+    """HARDWARE.md §5: EfficientNetV2 over 2 MAX78000s, MobileNetV2-0.75 over 4."""
+    hardware = analyze_model(build_model(name), name)
+    ranges = _grow_partitions(hardware, MAX78000)
+    assert len(ranges) <= NODW_BOARDS[name], ranges
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(hardware.layers) - 1
+    assert all(left[1] + 1 == right[0] for left, right in itertools.pairwise(ranges))
+    for first, last in ranges:
+        report = check_partition(hardware, first, last, MAX78000)
+        assert report.fits, (first, last, report.reasons)
+        layers = hardware.layers[first : last + 1]
+        assert sum(layer.weight_bytes for layer in layers) <= MAX78000.weight_bytes
+        assert len(layers) <= MAX78000.max_layers
+
+
+@pytest.mark.parametrize("name", ["efficientnetv2", "mobilenetv2_075"])
+def test_depthwise_originals_do_not_fit_a_max78000(name: str) -> None:
+    hardware = analyze_model(build_model(name), name)
+    depthwise = [layer.index for layer in hardware.layers if layer.depthwise]
+    assert depthwise
+    report = check_partition(hardware, depthwise[0], depthwise[0], MAX78000)
+    assert not report.fits and any("depthwise" in reason for reason in report.reasons)

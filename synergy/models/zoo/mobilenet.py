@@ -14,6 +14,19 @@ block keeps its shape, a passthrough layer copies the block input after the proj
 standalone add layer sums both, as in the vendor's ai87-cifar100-mobilenet-v2-0.75.yaml
 (73 layers). The classifier is a 1x1 conv 960 -> 100 with a fused 4x4 average pool and 32-bit
 output.
+
+No-depthwise variant (``mobilenetv2_075_nodw``), for MAX78000s, which have no depthwise conv
+(docs/models.md, "No-depthwise variants"). A full 3x3 on the *expanded* channels (the literal
+reading) grows with their square: 24.2 M weights, one 720 -> 720 alone 4.67 M, over ten
+MAX78000s' worth. Instead a bottleneck drops its expansion: one full 3x3 conv ``in -> in``
+(ReLU, a stride of 2 still a 2x2 max-pool fused before it) replaces the 1x1 expand and the
+depthwise 3x3, then the unchanged 1x1 project ``in -> out`` (no activation), with the
+passthrough + add residual where the block keeps its shape. The block keeps its spatial mixing
+and about its size (``9 in^2 + in * out`` weights against ``6 in^2 + 54 in + 6 in * out``:
+144,000 against 179,280 for 120 -> 120). Stem, head and classifier are unchanged. Weights are
+8-bit except the 1x1 head 240 -> 960, the largest layer (230,400 weights), at 4 bits: at 8 bits
+the tail (the stage-7 block, head and classifier) needs a fifth MAX78000. 57 layers, 1,058,680
+weights = 943,480 B; splits over four MAX78000s (tests/unit/test_zoo.py).
 """
 
 from __future__ import annotations
@@ -29,6 +42,9 @@ CIFAR100_CLASSES = 100
 STEM_CHANNELS = 24
 HEAD_CHANNELS = 960
 CLASSIFIER_POOL = 4
+HEAD_BITS = 8
+#: Weight bits of the no-depthwise variant's head (the rest is 8-bit; module docstring).
+NODW_HEAD_BITS = 4
 
 #: (repeats, out channels, stride, expansion) of the seven bottleneck stages.
 STAGES: tuple[tuple[int, int, int, int], ...] = (
@@ -46,14 +62,18 @@ def _bottleneck(
     builder: ModelBuilder, x: str, out_channels: int, stride: int, expansion: int, depthwise: bool
 ) -> str:
     in_channels = builder.shape(x)[1]
-    hidden = in_channels * expansion
+    pool = Pool("max") if stride == 2 else None
     h = x
-    if expansion != 1:
-        h = builder.layer(h, Conv(hidden, 1, pad=0))
-    # Without depthwise support the 3x3 stage becomes a full hidden -> hidden conv.
-    h = builder.layer(
-        h, Conv(hidden, 3, pad=1, depthwise=depthwise), pool=Pool("max") if stride == 2 else None
-    )
+    if depthwise:
+        hidden = in_channels * expansion
+        if expansion != 1:
+            h = builder.layer(h, Conv(hidden, 1, pad=0))
+        h = builder.layer(h, Conv(hidden, 3, pad=1, depthwise=True), pool=pool)
+    else:
+        # No depthwise (MAX78000): one full 3x3 in -> in, no expansion, replaces the 1x1 expand
+        # and the 3x3 depthwise; the full 3x3 on the expanded channels would be 6 * 6 = 36 times
+        # the weights (module docstring, docs/models.md "No-depthwise variants").
+        h = builder.layer(h, Conv(in_channels, 3, pad=1), pool=pool)
     h = builder.layer(h, Conv(out_channels, 1, pad=0), relu=False)
     if stride == 1 and in_channels == out_channels:
         return builder.add(h, builder.passthrough(x))
@@ -66,7 +86,7 @@ def _build(name: str, seed: int, description: str, depthwise: bool) -> onnx.Mode
     for repeats, out_channels, stride, expansion in STAGES:
         for repeat in range(repeats):
             x = _bottleneck(builder, x, out_channels, stride if repeat == 0 else 1, expansion, depthwise)
-    x = builder.layer(x, Conv(HEAD_CHANNELS, 1, pad=0))
+    x = builder.layer(x, Conv(HEAD_CHANNELS, 1, pad=0), bits=HEAD_BITS if depthwise else NODW_HEAD_BITS)
     logits = builder.layer(
         x,
         Conv(CIFAR100_CLASSES, 1, pad=0),
@@ -84,5 +104,6 @@ def build_mobilenetv2_075(seed: int, description: str) -> onnx.ModelProto:
 
 
 def build_mobilenetv2_075_nodw(seed: int, description: str) -> onnx.ModelProto:
-    """The same layers with full 3x3 convs in place of the 17 depthwise ones."""
+    """Without depthwise convs (module docstring): 57 layers, 1,058,680 weights, 8-bit with a
+    4-bit head = 943,480 B; splits over four MAX78000s."""
     return _build("mobilenetv2_075_nodw", seed, description, depthwise=False)
