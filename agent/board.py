@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from synergy.errors import DoesNotFit, InvalidArgument
+from synergy.errors import DoesNotFit, InvalidArgument, NotFound
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.checker import check_partition
@@ -38,6 +38,8 @@ class PartitionSpec:
     onnx: bytes
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: sha256 of the ONNX bytes; with empty ``onnx`` it names a partition already loaded here.
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,15 @@ class EmulatedBoard:
 
     def load(self, spec: PartitionSpec, label: str) -> LoadedPartition:
         """Check the partition against this board and prepare it; refuses with the reason."""
+        if not spec.onnx:
+            # Sent without bytes: the coordinator believes this board still holds it.
+            if spec.digest not in self._loaded:
+                raise NotFound(f"{label}: partition {spec.digest[:12]} is not loaded here; send its ONNX bytes")
+            self._refs[spec.digest] += 1
+            return self._loaded[spec.digest]
         key = hashlib.sha256(spec.onnx).hexdigest()
+        if spec.digest and spec.digest != key:
+            raise InvalidArgument(f"{label}: partition bytes do not match their digest {spec.digest[:12]}")
         if key in self._loaded:
             self._refs[key] += 1
             return self._loaded[key]

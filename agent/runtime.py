@@ -164,6 +164,7 @@ class Runtime:
                 onnx=p.onnx,
                 inputs=tuple(spec_from_meta(m) for m in p.inputs),
                 outputs=tuple(spec_from_meta(m) for m in p.outputs),
+                digest=p.digest,
             )
             check_matches(inputs, spec_p.inputs)
             partition = self.board.load(spec_p, f"{a.model} {label}")

@@ -9,12 +9,12 @@ cut after the last layer run so far (skip connections included).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from coordinator.models import StoredPartition
 from synergy.errors import FailedPrecondition
 from synergy.hardware.model import HardwareModel
-from synergy.models.partition import Partition
 from synergy.types import AppSpec, DeviceSpec, ExecutionPlan
 from synergy.v1 import agent_pb2
 from synergy.wire.convert import device_to_proto
@@ -65,10 +65,15 @@ def segments_to_assignments(
     plan: ExecutionPlan,
     model: HardwareModel,
     devices: Mapping[str, DeviceSpec],
-    partition_for: Callable[[int, int], Partition],
+    partition_for: Callable[[int, int], StoredPartition],
     source_rate_hz: float,
+    held: Mapping[str, Collection[str]],
 ) -> dict[str, list[agent_pb2.Assignment]]:
-    """Every device's Deploy assignments for this app, keyed by device id."""
+    """Every device's Deploy assignments for this app, keyed by device id.
+
+    ``held`` names, per device, the partition digests it already holds: those travel without
+    their ONNX bytes.
+    """
     if plan.stages and plan.stages[-1].last_layer != len(model.layers) - 1:
         raise FailedPrecondition(f"app {app.app_id}: the plan does not run every layer of {model.name}")
     segments = build_segments(plan)
@@ -86,14 +91,17 @@ def segments_to_assignments(
             assignment.sensor_type = app.source_type
             assignment.rate_hz = source_rate_hz
         if segment.layers is not None:
-            part = partition_for(*segment.layers)
+            stored = partition_for(*segment.layers)
+            part = stored.partition
+            already_there = stored.digest in held.get(segment.device_id, ())
             assignment.partition.CopyFrom(
                 agent_pb2.Partition(
                     first_layer=part.first,
                     last_layer=part.last,
-                    onnx=part.onnx,
+                    onnx=b"" if already_there else part.onnx,
                     inputs=[spec_to_meta(t) for t in part.inputs],
                     outputs=[spec_to_meta(t) for t in part.outputs],
+                    digest=stored.digest,
                 )
             )
         if segment.delivers:

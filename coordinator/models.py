@@ -20,7 +20,7 @@ from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model, model_from_bytes
 from synergy.models.partition import Partition, split_model
 
-__all__ = ["LoadedModel", "ModelStore"]
+__all__ = ["LoadedModel", "ModelStore", "StoredPartition", "check_runnable_somewhere"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,18 @@ class LoadedModel:
     hardware: HardwareModel
 
 
+@dataclass(frozen=True)
+class StoredPartition:
+    """A cut sub-model and the sha256 of its ONNX bytes (how agents recognise what they hold)."""
+
+    partition: Partition
+    digest: str
+
+
 class ModelStore:
     def __init__(self) -> None:
         self._models: dict[str, tuple[onnx.ModelProto, LoadedModel]] = {}
-        self._partitions: dict[tuple[str, int, int], Partition] = {}
+        self._partitions: dict[tuple[str, int, int], StoredPartition] = {}
 
     def load(self, *, zoo_name: str = "", onnx_bytes: bytes = b"", display_name: str = "") -> LoadedModel:
         """Parse, check and analyse a model given as a zoo name or as ONNX bytes."""
@@ -57,14 +65,17 @@ class ModelStore:
         self._models[digest] = (proto, loaded)
         return loaded
 
-    def partition(self, model: LoadedModel, first: int, last: int) -> Partition:
+    def partition(self, model: LoadedModel, first: int, last: int) -> StoredPartition:
         key = (model.digest, first, last)
-        part = self._partitions.get(key)
-        if part is None:
-            proto = self._models[model.digest][0]
+        stored = self._partitions.get(key)
+        if stored is None:
+            cached = self._models.get(model.digest)
+            # A model forgotten while a re-plan was still using it is parsed again.
+            proto = cached[0] if cached is not None else onnx.load_from_string(model.onnx_bytes)
             part = split_model(proto, model.hardware, first, last)
-            self._partitions[key] = part
-        return part
+            stored = StoredPartition(part, hashlib.sha256(part.onnx).hexdigest())
+            self._partitions[key] = stored
+        return stored
 
     def forget(self, digest: str) -> None:
         """Drop a model nobody uses any more (and its partitions)."""

@@ -77,6 +77,8 @@ class Coordinator:
         self._changed = asyncio.Condition()
         self._dirty = asyncio.Event()
         self._deployed_key: tuple[Any, ...] = ()
+        #: Per device: (lease id, partition digests) of the deployed epoch — what it holds.
+        self._held: dict[str, tuple[str, frozenset[str]]] = {}
         self._infer_seq: dict[str, int] = {}
         self._stopped = False
 
@@ -184,14 +186,16 @@ class Coordinator:
 
     async def submit(self, spec: AppSpec, model: LoadedModel) -> AppRecord:
         self.validate_app(spec, model)
-        record = AppRecord(spec, model.onnx_bytes, model.hardware)
+        record = AppRecord(spec, model)
         self.vcs.add_app(record)
         log.info("app_submitted", app=spec.app_id, model=model.name, source=spec.source_type, target=spec.target_type)
         await self.wait_for_plan(self.request_replan())
         return record
 
     async def remove(self, app_id: str) -> None:
-        self.vcs.remove_app(app_id)
+        removed = self.vcs.remove_app(app_id)
+        if all(a.model.digest != removed.model.digest for a in self.vcs.apps.values()):
+            self.models.forget(removed.model.digest)
         log.info("app_removed", app=app_id)
         await self.wait_for_plan(self.request_replan())
 
@@ -273,7 +277,7 @@ class Coordinator:
         apps = list(self.vcs.apps.values())
         specs = [a.spec for a in apps]
         devices = self._planning_devices(specs)
-        planning_apps = [PlanningApp(a.spec, a.model) for a in apps]
+        planning_apps = [PlanningApp(a.spec, a.model.hardware) for a in apps]
         plan = await asyncio.to_thread(self.planner, devices, planning_apps)
         key = self._deployment_key(plan)
         for record in apps:
@@ -291,6 +295,8 @@ class Coordinator:
             if d in self.vcs.devices and self.vcs.devices[d].online
         }
         await self.deployer.deploy(epoch, deployments, self.vcs.plan.epoch, previous)
+        self._count_moves(deployments)
+        self._held = {d.device_id: self._lease_digests(d) for d in deployments}
         self.vcs.plan = replace(plan, epoch=epoch)
         self._deployed_key = key
         self.stats.epoch = epoch
@@ -321,9 +327,14 @@ class Coordinator:
     ) -> list[DeviceDeployment]:
         by_app = {a.spec.app_id: a for a in apps}
         per_device: dict[str, list[Any]] = {}
+        # What each agent holds from the epoch being replaced, if it is still the same agent.
+        held = {
+            device: digests
+            for device, (lease_id, digests) in self._held.items()
+            if device in self.vcs.devices and self.vcs.devices[device].lease.lease_id == lease_id
+        }
         for exec_plan in plan.plans:
             record = by_app[exec_plan.app_id]
-            loaded = self.models.load(onnx_bytes=record.onnx, display_name=record.model.name)
             source = devices[exec_plan.source_device].sensor(record.spec.source_type)
             if source is None:
                 raise PlanningError(f"app {exec_plan.app_id}: source device has no {record.spec.source_type} sensor")
@@ -331,11 +342,32 @@ class Coordinator:
             if record.spec.max_rate_hz > 0:
                 rate = min(rate, record.spec.max_rate_hz)
             assignments = segments_to_assignments(
-                record.spec, exec_plan, record.model, devices, functools.partial(self.models.partition, loaded), rate
+                record.spec,
+                exec_plan,
+                record.model.hardware,
+                devices,
+                functools.partial(self.models.partition, record.model),
+                rate,
+                held,
             )
             for device_id, items in assignments.items():
                 per_device.setdefault(device_id, []).extend(items)
         return [DeviceDeployment(d, devices[d].address, tuple(items)) for d, items in per_device.items()]
+
+    def _lease_digests(self, deployment: DeviceDeployment) -> tuple[str, frozenset[str]]:
+        lease = self.vcs.devices[deployment.device_id].lease.lease_id
+        return lease, frozenset(a.partition.digest for a in deployment.assignments if a.HasField("partition"))
+
+    def _count_moves(self, deployments: Sequence[DeviceDeployment]) -> None:
+        for deployment in deployments:
+            for assignment in deployment.assignments:
+                if not assignment.HasField("partition"):
+                    continue
+                if assignment.partition.onnx:
+                    self.stats.partitions_sent += 1
+                    self.stats.partition_bytes_sent += len(assignment.partition.onnx)
+                else:
+                    self.stats.partitions_reused += 1
 
     def plan_source_device(self, app_id: str) -> DeviceSpec:
         record = self.vcs.app(app_id)

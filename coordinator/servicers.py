@@ -78,7 +78,7 @@ def _app_to_proto(record: AppRecord, coordinator: Coordinator) -> common_pb2.App
         spec=app_spec_to_proto(record.spec),
         state=common_pb2.APP_STATE_RUNNING if running else common_pb2.APP_STATE_WAITING,
         reason=record.reason,
-        layers=len(record.model.layers),
+        layers=len(record.model.hardware.layers),
         stats=common_pb2.AppStats(
             frames_delivered=record.stats.delivered,
             frames_dropped=record.stats.dropped,
@@ -152,7 +152,7 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
                 f"submitted with source type {CLIENT_SOURCE!r}"
             )
         received = [array_from_proto(t)[0] for t in request.inputs]
-        check_matches(received, record.model.inputs)
+        check_matches(received, record.model.hardware.inputs)
         device = self._c.plan_source_device(request.app_id)
         seq = self._c.next_infer_seq(request.app_id)
         waiter = self._c.results.expect(request.app_id, seq)

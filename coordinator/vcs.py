@@ -11,8 +11,8 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+from coordinator.models import LoadedModel
 from synergy.errors import AlreadyExists, InvalidArgument, NotFound
-from synergy.hardware.model import HardwareModel
 from synergy.types import AppSpec, DeviceSpec, JointPlan
 from synergy.v1 import common_pb2
 
@@ -75,8 +75,7 @@ class AppStatsWindow:
 @dataclass
 class AppRecord:
     spec: AppSpec
-    onnx: bytes
-    model: HardwareModel
+    model: LoadedModel
     #: Why the app is not running, empty while it runs.
     reason: str = "not planned yet"
     stats: AppStatsWindow = field(default_factory=AppStatsWindow)

@@ -28,18 +28,20 @@ class Peer(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., address: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.Link, _Mapping]] = ...) -> None: ...
 
 class Partition(_message.Message):
-    __slots__ = ("first_layer", "last_layer", "onnx", "inputs", "outputs")
+    __slots__ = ("first_layer", "last_layer", "onnx", "inputs", "outputs", "digest")
     FIRST_LAYER_FIELD_NUMBER: _ClassVar[int]
     LAST_LAYER_FIELD_NUMBER: _ClassVar[int]
     ONNX_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     first_layer: int
     last_layer: int
     onnx: bytes
     inputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.TensorMeta]
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.TensorMeta]
-    def __init__(self, first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., onnx: _Optional[bytes] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ...) -> None: ...
+    digest: str
+    def __init__(self, first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., onnx: _Optional[bytes] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("app_id", "segment", "sensor_type", "rate_hz", "inputs", "partition", "output_type", "next", "model")

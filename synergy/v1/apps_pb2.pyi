@@ -72,7 +72,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CoordinatorStats(_message.Message):
-    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures")
+    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_BYTES_RELAYED_FIELD_NUMBER: _ClassVar[int]
     RESULT_BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,9 @@ class CoordinatorStats(_message.Message):
     RESULTS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     REPLANS_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_SENT_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_REUSED_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     activation_bytes_relayed: int
     result_bytes_received: int
@@ -87,4 +90,7 @@ class CoordinatorStats(_message.Message):
     results_received: int
     replans: int
     deploy_failures: int
-    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ...) -> None: ...
+    partitions_sent: int
+    partitions_reused: int
+    partition_bytes_sent: int
+    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ..., partitions_sent: _Optional[int] = ..., partitions_reused: _Optional[int] = ..., partition_bytes_sent: _Optional[int] = ...) -> None: ...

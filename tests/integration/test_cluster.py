@@ -146,3 +146,21 @@ async def test_agents_rejoin_a_restarted_coordinator(log_dir: Path) -> None:
             app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=10))
             assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
             await collect(client, [app.app_id], per_app=3, timeout_s=60)
+
+
+async def test_a_new_epoch_moves_only_what_changed(log_dir: Path) -> None:
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            first = await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=5))
+            before = await client.stats()
+            plan = (await client.get_plan()).plan_for(first.app_id)
+            assert plan is not None
+            await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=5))
+            after = await client.stats()
+            again = (await client.get_plan()).plan_for(first.app_id)
+    assert again == plan, "the first app's placement did not need to change"
+    assert after.epoch == before.epoch + 1
+    # The first app's partitions stayed loaded on their agents: no bytes travelled for them.
+    assert after.partitions_reused - before.partitions_reused == len(plan.stages)
+    assert after.partitions_sent > before.partitions_sent
