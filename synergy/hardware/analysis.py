@@ -14,8 +14,11 @@ board (depthwise, dilation, memories, layer count) are not errors here: the part
 Conventions of the result: shapes include the batch dimension of 1; a layer's ``in_shape`` is
 the data entering its pooling / op (the concatenation for a Concat, one operand for an
 element-wise layer, the tensor before Flatten for a Linear); a tensor travels as int8 when the
-graph clamps it (or it is the graph input, or a copy / max-pool of int8 data), as float32
-otherwise (a wide last layer, a graph that does not emulate the chip's numerics).
+graph rounds and clamps it to [-128, 127] (or it is the graph input, or a copy / max-pool of
+int8 data), as float32 otherwise (a wide last layer, a float model exported from PyTorch that
+does not emulate the chip's numerics). A partition's sub-model says in its metadata
+(:data:`PARTITION_KEY`) how its inputs travel and whether it ends the model, so analysing it
+again gives the same layers as the whole model's analysis.
 
 Analyses are cached by the model's skeleton (its bytes without weight values, which the
 analysis does not depend on), so asking twice costs a hash of a few kilobytes.
@@ -46,10 +49,16 @@ from synergy.hardware.layer_rules import LayerFacts, describe_layer
 from synergy.hardware.model import CpuOp, CutPoint, HardwareLayer, HardwareModel, TensorSpec
 from synergy.hardware.onnx_graph import GraphView, skeleton
 
-__all__ = ["WEIGHT_BITS_KEY", "analyze_model", "weight_bits_of"]
+__all__ = ["PARTITION_KEY", "WEIGHT_BITS_KEY", "analyze_model", "weight_bits_of"]
 
 #: metadata_props key holding {initializer name: bit width} (docs/models.md).
 WEIGHT_BITS_KEY = "synergy.weight_bits"
+#: metadata_props key of a partition's sub-model (:func:`synergy.models.partition.split_model`):
+#: a JSON object with the model's name, the layer range ``first``..``last``, the model's layer
+#: count ``layers`` and the wire dtype of every entering tensor ``inputs``. The analysis of the
+#: sub-model reads the last two so that it describes the partition's layers exactly as the
+#: whole model's analysis did (float32 cut tensors, no 32-bit output before the model's end).
+PARTITION_KEY = "synergy.partition"
 DEFAULT_WEIGHT_BITS = 8
 #: Analyses kept in memory (keyed by the model's bytes and name).
 CACHE_SIZE = 64
@@ -130,6 +139,27 @@ def weight_bits_of(model: onnx.ModelProto) -> dict[str, int]:
     return {}
 
 
+def _partition_of(model: onnx.ModelProto) -> tuple[dict[str, str], bool]:
+    """(wire dtype per graph input, whether the graph ends the model) from ``PARTITION_KEY``.
+
+    A whole model (no such metadata) has int8 inputs and ends the model.
+    """
+    for prop in model.metadata_props:
+        if prop.key == PARTITION_KEY:
+            try:
+                data = json.loads(prop.value)
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"metadata {PARTITION_KEY!r} is not JSON: {exc}") from exc
+            if not isinstance(data, dict):
+                raise ModelError(f"metadata {PARTITION_KEY!r} must be a JSON object")
+            inputs = data.get("inputs", {})
+            dtypes = {str(k): str(v) for k, v in inputs.items()} if isinstance(inputs, dict) else {}
+            last, layers = data.get("last"), data.get("layers")
+            ends = not (isinstance(last, int) and isinstance(layers, int)) or last >= layers - 1
+            return dtypes, ends
+    return {}, True
+
+
 @dataclass(frozen=True)
 class _Problem:
     #: Sort key: the layer the problem is in, or between (x.5).
@@ -145,6 +175,9 @@ class _Analysis:
         self.name = name
         self.view = GraphView(model, light)
         self.bits = weight_bits_of(model)
+        #: A partition's sub-model: how its inputs travel, and whether its last layer is the
+        #: model's last (the only one that may produce 32-bit output).
+        self.input_dtypes, self.ends_model = _partition_of(model)
         self.problems: list[_Problem] = []
         #: Stage of every dynamic tensor: the layer producing it (-1: input / CPU pre-work).
         self.stage: dict[str, int] = {}
@@ -159,7 +192,8 @@ class _Analysis:
         output_node = {view.producer[d.output]: i for i, d in enumerate(drafts)}
         for name in view.graph_inputs:
             self.stage[name] = -1
-            self.int8[name] = True
+            # Graph inputs are int8 samples (docs/models.md); a partition may receive float32.
+            self.int8[name] = self.input_dtypes.get(name, "int8") == "int8"
 
         layers: list[HardwareLayer] = []
         leftovers: list[int] = []
@@ -171,7 +205,7 @@ class _Analysis:
                 for out in node.output:
                     self.stage[out] = i
                 if index in output_node:
-                    layers.append(self._layer(i, drafts[i], last=i == len(drafts) - 1))
+                    layers.append(self._layer(i, drafts[i], last=self.ends_model and i == len(drafts) - 1))
                 continue
             leftovers.append(index)
             stage = max((self.stage.get(t, -1) for t in view.dynamic_inputs(index)), default=-1)
@@ -244,6 +278,11 @@ class _Analysis:
             )
         if op_type in POOL_NODES or op_type in ELTWISE_NODES:
             return "cannot be fused here (its input is read elsewhere too)"
+        if op_type == "BatchNormalization":
+            return (
+                "the accelerator cannot run a batch-norm between layers; it is folded into a Conv, "
+                "ConvTranspose or Gemm directly before it whose output it alone reads (fold it at export)"
+            )
         return (
             f"the accelerator cannot run {op_type}; the CPU runs work only before the first or after "
             "the last hardware layer"

@@ -6,7 +6,9 @@ Grouping works on the dataflow, not on the node order:
 1. every *op* node (Conv, ConvTranspose, Gemm, MatMul, Identity) anchors a layer; walking
    back from its data input it absorbs a Flatten (before a Linear), a pooling, an element-wise
    tree (pooled per operand or pooled after) or a Concat, as long as each absorbed tensor has
-   no other reader (a fused intermediate is never written to memory on the chip);
+   no other reader (a fused intermediate is never written to memory on the chip). A Linear
+   (Gemm, MatMul) never absorbs a pooling: the chip cannot pool in a Linear layer, so the
+   pooling (``MaxPool -> Flatten -> Gemm``, as PyTorch exports it) stays a layer of its own;
 2. element-wise, pooling and Concat nodes left over become standalone layers (element-wise
    or passthrough), grown the same way; they are taken downstream first so that
    ``Add -> MaxPool`` becomes one layer pooling after the element-wise operation;
@@ -154,7 +156,7 @@ class _Grouper:
                 tensor = self.view.dynamic_inputs(pool)[0]
         eltwise = self._fusable_producer(tensor, "eltwise")
         if eltwise is not None:
-            self._grow_eltwise(draft, eltwise, pool_operands=draft.pool is None)
+            self._grow_eltwise(draft, eltwise, pool_operands=allow_pool and draft.pool is None)
             return
         concat = self._fusable_producer(tensor, "concat")
         if concat is not None:
@@ -182,13 +184,16 @@ class _Grouper:
         inputs = view.dynamic_inputs(index)
         if inputs:
             tensor = inputs[0]
-            if view.nodes[index].op_type in LINEAR_NODES:
+            linear = view.nodes[index].op_type in LINEAR_NODES
+            if linear:
                 flatten = self._fusable_producer(tensor, "flatten")
                 if flatten is not None:
                     self._take(flatten)
                     draft.flatten = flatten
                     tensor = view.dynamic_inputs(flatten)[0]
-            self._grow_inputs(draft, tensor, allow_pool=True)
+            # A Linear layer cannot pool (HARDWARE.md §1): a pooling feeding it is left over
+            # and becomes a standalone pooling layer (passthrough with pooling) just before.
+            self._grow_inputs(draft, tensor, allow_pool=not linear)
         self._grow_post(draft, view.nodes[index].output[0])
         return draft
 

@@ -38,6 +38,12 @@ FLATTEN_MAX_INPUTS = 16_384
 FLATTEN_MAX_PIXELS = 256
 ALLOWED_WEIGHT_BITS = frozenset({1, 2, 4, 8})
 DEFAULT_WEIGHT_BITS = 8
+#: Nodes that make a layer's output integer (the chip rounds half up: Add 0.5, Floor).
+ROUNDING_NODES = frozenset({"Floor", "Round"})
+#: The chip concatenates along channels only.
+CONCAT_AXIS = 1
+#: A Linear reads a [batch, features] tensor (or flattens one).
+LINEAR_INPUT_RANK = 2
 #: The chip's activations are int8; its clamp after every layer.
 INT8_MIN = -128
 INT8_MAX = 127
@@ -142,6 +148,14 @@ class _Describer:
             self.problem(node_index, f"pooling window {kernel}; the chip pools 1..{POOL_MAX_WINDOW}")
         if any(not 1 <= s <= POOL_MAX_STRIDE for s in strides):
             self.problem(node_index, f"pooling stride {strides}; the chip supports 1..{POOL_MAX_STRIDE}")
+        if _int(node, "ceil_mode", 0) and kernel and len(strides) == len(kernel):
+            # ceil_mode only matters when it adds a partial window at the edge.
+            in_shape = self.view.shape(self.view.dynamic_inputs(node_index)[0])
+            whole = tuple((size - k) // s + 1 for size, k, s in zip(in_shape[2:], kernel, strides, strict=False))
+            if whole != tuple(self.view.shape(node.output[0])[2:]):
+                self.problem(
+                    node_index, "pooling with ceil_mode adds a partial window; the chip pools whole windows only"
+                )
         return POOL_NODES[node.op_type], kernel, strides
 
     def _pooling(self) -> None:
@@ -179,12 +193,27 @@ class _Describer:
             self.problem(draft.eltwise[0], f"element-wise operands of different shapes {sorted(shapes)}")
         self.fields.eltwise, self.fields.eltwise_operands = sorted(kinds)[0], operands
 
+    def _concat(self) -> None:
+        concat = self.draft.concat
+        if concat is None:
+            return
+        node = self.view.nodes[concat]
+        rank = len(self.view.shape(node.output[0]))
+        axis = _int(node, "axis", CONCAT_AXIS)
+        if axis % max(rank, 1) != CONCAT_AXIS:
+            self.problem(concat, f"Concat along axis {axis}; the chip concatenates channels (axis {CONCAT_AXIS})")
+
     def _post(self) -> tuple[bool, bool]:
-        """Activation and clamp; returns (clamped, has numerics other than a bias add)."""
+        """Activation and clamp; returns (clamped, has numerics other than a bias add).
+
+        Clamped means the output is an int8 value: clipped to [-128, 127] *and* rounded
+        (``Floor`` or ``Round``); a float model's clip alone leaves fractions, so it is not.
+        """
         view = self.view
         activations: list[str] = []
         clamped = False
         scaled = False
+        rounded = False
         for position, node_index in enumerate(self.draft.post):
             node = view.nodes[node_index]
             if node.op_type in ACTIVATION_NODES:
@@ -198,11 +227,12 @@ class _Describer:
                     self.problem(node_index, f"per-channel {node.op_type}; the chip scales a layer by one shift")
                 scaled = True
             else:
+                rounded = rounded or node.op_type in ROUNDING_NODES
                 scaled = True
         if len(activations) > 1:
             self.problem(self.draft.post[0], f"several activations {activations} in one layer")
         self.fields.activation = activations[0] if activations else "none"
-        return clamped, scaled
+        return clamped and rounded, scaled
 
     def _bias_add(self, position: int, op_type: str, shape: tuple[int, ...]) -> bool:
         """A per-channel Add right after a MatMul is the Linear layer's bias."""
@@ -228,7 +258,9 @@ class _Describer:
                 value = None if math.isnan(value) else value
             bounds.append(value)
         low, high = bounds
-        if low is None or high is None or low < INT8_MIN or high > INT8_MAX or low not in (INT8_MIN, 0):
+        # [-128, 127] is the chip's clamp; [0, 127] the same after a ReLU. Anything else (ReLU6
+        # is Clip(0, 6)) is an activation the chip does not have.
+        if low is None or high is None or high != INT8_MAX or low not in (INT8_MIN, 0):
             self.problem(node_index, f"Clip to [{low}, {high}] is not the chip's int8 clamp [-128, 127]")
             return False
         return True
@@ -255,6 +287,8 @@ class _Describer:
         node = self.view.nodes[node_index]
         weight = node.input[1]
         self._weights(weight, node.input[2] if len(node.input) > 2 and node.input[2] else None)
+        if self.view.constant_shape(weight) is None:
+            return  # reported by _weights; nothing more to say about its kernel
         kernel = tuple(self.view.constant_shape(weight) or ())[2:]
         spatial = len(kernel)
         strides = _ints(node, "strides", [1] * spatial)
@@ -264,7 +298,11 @@ class _Describer:
         if _string(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             self.problem(node_index, "auto_pad is not supported; give explicit pads")
         if any(s != CONV_STRIDE for s in strides):
-            self.problem(node_index, f"stride {strides}; the chip convolves with stride 1 (use a fused pooling)")
+            self.problem(
+                node_index,
+                f"stride {strides}; the chip convolves with stride 1 only: downsample with a pooling fused "
+                "before a stride-1 convolution instead (ai8x models use a 2x2 pooling; this changes the model)",
+            )
         if len(set(pads)) > 1:
             self.problem(node_index, f"asymmetric pads {pads}")
         pad = pads[0] if pads else 0
@@ -325,6 +363,12 @@ class _Describer:
             bias = None
         self._weights(weight, bias)
         self.fields.op, self.fields.kernel, self.fields.pad = "linear", (1, 1), 0
+        if self.draft.flatten is None and len(in_shape) != LINEAR_INPUT_RANK:
+            self.problem(
+                node_index,
+                f"{node.op_type} over a {len(in_shape)}-D tensor {in_shape}; the chip's Linear reads a flattened "
+                "[1, features] input (Flatten before it)",
+            )
         pixels = math.prod(in_shape[2:])
         if self.draft.flatten is not None and pixels > 1:
             self.fields.flatten = True
@@ -365,6 +409,7 @@ class _Describer:
         in_shape = view.shape(data_input)
         out_shape = view.shape(draft.output)
         self._eltwise()
+        self._concat()
         self._pooling()
         anchor = draft.anchor if draft.anchor is not None else -1
         op_type = view.nodes[anchor].op_type if anchor >= 0 else ""

@@ -1,8 +1,11 @@
 """Turn a model reference into a validated ONNX model: a zoo name, a file path, or uploaded bytes.
 
 Validation is the same on every path: the bytes must parse as an ONNX ``ModelProto`` and pass
-``onnx.checker``. Whether the model's operators can run on a board is the hardware analysis'
-business (:mod:`synergy.hardware.analysis`), not the loader's.
+``onnx.checker``. Files and uploaded bytes (models brought by the user, exported from PyTorch or
+the vendor's tools) are then normalised (:func:`synergy.models.importer.normalize_model`:
+batch-norm folded, dropout removed, ...); zoo models are built normal and are not. Whether the
+model's operators can run on a board is the hardware analysis' business
+(:mod:`synergy.hardware.analysis`), not the loader's.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from synergy.errors import ModelError, NotFound
+from synergy.models.importer import normalize_model
 from synergy.models.zoo import ZOO_NAMES, build_model
 
 __all__ = ["load_model", "model_from_bytes"]
 
 
 def model_from_bytes(data: bytes, name: str) -> onnx.ModelProto:
-    """Parse and check an ONNX model; ``name`` (a file or upload name) goes into the error."""
+    """Parse, check and normalise an ONNX model; ``name`` (a file or upload name) goes into errors."""
     if not data:
         raise ModelError(f"model {name!r} is empty (0 bytes), not an ONNX file")
     try:
@@ -31,7 +35,10 @@ def model_from_bytes(data: bytes, name: str) -> onnx.ModelProto:
     except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"model {name!r} is not a valid ONNX model: {problem}") from exc
-    return model
+    try:
+        return normalize_model(model)
+    except ModelError as exc:
+        raise ModelError(f"model {name!r}: {exc}") from exc
 
 
 def load_model(ref: str) -> tuple[onnx.ModelProto, str]:

@@ -11,7 +11,10 @@ onnxruntime accept and which, unlike an Identity node, keeps the tensor's name a
 hardware layer when the partition itself is analysed.
 
 Activations stay float32 in the sub-model (int8 values carried in float32, docs/models.md);
-the TensorSpecs say how they travel on the wire.
+the TensorSpecs say how they travel on the wire. The sub-model's metadata
+(:data:`~synergy.hardware.analysis.PARTITION_KEY`) records the layer range, the model's layer
+count and the entering tensors' wire dtypes, so analysing the sub-model gives back the same
+layers (a float32 cut stays float32; only the model's last layer outputs 32 bit).
 """
 
 from __future__ import annotations
@@ -23,15 +26,12 @@ import onnx
 from onnx import ModelProto, TensorProto, helper
 
 from synergy.errors import InvalidArgument, ModelError
-from synergy.hardware.analysis import WEIGHT_BITS_KEY, weight_bits_of
+from synergy.hardware.analysis import PARTITION_KEY, WEIGHT_BITS_KEY, weight_bits_of
 from synergy.hardware.costs import partition_cpu_ops
 from synergy.hardware.model import HardwareModel, TensorSpec
 from synergy.hardware.onnx_graph import node_ids
 
 __all__ = ["PARTITION_KEY", "Partition", "split_model"]
-
-#: metadata_props key recording which model and layer range a sub-model is.
-PARTITION_KEY = "synergy.partition"
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,17 @@ def split_model(model: onnx.ModelProto, hw: HardwareModel, first: int, last: int
     bits = {name: b for name, b in weight_bits_of(model).items() if name in used}
     if bits:
         metadata[WEIGHT_BITS_KEY] = json.dumps(bits, sort_keys=True)
-    metadata[PARTITION_KEY] = json.dumps({"model": hw.name, "first": first, "last": last})
+    # Which model and layer range this is; the layer count and the entering tensors' wire
+    # dtypes let the sub-model's own analysis describe its layers as the whole model's did.
+    metadata[PARTITION_KEY] = json.dumps(
+        {
+            "model": hw.name,
+            "first": first,
+            "last": last,
+            "layers": len(hw.layers),
+            "inputs": {t.name: t.dtype for t in inputs},
+        }
+    )
     helper.set_model_props(sub, metadata)
     try:
         onnx.checker.check_model(sub)
