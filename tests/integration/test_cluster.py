@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from synergy.cluster import LocalCluster
+from synergy.hardware.model import TensorSpec
 from synergy.sdk import AppRequest, SynergyClient
 from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from synergy.wire.tensors import array_from_proto
@@ -164,3 +165,31 @@ async def test_a_new_epoch_moves_only_what_changed(log_dir: Path) -> None:
     # The first app's partitions stayed loaded on their agents: no bytes travelled for them.
     assert after.partitions_reused - before.partitions_reused == len(plan.stages)
     assert after.partitions_sent > before.partitions_sent
+
+
+async def test_a_pytorch_style_onnx_file_runs_split_and_exact(log_dir: Path, tmp_path: Path) -> None:
+    """Bring your own model: a float (non-quantised) export, uploaded as a file, split over agents."""
+    import onnxruntime as ort
+
+    from synergy.models.importer import normalize_model
+    from tests.unit.test_byo_models import lenet
+
+    path = tmp_path / "lenet.onnx"
+    onnx_model = lenet()
+    path.write_bytes(onnx_model.SerializeToString())
+    reference = ort.InferenceSession(normalize_model(onnx_model).SerializeToString())
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("client", str(path), "display"))
+            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            assert app.spec.model == "lenet"
+            plan = (await client.get_plan()).plan_for(app.app_id)
+            assert plan is not None and len(plan.stages) >= 2
+            spec = TensorSpec(reference.get_inputs()[0].name, tuple(reference.get_inputs()[0].shape), "int8")
+            array = np.random.default_rng(5).integers(-64, 64, size=spec.shape).astype(np.int8)
+            result = await client.infer(app.app_id, {spec: array}, timeout_s=30)
+    assert not result.dropped, result.drop_reason
+    _, got = array_from_proto(result.tensors[0])
+    expected = reference.run(None, {spec.name: array.astype(np.float32)})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
