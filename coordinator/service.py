@@ -23,7 +23,14 @@ from coordinator.deployer import AgentClients, Deployer, DeployFailed, DeviceDep
 from coordinator.models import LoadedModel, ModelStore, check_runnable_somewhere
 from coordinator.results import ResultsHub
 from coordinator.vcs import CLIENT_SOURCE, AppRecord, VirtualComputingSpace
-from synergy.errors import FailedPrecondition, InvalidArgument, NotFound, PlanningError, ResourceExhausted
+from synergy.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PlanningError,
+    ResourceExhausted,
+    Unavailable,
+)
 from synergy.events import EventPublisher, MqttConfig
 from synergy.planning.api import Planner, PlanningApp
 from synergy.planning.registry import get_planner
@@ -189,7 +196,7 @@ class Coordinator:
         record = AppRecord(spec, model)
         self.vcs.add_app(record)
         log.info("app_submitted", app=spec.app_id, model=model.name, source=spec.source_type, target=spec.target_type)
-        await self.wait_for_plan(self.request_replan())
+        await self._replan_and_wait(f"app {spec.app_id} was accepted")
         return record
 
     async def remove(self, app_id: str) -> None:
@@ -197,7 +204,16 @@ class Coordinator:
         if all(a.model.digest != removed.model.digest for a in self.vcs.apps.values()):
             self.models.forget(removed.model.digest)
         log.info("app_removed", app=app_id)
-        await self.wait_for_plan(self.request_replan())
+        await self._replan_and_wait(f"app {app_id} was removed")
+
+    async def _replan_and_wait(self, what: str) -> None:
+        try:
+            await self.wait_for_plan(self.request_replan())
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"{what}, but the new plan is not deployed after {self.config.submit_timeout_s}s; "
+                "it will be (see `synergy apps`)"
+            ) from exc
 
     # -- results ---------------------------------------------------------------------------
 
