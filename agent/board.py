@@ -80,9 +80,15 @@ class Board(Protocol):
 class EmulatedBoard:
     """A MAX7800x emulated on the host: real limits, real numerics, optionally chip timing."""
 
-    def __init__(self, profile: BoardProfile, *, chip_timing: bool = True) -> None:
+    def __init__(self, profile: BoardProfile, *, chip_timing: bool = True, slowdown: float = 1.0) -> None:
+        if slowdown <= 0:
+            raise InvalidArgument(f"slowdown must be positive, got {slowdown}")
         self.profile = profile
         self.chip_timing = chip_timing
+        #: Emulates a board slower (> 1) or faster (< 1) than its profile says, e.g. a lower
+        #: real clock: the time taken is the modelled time times this. What the board reports
+        #: as predicted stays the profile's, so the coordinator's calibration sees the gap.
+        self.slowdown = slowdown
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._loaded: dict[str, LoadedPartition] = {}
         self._refs: dict[str, int] = {}
@@ -164,8 +170,9 @@ class EmulatedBoard:
             values = await asyncio.to_thread(session.run, names, feed)
             compute_s = time.perf_counter() - started
             modelled_s = partition.modelled_s + reload_s
-            if self.chip_timing and modelled_s > compute_s:
-                await asyncio.sleep(modelled_s - compute_s)
+            target_s = modelled_s * self.slowdown
+            if self.chip_timing and target_s > compute_s:
+                await asyncio.sleep(target_s - compute_s)
             elapsed_s = time.perf_counter() - started
         outputs = {spec.name: narrow(value, spec) for spec, value in zip(partition.spec.outputs, values, strict=True)}
         return outputs, RunTiming(compute_s, modelled_s, reload_s, elapsed_s)

@@ -230,6 +230,8 @@ class Runtime:
             if segment.partition is not None:
                 self.board.unload(segment.partition.key)
         del self._epochs[epoch]
+        for key in [k for k in self.telemetry.stage_times if k[1] == epoch]:
+            del self.telemetry.stage_times[key]
         self._log.info("epoch_undeployed", epoch=epoch)
         return drained
 

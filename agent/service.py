@@ -48,6 +48,7 @@ class AgentConfig:
     advertise: str = ""
     chip_timing: bool = True
     link_shaping: bool = True
+    slowdown: float = 1.0
     mqtt_url: str = ""
     mqtt_prefix: str = "synergy"
 
@@ -56,7 +57,7 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.device = config.device
-        self.board = EmulatedBoard(config.device.board, chip_timing=config.chip_timing)
+        self.board = EmulatedBoard(config.device.board, chip_timing=config.chip_timing, slowdown=config.slowdown)
         self.reporter = Reporter()
         self.radio = Radio(config.device.link, shaped=config.link_shaping)
         self.runtime = Runtime(config.device, self.board, self.reporter, self.radio)

@@ -19,6 +19,7 @@ import structlog
 from google.protobuf.json_format import MessageToDict
 
 from coordinator.assignments import segments_to_assignments
+from coordinator.calibration import Calibrator
 from coordinator.deployer import AgentClients, Deployer, DeployFailed, DeviceDeployment
 from coordinator.models import LoadedModel, ModelStore, check_runnable_somewhere
 from coordinator.results import ResultsHub
@@ -47,6 +48,8 @@ log = structlog.get_logger(__name__)
 LEASE_CHECK_S = 0.25
 #: After a failed deployment, try again after this long (the failing device may be dying).
 REDEPLOY_BACKOFF_S = 2.0
+#: How often measured stage times are compared with the cost model.
+CALIBRATION_CHECK_S = 2.0
 #: The rate a client-fed app's virtual sensor allows (Infer calls are the real limit).
 CLIENT_SOURCE_RATE_HZ = 1000.0
 
@@ -61,6 +64,8 @@ class CoordinatorConfig:
     mqtt_prefix: str = "synergy"
     infer_timeout_s: float = 30.0
     submit_timeout_s: float = 60.0
+    #: Re-plan when measured stage times drift from the cost model (online estimation).
+    calibrate: bool = True
 
 
 class Coordinator:
@@ -75,7 +80,11 @@ class Coordinator:
         self.results = ResultsHub()
         self.clients = AgentClients()
         self.deployer = Deployer(self.clients)
-        self.planner: Planner = get_planner(config.planner)
+        self._base_planner = get_planner(config.planner)
+        self.planner: Planner = self._base_planner
+        self.calibrator = Calibrator()
+        #: The calibration factors the current planner uses.
+        self.planned_factors: dict[str, float] = {}
         self.stats = apps_pb2.CoordinatorStats()
         self.events: EventPublisher | None = None
         self._tasks = TaskOwner("coordinator")
@@ -105,6 +114,8 @@ class Coordinator:
             self.events.publish(self.events.topics.coordinator_state(), {"state": "online"}, retain=True)
         self._tasks.spawn(self._expire_leases(), "leases")
         self._tasks.spawn(self._reconcile_loop(), "reconcile")
+        if self.config.calibrate:
+            self._tasks.spawn(self._watch_calibration(), "calibration")
 
     async def shutdown(self) -> None:
         """Stop background work and close channels. Idempotent."""
@@ -128,6 +139,19 @@ class Coordinator:
 
     def heartbeat(self, device_id: str, lease_id: str, telemetry: common_pb2.DeviceTelemetry) -> None:
         self.vcs.heartbeat(device_id, lease_id, time.monotonic(), time.time(), telemetry)
+        self.calibrator.observe(device_id, telemetry.stage_timings)
+
+    async def _watch_calibration(self) -> None:
+        while True:
+            await asyncio.sleep(CALIBRATION_CHECK_S)
+            drifted = self.calibrator.drifted(self.planned_factors)
+            if not drifted:
+                continue
+            self.planned_factors = {**self.planned_factors, **drifted}
+            self.planner = self._base_planner.calibrated(self.planned_factors)
+            self.stats.recalibrations += 1
+            log.info("calibration_drift_replanning", factors={d: round(f, 3) for d, f in drifted.items()})
+            self.request_replan()
 
     async def _expire_leases(self) -> None:
         while True:
@@ -135,6 +159,7 @@ class Coordinator:
             gone = self.vcs.expire(time.monotonic())
             for device_id in gone:
                 log.warning("device_lease_expired", device=device_id)
+                self.calibrator.forget(device_id)
             if gone:
                 await self._forget_devices(gone)
 

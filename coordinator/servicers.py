@@ -176,4 +176,5 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
     ) -> apps_pb2.CoordinatorStats:
         stats = apps_pb2.CoordinatorStats()
         stats.CopyFrom(self._c.stats)
+        stats.calibration.update(self._c.planned_factors)
         return stats

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     c.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     c.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
+    c.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="do not re-plan when measured stage times drift from the cost model",
+    )
     c.set_defaults(func=_run_coordinator)
 
     a = sub.add_parser(
@@ -56,6 +61,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--advertise", default=env("SYNERGY_ADVERTISE", ""), help="address peers use to reach this agent")
     a.add_argument("--no-chip-timing", action="store_true", help="do not wait the modelled chip time per partition")
     a.add_argument("--no-link-shaping", action="store_true", help="do not shape transfers to the link's bandwidth")
+    a.add_argument(
+        "--slowdown",
+        type=float,
+        default=1.0,
+        help="emulate a board this many times slower than its profile (tests online calibration)",
+    )
     a.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     a.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
     a.set_defaults(func=_run_agent)
@@ -72,6 +83,7 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         planner=args.planner,
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
+        calibrate=not args.no_calibration,
     )
     asyncio.run(serve_coordinator(config))
     return 0
@@ -113,6 +125,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         advertise=args.advertise,
         chip_timing=not args.no_chip_timing,
         link_shaping=not args.no_link_shaping,
+        slowdown=args.slowdown,
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
     )

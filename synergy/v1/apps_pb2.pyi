@@ -72,7 +72,14 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CoordinatorStats(_message.Message):
-    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent")
+    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent", "recalibrations", "calibration")
+    class CalibrationEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_BYTES_RELAYED_FIELD_NUMBER: _ClassVar[int]
     RESULT_BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +90,8 @@ class CoordinatorStats(_message.Message):
     PARTITIONS_SENT_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_REUSED_FIELD_NUMBER: _ClassVar[int]
     PARTITION_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    RECALIBRATIONS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     activation_bytes_relayed: int
     result_bytes_received: int
@@ -93,4 +102,6 @@ class CoordinatorStats(_message.Message):
     partitions_sent: int
     partitions_reused: int
     partition_bytes_sent: int
-    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ..., partitions_sent: _Optional[int] = ..., partitions_reused: _Optional[int] = ..., partition_bytes_sent: _Optional[int] = ...) -> None: ...
+    recalibrations: int
+    calibration: _containers.ScalarMap[str, float]
+    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ..., partitions_sent: _Optional[int] = ..., partitions_reused: _Optional[int] = ..., partition_bytes_sent: _Optional[int] = ..., recalibrations: _Optional[int] = ..., calibration: _Optional[_Mapping[str, float]] = ...) -> None: ...

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from synergy.cluster import LocalCluster
+from synergy.cluster import AgentProcessSpec, LocalCluster
 from synergy.hardware.model import TensorSpec
 from synergy.sdk import AppRequest, SynergyClient
 from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
@@ -150,7 +150,9 @@ async def test_agents_rejoin_a_restarted_coordinator(log_dir: Path) -> None:
 
 
 async def test_a_new_epoch_moves_only_what_changed(log_dir: Path) -> None:
-    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
+    # No calibration: a re-plan triggered by measured times would add an epoch of its own.
+    coordinator_args = ["--planner", "spread", "--no-calibration"]
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=coordinator_args) as cluster:
         await cluster.wait_for_devices(3)
         async with cluster.client() as client:
             first = await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=5))
@@ -193,3 +195,26 @@ async def test_a_pytorch_style_onnx_file_runs_split_and_exact(log_dir: Path, tmp
     _, got = array_from_proto(result.tensors[0])
     expected = reference.run(None, {spec.name: array.astype(np.float32)})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_a_board_slower_than_modelled_is_calibrated(log_dir: Path) -> None:
+    """Online estimation: the ring takes 20x its modelled time; the coordinator measures it."""
+    slow_ring = AgentProcessSpec("ring", ("--preset", "ring", "--no-link-shaping", "--slowdown", "20"))
+    glasses = AgentProcessSpec("glasses", ("--preset", "glasses", "--no-link-shaping"))
+    watch = AgentProcessSpec("watch", ("--preset", "watch", "--no-link-shaping"))
+    async with LocalCluster(
+        (glasses, watch, slow_ring), log_dir=log_dir, coordinator_args=["--planner", "spread"]
+    ) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("camera", "simplenet", "display"))
+            plan = (await client.get_plan()).plan_for(app.app_id)
+            assert plan is not None and "ring" in {s.device_id for s in plan.stages}
+            deadline = asyncio.get_running_loop().time() + 40
+            while True:
+                stats = await client.stats()
+                if stats.recalibrations and "ring" in stats.calibration:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no recalibration"
+                await asyncio.sleep(0.5)
+    assert 10 <= stats.calibration["ring"] <= 40, dict(stats.calibration)

@@ -1,0 +1,37 @@
+"""Online estimation: factors from measured stage times, and when they are worth a re-plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from coordinator.calibration import FACTOR_RANGE, Calibrator
+from synergy.v1 import common_pb2
+
+
+def timing(predicted: float, measured: float, samples: int) -> common_pb2.StageTiming:
+    return common_pb2.StageTiming(app_id="a", epoch=1, predicted_s=predicted, measured_s=measured, samples=samples)
+
+
+def test_factor_is_frame_weighted_measured_over_predicted() -> None:
+    calibrator = Calibrator(min_samples=10)
+    calibrator.observe("watch", [timing(0.010, 0.030, 10), timing(0.020, 0.020, 30)])
+    # (0.030*10 + 0.020*30) / (0.010*10 + 0.020*30) = 0.9 / 0.7
+    assert calibrator.factors()["watch"] == pytest.approx(0.9 / 0.7)
+
+
+def test_too_few_frames_do_not_count_and_outliers_are_clamped() -> None:
+    calibrator = Calibrator(min_samples=10)
+    calibrator.observe("ring", [timing(0.01, 0.5, 5)])
+    assert calibrator.factors() == {}
+    calibrator.observe("ring", [timing(0.001, 5.0, 50)])
+    assert calibrator.factors()["ring"] == FACTOR_RANGE[1]
+
+
+def test_drift_is_relative_to_the_factors_the_plan_used() -> None:
+    calibrator = Calibrator(drift=0.25, min_samples=1)
+    calibrator.observe("glasses", [timing(0.01, 0.012, 100)])
+    calibrator.observe("watch", [timing(0.01, 0.03, 100)])
+    assert set(calibrator.drifted({})) == {"watch"}  # 1.2 is within 25 % of 1.0; 3.0 is not
+    assert calibrator.drifted({"watch": 2.8}) == {}
+    calibrator.forget("watch")
+    assert calibrator.drifted({}) == {}
