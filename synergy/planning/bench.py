@@ -1,0 +1,258 @@
+"""The planner benchmark: every method on every workload, on the same cost model.
+
+:func:`run_bench` plans each workload of :mod:`.workloads` with each method and records the
+predicted system throughput, mean latency, average power and the planning time;
+:func:`summarize` turns the rows into the figures ``synergy bench`` prints (Synergy's
+throughput ratio over each baseline, latency / power change, the fast method's gap to the
+exact optimum, planning-time percentiles by size). Writing files and the chart lives in
+:mod:`.bench_report`.
+
+Planning time is the median wall-clock time of ``planner.plan`` calls with warm caches, as in the
+live coordinator, which re-plans the same models on the same kinds of devices: the
+per-(model, board) fit tables are built once (reported as ``table_build_ms``) and the cuts
+of each device-class sequence are solved on the first plan of a workload (that first plan
+is reported separately as ``cold_ms``). The clock is passed in, so this module stays
+testable without timing assumptions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synergy.hardware.model import HardwareModel
+from synergy.planning.cost import CostModel
+from synergy.planning.registry import BASELINES, MethodPlanner, PlanningOptions
+from synergy.planning.workloads import MODEL_NAMES, Workload, make_workloads
+
+__all__ = [
+    "BenchResult",
+    "BenchRow",
+    "DEFAULT_METHODS",
+    "EXACT_NODE_BUDGET",
+    "load_models",
+    "run_bench",
+    "summarize",
+]
+
+#: Methods the benchmark compares: ours, the exact optimum, baselines, ablations.
+DEFAULT_METHODS = ("synergy", "exact", *BASELINES, "synergy_no_joint", "synergy_no_parallel")
+#: Node budget of the exact method in the benchmark (it reports whether it finished).
+EXACT_NODE_BUDGET = 200_000
+QUICK_EXACT_NODE_BUDGET = 20_000
+#: Timed runs per method and workload (the median is reported).
+TIMING_REPEATS = 3
+#: The exact method is only tried where the candidate space is small enough to matter.
+EXACT_MAX_DEVICES = 8
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    workload: str
+    size: str
+    devices: int
+    apps: int
+    method: str
+    throughput: float
+    latency_ms: float
+    power_w: float
+    planning_ms: float
+    placed: int
+    optimal: bool
+    bottleneck: str
+
+
+@dataclass
+class BenchResult:
+    rows: list[BenchRow] = field(default_factory=list)
+    table_build_ms: float = 0.0
+    #: Per workload: the fast method's first plan, which also solves the cuts of every
+    #: device-class sequence of its models (memoised for every later plan).
+    cold_ms: dict[str, float] = field(default_factory=dict)
+    methods: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [asdict(r) for r in self.rows],
+            "table_build_ms": self.table_build_ms,
+            "cold_ms": dict(self.cold_ms),
+            "methods": list(self.methods),
+            "workloads": list(self.workloads),
+        }
+
+
+def load_models(names: Iterable[str] = MODEL_NAMES) -> dict[str, HardwareModel]:
+    """Zoo models through the model loader and the hardware analysis (cached by them)."""
+    loader = importlib.import_module("synergy.models.loader")
+    analysis = importlib.import_module("synergy.hardware.analysis")
+    out: dict[str, HardwareModel] = {}
+    for name in names:
+        proto, display = loader.load_model(name)
+        model = analysis.analyze_model(proto, display)
+        assert isinstance(model, HardwareModel)
+        out[name] = model
+    return out
+
+
+def run_bench(
+    *,
+    quick: bool = False,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    models: Mapping[str, HardwareModel] | None = None,
+    clock: Callable[[], float],
+    progress: Callable[[str], None] = lambda _: None,
+    workloads: Sequence[Workload] | None = None,
+) -> BenchResult:
+    """Plan every workload with every method; ``clock()`` returns seconds (perf_counter)."""
+    models = models if models is not None else load_models()
+    chosen = list(workloads) if workloads is not None else make_workloads(models)
+    if quick:
+        chosen = [w for w in chosen if w.quick]
+    cost = CostModel()
+    start = clock()
+    for model in {id(m): m for m in models.values()}.values():
+        for board in {id(d.board): d.board for w in chosen for d in w.devices}.values():
+            cost.table(model, board)
+    result = BenchResult(
+        table_build_ms=(clock() - start) * 1000,
+        methods=tuple(methods),
+        workloads=tuple(w.name for w in chosen),
+    )
+    budget = QUICK_EXACT_NODE_BUDGET if quick else EXACT_NODE_BUDGET
+    for k, workload in enumerate(chosen, 1):
+        progress(f"[{k}/{len(chosen)}] {workload.name}: {len(workload.devices)} devices, {len(workload.apps)} apps")
+        t0 = clock()
+        MethodPlanner("synergy", PlanningOptions(), cost).plan(workload.devices, workload.apps)
+        result.cold_ms[workload.name] = (clock() - t0) * 1000
+        for method in methods:
+            if method == "exact" and len(workload.devices) > EXACT_MAX_DEVICES:
+                continue
+            planner = MethodPlanner(method, PlanningOptions(node_budget=budget), cost)
+            # The median of a few runs (planning is deterministic, the machine is not); the
+            # exact method, slow by design, runs once.
+            times = []
+            for _ in range(1 if method == "exact" else TIMING_REPEATS):
+                t0 = clock()
+                outcome = planner.plan(workload.devices, workload.apps)
+                times.append((clock() - t0) * 1000)
+            elapsed = statistics.median(times)
+            ev = outcome.evaluation
+            latencies = ev.latencies_s
+            result.rows.append(
+                BenchRow(
+                    workload=workload.name,
+                    size=workload.size,
+                    devices=len(workload.devices),
+                    apps=len(workload.apps),
+                    method=method,
+                    throughput=outcome.plan.system_throughput,
+                    latency_ms=1000 * statistics.fmean(latencies) if latencies else math.nan,
+                    power_w=ev.power_w,
+                    planning_ms=elapsed,
+                    placed=len(outcome.plan.plans),
+                    optimal=outcome.optimal,
+                    bottleneck=outcome.plan.bottleneck,
+                )
+            )
+    return result
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
+    """The headline figures (see the module docstring); NaN where nothing to compare."""
+    by: dict[tuple[str, str], BenchRow] = {(r.workload, r.method): r for r in result.rows}
+    workloads = result.workloads
+    baselines = [m for m in result.methods if m not in (ours, "exact")]
+    ratio_arith: dict[str, float] = {}
+    ratio_geo: dict[str, float] = {}
+    latency_change: dict[str, float] = {}
+    power_change: dict[str, float] = {}
+    energy_change: dict[str, float] = {}
+    skipped: dict[str, int] = {}
+    for base in baselines:
+        ratios, lat, pw, energy = [], [], [], []
+        skipped[base] = 0
+        for w in workloads:
+            a, b = by.get((w, ours)), by.get((w, base))
+            if a is None or b is None:
+                continue
+            if b.throughput <= 0:
+                skipped[base] += 1  # the baseline placed nothing: the ratio is unbounded
+                continue
+            ratios.append(a.throughput / b.throughput)
+            if b.latency_ms > 0 and not math.isnan(a.latency_ms) and not math.isnan(b.latency_ms):
+                lat.append(a.latency_ms / b.latency_ms)
+            if b.power_w > 0:
+                pw.append(a.power_w / b.power_w)
+            if a.throughput > 0 and b.power_w > 0:
+                energy.append((a.power_w / a.throughput) / (b.power_w / b.throughput))
+        ratio_arith[base] = statistics.fmean(ratios) if ratios else math.nan
+        ratio_geo[base] = statistics.geometric_mean(ratios) if ratios else math.nan
+        latency_change[base] = statistics.fmean(lat) - 1 if lat else math.nan
+        power_change[base] = statistics.fmean(pw) - 1 if pw else math.nan
+        energy_change[base] = statistics.fmean(energy) - 1 if energy else math.nan
+    literature = [m for m in baselines if m in BASELINES]
+    min_vs_best = math.inf
+    worst = ""
+    for w in workloads:
+        a = by.get((w, ours))
+        rivals = [by[(w, m)].throughput for m in literature if (w, m) in by]
+        if a is None or not rivals or max(rivals) <= 0:
+            continue
+        r = a.throughput / max(rivals)
+        if r < min_vs_best:
+            min_vs_best, worst = r, w
+    gaps: list[float] = []
+    exact_done = 0
+    for w in workloads:
+        a, e = by.get((w, ours)), by.get((w, "exact"))
+        if a is None or e is None or not e.optimal:
+            continue
+        exact_done += 1
+        gaps.append(max(0.0, (e.throughput - a.throughput) / e.throughput) if e.throughput > 0 else 0.0)
+    sizes = sorted({r.size for r in result.rows})
+    p50 = {s: _percentile([r.planning_ms for r in result.rows if r.method == ours and r.size == s], 0.5)
+           for s in sizes}
+    p95 = {s: _percentile([r.planning_ms for r in result.rows if r.method == ours and r.size == s], 0.95)
+           for s in sizes}
+    cold_p95 = {
+        s: _percentile([ms for w, ms in result.cold_ms.items() if by.get((w, ours)) and by[(w, ours)].size == s], 0.95)
+        for s in sizes
+    }
+    exact_p95 = {
+        s: _percentile([r.planning_ms for r in result.rows if r.method == "exact" and r.size == s], 0.95)
+        for s in sizes
+    }
+    return {
+        "method": ours,
+        "workloads": len(workloads),
+        "ratio_vs_baseline": ratio_arith,
+        "ratio_vs_baseline_geomean": ratio_geo,
+        "latency_change_vs_baseline": latency_change,
+        "power_change_vs_baseline": power_change,
+        "energy_per_inference_change_vs_baseline": energy_change,
+        "baseline_placed_nothing": skipped,
+        "min_ratio_vs_best_baseline": min_vs_best if min_vs_best < math.inf else math.nan,
+        "min_ratio_workload": worst,
+        "max_gap_to_exact": max(gaps) if gaps else math.nan,
+        "mean_gap_to_exact": statistics.fmean(gaps) if gaps else math.nan,
+        "exact_finished": exact_done,
+        "planning_ms_p50": p50,
+        "planning_ms_p95": p95,
+        "planning_ms_cold_p95": cold_p95,
+        "exact_planning_ms_p95": exact_p95,
+        "table_build_ms": result.table_build_ms,
+    }

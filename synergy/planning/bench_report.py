@@ -1,0 +1,137 @@
+"""Files and text of the planner benchmark: CSV, JSON, a PNG chart and the summary table.
+
+:mod:`.bench` computes; this module only formats and writes. The chart needs matplotlib
+(Agg backend, no display); without it every other output is still written and the caller
+is told why the PNG is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from synergy.planning.bench import BenchResult, BenchRow
+
+__all__ = ["PLANNING_TARGETS_MS", "format_summary", "write_outputs"]
+
+#: Planning-time targets of the fast method per size bucket (p95, milliseconds).
+PLANNING_TARGETS_MS = {"small": 100.0, "medium": 100.0, "large": 2000.0}
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_outputs(result: BenchResult, summary: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """Write bench.csv, bench.json and bench.png into ``out_dir``; returns notes for the user."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "bench.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[f.name for f in fields(BenchRow)])
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow(asdict(row))
+    payload = {"summary": _clean(dict(summary)), **_clean(result.to_dict())}
+    (out_dir / "bench.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    notes = [f"wrote {out_dir / 'bench.csv'} and {out_dir / 'bench.json'}"]
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        notes.append("matplotlib is not installed: skipped bench.png (pip install matplotlib)")
+        return notes
+    matplotlib.use("Agg")
+    _chart(result, importlib.import_module("matplotlib.pyplot"), out_dir / "bench.png")
+    notes.append(f"wrote {out_dir / 'bench.png'}")
+    return notes
+
+
+def _chart(result: BenchResult, plt: Any, path: Path) -> None:
+    workloads = list(result.workloads)
+    methods = [m for m in result.methods if any(r.method == m for r in result.rows)]
+    by = {(r.workload, r.method): r for r in result.rows}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(10, len(workloads) * 0.7), 9))
+    width = 0.8 / max(len(methods), 1)
+    colours = plt.get_cmap("tab20")
+    for k, method in enumerate(methods):
+        xs = [i + k * width for i in range(len(workloads))]
+        ys = [by[(w, method)].throughput if (w, method) in by else 0.0 for w in workloads]
+        top.bar(xs, [max(y, 1e-3) for y in ys], width=width, label=method, color=colours(k % 20))
+    top.set_yscale("log")
+    top.set_ylabel("system throughput (inferences/s)")
+    top.set_xticks([i + 0.4 for i in range(len(workloads))])
+    top.set_xticklabels(workloads, rotation=60, ha="right", fontsize=7)
+    top.legend(fontsize=7, ncol=4)
+    top.set_title("Predicted system throughput per workload (same cost model for every method)")
+    for method, marker in (("synergy", "o"), ("exact", "x")):
+        rows = [r for r in result.rows if r.method == method]
+        bottom.scatter(
+            [r.devices * 100 + r.apps for r in rows], [max(r.planning_ms, 1e-3) for r in rows], marker=marker,
+            label=method,
+        )
+    bottom.set_yscale("log")
+    bottom.set_xlabel("devices x 100 + apps")
+    bottom.set_ylabel("planning time (ms)")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pct(x: float) -> str:
+    return "    n/a" if x is None or not math.isfinite(x) else f"{100 * x:+6.1f}%"
+
+
+def _num(x: float, fmt: str = "7.2f") -> str:
+    return "    n/a" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The table ``synergy bench`` prints."""
+    lines = [
+        f"Synergy ({summary['method']}) vs baselines over {summary['workloads']} workloads, same cost model",
+        f"{'baseline':<22}{'thr x (mean)':>13}{'thr x (geo)':>12}{'latency':>10}{'power':>10}{'J/inference':>13}",
+    ]
+    for name, ratio in summary["ratio_vs_baseline"].items():
+        lines.append(
+            f"{name:<22}{_num(ratio, '13.2f')}{_num(summary['ratio_vs_baseline_geomean'][name], '12.2f')}"
+            f"{_pct(summary['latency_change_vs_baseline'][name]):>10}{_pct(summary['power_change_vs_baseline'][name]):>10}"
+            f"{_pct(summary['energy_per_inference_change_vs_baseline'][name]):>13}"
+            + (
+                f"   ({summary['baseline_placed_nothing'][name]} workloads where it placed nothing left out)"
+                if summary["baseline_placed_nothing"].get(name)
+                else ""
+            )
+        )
+    lines.append(
+        f"lowest ratio to the best baseline on any workload: {_num(summary['min_ratio_vs_best_baseline'], '.3f')} "
+        f"({summary['min_ratio_workload'] or '-'}; target >= 1.000)"
+    )
+    lines.append(
+        f"gap of the fast method to the exact optimum where exact finished ({summary['exact_finished']} workloads): "
+        f"max {_pct(summary['max_gap_to_exact']).strip()}, mean {_pct(summary['mean_gap_to_exact']).strip()} "
+        "(target: within 2%)"
+    )
+    lines.append("planning time of the fast method (ms; re-plan with warm caches, and the first plan):")
+    for size in sorted(summary["planning_ms_p95"]):
+        bucket = size.split(" ")[0]
+        target = PLANNING_TARGETS_MS.get(bucket)
+        lines.append(
+            f"  {size:<28} p50 {_num(summary['planning_ms_p50'][size], '7.1f')}  "
+            f"p95 {_num(summary['planning_ms_p95'][size], '7.1f')}"
+            + (f" (target p95 < {target:.0f})" if target else "")
+            + f"   first plan p95 {_num(summary['planning_ms_cold_p95'][size], '7.1f')}"
+        )
+    lines.append(f"one-off fit-table build for all models and boards: {summary['table_build_ms']:.0f} ms")
+    return "\n".join(lines)

@@ -1,0 +1,493 @@
+"""Execution-plan candidates of one app: sources x targets x device sequences x cuts.
+
+DESIGN.md §5 (1). A *template* fixes an app's source and target device and a sequence of
+*slots*: the source itself, the target itself, or "some device of class c" (devices of one
+class are interchangeable for cost: same board, link and calibration). For every slot
+sequence the cuts of the model into contiguous layer ranges are chosen by dynamic
+programming over L x L cost matrices (numpy), one slot per range, every range checked
+against its board:
+
+* the cuts minimising the app's own bottleneck (overlapped devices), then its latency;
+* the same with serialized devices (busy times add);
+* the cuts minimising latency alone (Neurosurgeon's objective);
+* the cuts minimising the largest weight-memory share, which keeps partitions of several
+  apps resident together (no reloads).
+
+Any other cut of a sequence is worse for the app alone in all four respects, so the joint
+search loses little by skipping it. A template becomes a concrete :class:`Candidate` once
+its class slots get distinct devices: the fast method picks the least-loaded ones, the
+exact method enumerates them all (:meth:`CandidateGenerator.concrete`, with dominated
+candidates pruned).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, PartitionFootprint, link_between
+from synergy.planning.problem import Candidate, PlanningProblem
+from synergy.types import LinkProfile, Stage
+
+__all__ = ["CandidateGenerator", "SOURCE_SLOT", "TARGET_SLOT", "Template", "prune_dominated"]
+
+#: Slot codes: the app's source device, its target device; ``>= 0`` is a device class.
+SOURCE_SLOT = -1
+TARGET_SLOT = -2
+#: Relative slack when masking "as good as the optimum" in the tie-break passes.
+_TIE_SLACK = 1e-9
+#: Per-resource features of a candidate on one device, for dominance pruning.
+_FEATURES = 8
+
+
+#: Busy seconds per frame on (accelerator, CPU, radio).
+Work = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A solved slot sequence: ranges, per-slot work, endpoint work outside the slots."""
+
+    ranges: tuple[tuple[int, int], ...]
+    bottleneck_s: float
+    latency_s: float
+    slot_work: tuple[Work, ...]
+    #: (SOURCE_SLOT or TARGET_SLOT, work) for endpoints that hold no slot.
+    endpoint_work: tuple[tuple[int, Work], ...]
+    #: Per slot: the partition as its device holds it (reload time calibrated).
+    slot_parts: tuple[PartitionFootprint, ...] = ()
+
+    def features(self) -> tuple[float, ...]:
+        """Everything a joint plan charges this cut for (lower is better), for dominance."""
+        memory = tuple(
+            x
+            for p in self.slot_parts
+            for x in (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes + p.frame_buffer_bytes, p.reload_s)
+        )
+        return tuple(x for w in self.slot_work for x in w) + memory
+
+
+@dataclass(frozen=True)
+class Template:
+    """Source, target, slot sequence and layer ranges of one app (devices still open)."""
+
+    app_index: int
+    source: str
+    target: str
+    slots: tuple[int, ...]
+    ranges: tuple[tuple[int, int], ...]
+    #: The app's own bottleneck (overlapped devices) and latency, seconds per frame.
+    bottleneck_s: float
+    latency_s: float
+    #: Work per slot and of the endpoints holding no slot (before weight reloads).
+    slot_work: tuple[Work, ...] = ()
+    endpoint_work: tuple[tuple[str, Work], ...] = ()
+    #: Per slot: the partition as its device holds it.
+    slot_parts: tuple[PartitionFootprint, ...] = ()
+    #: The source's rate cap.
+    cap_hz: float = 0.0
+
+    @property
+    def serial_bottleneck_s(self) -> float:
+        """The app's own bottleneck when no device overlaps its resources."""
+        busiest = max((sum(w) for w in self.slot_work), default=0.0)
+        return max(busiest, max((sum(w) for _, w in self.endpoint_work), default=0.0))
+
+
+@dataclass(frozen=True)
+class _Slot:
+    table: BoardTable
+    factor: float
+    link: LinkProfile
+    extra_radio_s: float
+    extra_cpu_s: float
+
+
+def _send(nbytes: Matrix, link: LinkProfile | None) -> Matrix:
+    if link is None:
+        return np.zeros_like(nbytes)
+    return np.where(nbytes > 0, (nbytes + link.per_message_overhead_bytes) / link.bandwidth_bytes_per_s, 0.0)
+
+
+def _dp(costs: Sequence[Matrix], use_sum: bool) -> tuple[float, tuple[tuple[int, int], ...]]:
+    """Best cut of L layers into len(costs) ranges; range j costs costs[j][first, last].
+
+    Minimises the maximum (or, with ``use_sum``, the sum) of the range costs.
+    """
+    value = costs[0][0, :].copy()
+    choices: list[np.ndarray] = []
+    for cost in costs[1:]:
+        prev = value[:-1, None]
+        combined = prev + cost[1:, :] if use_sum else np.maximum(prev, cost[1:, :])
+        arg = np.argmin(combined, axis=0)
+        value = combined[arg, np.arange(combined.shape[1])]
+        choices.append(arg + 1)
+    n = value.shape[0]
+    best = float(value[n - 1])
+    if not np.isfinite(best):
+        return best, ()
+    ranges: list[tuple[int, int]] = []
+    last = n - 1
+    for arg in reversed(choices):
+        first = int(arg[last])
+        ranges.append((first, last))
+        last = first - 1
+    ranges.append((0, last))
+    return best, tuple(reversed(ranges))
+
+
+def _undominated(cuts: list[_Cut]) -> list[_Cut]:
+    """Drop cuts of one slot sequence that another cut beats or equals on every charge."""
+    feats = [c.features() for c in cuts]
+    keep: list[_Cut] = []
+    for i, cut in enumerate(cuts):
+        dominated = any(
+            j != i
+            and all(a <= b for a, b in zip(feats[j], feats[i], strict=True))
+            and (feats[j] != feats[i] or j < i)
+            for j in range(len(cuts))
+        )
+        if not dominated:
+            keep.append(cut)
+    return keep
+
+
+class CandidateGenerator:
+    """Templates and concrete candidates of every app of one problem (memoised)."""
+
+    def __init__(self, problem: PlanningProblem) -> None:
+        self.problem = problem
+        self._templates: dict[int, tuple[Template, ...]] = {}
+        self._class_key = [(id(c.board), c.link, c.factor) for c in problem.classes]
+        self._order = {d.device_id: i for i, d in enumerate(problem.devices)}
+
+    # -- templates -------------------------------------------------------------------------
+
+    def templates(self, app_index: int) -> tuple[Template, ...]:
+        """Every feasible template of the app, best own bottleneck first."""
+        hit = self._templates.get(app_index)
+        if hit is not None:
+            return hit
+        p = self.problem
+        out: list[Template] = []
+        if not p.problems[app_index]:
+            spec = p.apps[app_index].spec
+            limit = p.stage_limit(app_index)
+            for source in p.sources[app_index]:
+                cap = p.cost.source_cap(p.by_id[source], spec.source_type, spec.max_rate_hz)[0]
+                for target in p.targets[app_index]:
+                    for slots in self._slot_sequences(source, target, limit):
+                        for cut in self._cuts(app_index, source, target, slots):
+                            ends = tuple(
+                                (source if role == SOURCE_SLOT else target, w) for role, w in cut.endpoint_work
+                            )
+                            out.append(
+                                Template(
+                                    app_index, source, target, slots, cut.ranges, cut.bottleneck_s,
+                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap,
+                                )
+                            )
+        out.sort(key=lambda t: (t.bottleneck_s, t.latency_s, len(t.slots)))
+        result = tuple(out)
+        self._templates[app_index] = result
+        return result
+
+    def _available(self, cls: int, source: str, target: str) -> tuple[str, ...]:
+        return tuple(m for m in self.problem.classes[cls].members if m not in (source, target))
+
+    def _slot_sequences(self, source: str, target: str, limit: int) -> Iterator[tuple[int, ...]]:
+        classes = range(len(self.problem.classes))
+        counts = {c: len(self._available(c, source, target)) for c in classes}
+        same = source == target
+        for k in range(1, limit + 1):
+            if k == 1:
+                options: list[Sequence[int]] = [[SOURCE_SLOT] + ([] if same else [TARGET_SLOT]) + list(classes)]
+            else:
+                options = [[SOURCE_SLOT, *classes], *([classes] * (k - 2)), [TARGET_SLOT, *classes]]
+            for seq in itertools.product(*options):
+                if same and SOURCE_SLOT in seq and TARGET_SLOT in seq:
+                    continue
+                if all(seq.count(c) <= counts[c] for c in set(seq) if c >= 0):
+                    yield tuple(seq)
+
+    def _cuts(self, app_index: int, source: str, target: str, slots: tuple[int, ...]) -> list[_Cut]:
+        p = self.problem
+        model = p.apps[app_index].model
+        if len(slots) > len(model.layers):
+            return []
+        # Solutions depend only on the classes (board, link, calibration) of the slots and
+        # endpoints, so they are shared across apps of one model and across planning calls.
+        ckey = self._class_key
+        key = (
+            tuple(s if s < 0 else ckey[s] for s in slots),
+            ckey[p.class_of[source]],
+            ckey[p.class_of[target]],
+            source == target,
+        )
+        return p.cost.memo(model, key, lambda: self._solve(app_index, source, target, slots))
+
+    def _solve(self, app_index: int, source: str, target: str, slots: tuple[int, ...]) -> list[_Cut]:
+        p = self.problem
+        model = p.apps[app_index].model
+        prof = p.cost.profile(model)
+        n = prof.layers
+        enter = prof.enter_bytes.astype(np.float64)
+        leave = prof.leave_bytes.astype(np.float64)
+        src, tgt = p.by_id[source], p.by_id[target]
+        same = source == target
+        is_s = [s == SOURCE_SLOT or (same and s == TARGET_SLOT) for s in slots]
+        is_t = [s == TARGET_SLOT or (same and s == SOURCE_SLOT) for s in slots]
+        attrs = [
+            (src.link, src.board, p.cost.factor(source))
+            if s == SOURCE_SLOT
+            else (tgt.link, tgt.board, p.cost.factor(target))
+            if s == TARGET_SLOT
+            else (p.classes[s].link, p.classes[s].board, p.classes[s].factor)
+            for s in slots
+        ]
+        links = [a[0] for a in attrs]
+        boards = [a[1] for a in attrs]
+        factors = [a[2] for a in attrs]
+        in_link = None if is_s[0] else link_between(src.link, links[0])
+        out_link = None if is_t[-1] else link_between(links[-1], tgt.link)
+        tx_in = float(_send(enter[:1], in_link)[0])
+        rx_out = float(_send(leave[-1:], out_link)[0])
+        delivery = (p.cost.params.delivery_cpu_s + model.output_bytes / tgt.board.cpu_copy_bytes_per_s) * p.cost.factor(
+            target
+        )
+        # Work of the endpoints that no slot holds: constant for every cut.
+        s_held, t_held = any(is_s), any(is_t)
+        endpoint_work: list[tuple[int, Work]] = []
+        if same and not s_held:
+            endpoint_work.append((SOURCE_SLOT, (0.0, delivery, tx_in + rx_out)))
+        else:
+            if not s_held:
+                endpoint_work.append((SOURCE_SLOT, (0.0, 0.0, tx_in)))
+            if not t_held:
+                endpoint_work.append((TARGET_SLOT, (0.0, delivery, rx_out)))
+        const_par = max((max(w) for _, w in endpoint_work), default=0.0)
+        const_latency = (tx_in + (in_link.latency_s if in_link else 0.0)) + (
+            rx_out + (out_link.latency_s if out_link else 0.0)
+        ) + delivery
+        par: list[Matrix] = []
+        parts: list[tuple[Matrix, Matrix, Matrix]] = []
+        ser: list[Matrix] = []
+        lat: list[Matrix] = []
+        mem: list[Matrix] = []
+        tables: list[BoardTable] = []
+        k = len(slots)
+        for j, board in enumerate(boards):
+            table = p.cost.table(model, board)
+            tables.append(table)
+            prev = in_link if j == 0 else link_between(links[j - 1], links[j])
+            nxt = out_link if j == k - 1 else link_between(links[j], links[j + 1])
+            rx = _send(enter, prev) if (j > 0 or in_link is not None) else np.zeros(n)
+            tx = _send(leave, nxt) if (j < k - 1 or out_link is not None) else np.zeros(n)
+            extra_radio = (tx_in if is_s[j] and j != 0 else 0.0) + (rx_out if is_t[j] and j != k - 1 else 0.0)
+            extra_cpu = delivery if is_t[j] else 0.0
+            radio = rx[:, None] + tx[None, :] + extra_radio
+            accel = table.accel_s * factors[j]
+            cpu = table.cpu_s * factors[j] + extra_cpu
+            bad = ~table.feasible
+            parts.append((accel, cpu, radio))
+            par.append(np.where(bad, np.inf, np.maximum(np.maximum(accel, cpu), radio)))
+            ser.append(np.where(bad, np.inf, accel + cpu + radio))
+            hop = prev.latency_s if (prev is not None and j > 0) else 0.0
+            lat.append(np.where(bad, np.inf, accel + cpu - extra_cpu + rx[:, None] * (j > 0) + hop))
+            mem.append(np.where(bad, np.inf, table.weight_bytes / board.weight_bytes))
+
+        results: dict[tuple[tuple[int, int], ...], _Cut] = {}
+
+        def keep(ranges: tuple[tuple[int, int], ...]) -> None:
+            if not ranges or ranges in results:
+                return
+            b = max(max(float(par[j][f, last]) for j, (f, last) in enumerate(ranges)), const_par)
+            latency = sum(float(lat[j][f, last]) for j, (f, last) in enumerate(ranges)) + const_latency
+            work = tuple(
+                (float(a[f, last]), float(c[f, last]), float(r[f, last]))
+                for (a, c, r), (f, last) in zip(parts, ranges, strict=True)
+            )
+            memory = tuple(
+                PartitionFootprint(
+                    weight_bytes=int(tables[j].weight_bytes[f, last]),
+                    bias_bytes=int(tables[j].bias_bytes[f, last]),
+                    layers=last - f + 1,
+                    peak_data_bytes=int(prof.peak_data[f, last]),
+                    frame_buffer_bytes=int(prof.enter_bytes[f] + prof.leave_bytes[last])
+                    * p.cost.params.overlap_extra_frames,
+                    reload_s=float(tables[j].reload_s[f, last]) * factors[j],
+                )
+                for j, (f, last) in enumerate(ranges)
+            )
+            results[ranges] = _Cut(ranges, b, latency, work, tuple(endpoint_work), memory)
+
+        for primary in (par, ser, mem):
+            best, ranges = _dp(primary, use_sum=False)
+            if not ranges:
+                return []
+            bound = best * (1 + _TIE_SLACK) + 1e-15
+            masked = [np.where(m <= bound, lt, np.inf) for m, lt in zip(primary, lat, strict=True)]
+            _, tie = _dp(masked, use_sum=True)
+            keep(tie or ranges)
+        _, fastest = _dp(lat, use_sum=True)
+        keep(fastest)
+        return _undominated(list(results.values()))
+
+    # -- concrete candidates ---------------------------------------------------------------
+
+    def open_slots(self, template: Template) -> dict[int, tuple[str, ...]]:
+        """Devices each class slot of the template may take (excluding source and target)."""
+        return {c: self._available(c, template.source, template.target) for c in set(template.slots) if c >= 0}
+
+    def instantiate(self, template: Template, chosen: Sequence[str]) -> Candidate:
+        """The candidate whose class slots (in order) run on ``chosen`` devices.
+
+        Its frame cost is assembled from the template's per-slot work (the same terms
+        :meth:`~synergy.planning.cost.CostModel.frame_cost` computes, without recomputing).
+        """
+        p = self.problem
+        it = iter(chosen)
+        devices = [
+            template.source if slot == SOURCE_SLOT else template.target if slot == TARGET_SLOT else next(it)
+            for slot in template.slots
+        ]
+        stages = tuple(Stage(d, f, last) for d, (f, last) in zip(devices, template.ranges, strict=True))
+        key = (template.source, stages, template.target)
+        hit = p.cached_candidate(template.app_index, key)
+        if hit is not None:
+            return hit
+        radio_power = p.cost.params.radio_active_power_w
+        work: list[DeviceWork] = []
+        energy = 0.0
+        rows = [
+            (d, w, part) for d, w, part in zip(devices, template.slot_work, template.slot_parts, strict=True)
+        ] + [(d, w, None) for d, w in template.endpoint_work]
+        # The source first, as frame_cost lists it.
+        rows.sort(key=lambda row: row[0] != template.source)
+        for device, (a, c, r), part in rows:
+            board = p.by_id[device].board
+            work.append(DeviceWork(device, a, c, r, part))
+            energy += a * board.cnn_active_power_w + c * board.cpu_active_power_w + r * radio_power
+        app = p.apps[template.app_index].spec
+        cap, reason = p.cost.source_cap(p.by_id[template.source], app.source_type, app.max_rate_hz)
+        cost = FrameCost(tuple(work), template.latency_s, energy, cap, reason)
+        return p.remember_candidate(Candidate(template.app_index, template.source, stages, template.target, cost))
+
+    def count_assignments(self, template: Template) -> int:
+        """How many concrete candidates the template expands to."""
+        pools = self.open_slots(template)
+        total = 1
+        for cls in set(template.slots):
+            if cls >= 0:
+                total *= math.perm(len(pools[cls]), template.slots.count(cls))
+        return total
+
+    def assignments(self, template: Template) -> Iterator[tuple[str, ...]]:
+        """Every injective choice of devices for the template's class slots."""
+        positions = [s for s in template.slots if s >= 0]
+        if not positions:
+            yield ()
+            return
+        pools = self.open_slots(template)
+        classes = sorted(set(positions))
+        per_class = [list(itertools.permutations(pools[c], positions.count(c))) for c in classes]
+        for combo in itertools.product(*per_class):
+            iters = {c: iter(devs) for c, devs in zip(classes, combo, strict=True)}
+            yield tuple(next(iters[c]) for c in positions)
+
+    def ranked_members(self, device_load: Mapping[str, float]) -> list[list[str]]:
+        """Per class, its devices from least to most loaded (ties: space order)."""
+        return [
+            sorted(c.members, key=lambda d: (device_load.get(d, 0.0), self._order[d])) for c in self.problem.classes
+        ]
+
+    def choose_devices(self, template: Template, device_load: Mapping[str, float]) -> tuple[str, ...]:
+        """For each class slot, the least-loaded free device of its class (ties: space order)."""
+        pools = self.open_slots(template)
+        chosen: list[str] = []
+        for slot in template.slots:
+            if slot < 0:
+                continue
+            best = ""
+            best_key = (math.inf, 0)
+            for d in pools[slot]:
+                if d in chosen:
+                    continue
+                key = (device_load.get(d, 0.0), self._order[d])
+                if key < best_key:
+                    best, best_key = d, key
+            chosen.append(best)
+        return tuple(chosen)
+
+    def least_loaded(self, template: Template, device_load: Mapping[str, float]) -> Candidate:
+        """Instantiate with, for each class slot, the least-loaded free device of its class."""
+        return self.instantiate(template, self.choose_devices(template, device_load))
+
+    def concrete(self, app_index: int, *, prune: bool = True, limit: int = 0) -> list[Candidate]:
+        """All concrete candidates of the app (``limit`` > 0 stops early), dominated ones pruned."""
+        out: dict[tuple[str, tuple[Stage, ...], str], Candidate] = {}
+        for template in self.templates(app_index):
+            for chosen in self.assignments(template):
+                cand = self.instantiate(template, chosen)
+                out.setdefault(cand.key, cand)
+                if limit and len(out) >= limit:
+                    break
+            if limit and len(out) >= limit:
+                break
+        cands = list(out.values())
+        return prune_dominated(cands, self.problem) if prune else cands
+
+
+def _features(cand: Candidate, index: Mapping[str, int]) -> np.ndarray:
+    """Per device: accel, cpu, radio, weight, bias, layers, data need, reload (lower = better)."""
+    v = np.zeros(len(index) * _FEATURES)
+    for w in cand.cost.work:
+        base = index[w.device_id] * _FEATURES
+        v[base : base + 3] = (w.accel_s, w.cpu_s, w.radio_s)
+        if w.partition is not None:
+            part = w.partition
+            v[base + 3 : base + 8] = (
+                part.weight_bytes,
+                part.bias_bytes,
+                part.layers,
+                part.peak_data_bytes + part.frame_buffer_bytes,
+                part.reload_s,
+            )
+    return v
+
+
+def prune_dominated(cands: Sequence[Candidate], problem: PlanningProblem) -> list[Candidate]:
+    """Drop candidates another one on the same devices beats or equals on every charge.
+
+    A candidate that uses no more of any resource, weight/bias/layer/data memory and
+    reload time on each of its devices, with at least the same rate cap, is never worse in
+    a joint plan (every joint term is monotone in those quantities). Only candidates on
+    the same set of devices are compared (that is where cut variants compete), which keeps
+    pruning linear in the number of device sets.
+    """
+    groups: dict[tuple[str, ...], list[Candidate]] = {}
+    for cand in cands:
+        groups.setdefault(tuple(sorted(cand.devices)), []).append(cand)
+    kept: list[Candidate] = []
+    for devices, members in groups.items():
+        if len(members) < 2:
+            kept.extend(members)
+            continue
+        index = {d: i for i, d in enumerate(devices)}
+        feats = np.stack([_features(c, index) for c in members])
+        caps = np.array([c.cost.cap_hz for c in members])
+        # Sorted so that a dominating candidate always comes before those it dominates.
+        order = np.lexsort((np.array([c.cost.latency_s for c in members]), -caps, feats.sum(axis=1)))
+        mine: list[int] = []
+        for i in order:
+            if mine:
+                k = np.array(mine)
+                if (np.all(feats[k] <= feats[i] + 1e-15, axis=1) & (caps[k] >= caps[i])).any():
+                    continue
+            mine.append(int(i))
+        kept.extend(members[i] for i in sorted(mine))
+    return kept

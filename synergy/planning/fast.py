@@ -1,0 +1,301 @@
+"""The fast planning method "synergy": data-intensity order, greedy, local moves and pair moves.
+
+DESIGN.md §5 (3). Maximises the same objective as the exact method (:func:`.search.score`):
+
+1. **Order.** Apps that pull the most bytes per second from their sources go first: they
+   have the fewest good places (a camera's frames should not cross a slow radio).
+2. **Greedy.** Each app in turn scores, with the full joint objective, a shortlist of its
+   templates instantiated on the least-loaded devices (:mod:`.shortlist` ranks all
+   templates by the rate the app would get from the capacity the others leave, plus a
+   ladder of slower ones) and keeps the best.
+3. **Local improvement.** Re-place one app at a time given all the others (a longer
+   shortlist, or all of its templates when it has few). When no single move helps, try
+   pair moves: *swaps* (two apps that share a saturated resource change together, each
+   from a short list ranked as if neither were placed) and, if those fail too,
+   *re-insertions* (remove two apps, put one back as if the other did not exist, then the
+   other). Stops when nothing improves or the evaluation budget is spent.
+4. **Seeds.** The baselines' plans are scored too; a seed that beats the result is improved
+   the same way and kept if it stays better, so the method never ends below a baseline.
+
+Everything is deterministic (no clocks, no randomness); the effort is bounded by the number
+of full evaluations of the objective (:attr:`FastConfig.evaluation_budget`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from synergy.planning.candidates import CandidateGenerator
+from synergy.planning.problem import Candidate, PlanningProblem, Selection
+from synergy.planning.search import Score, better, score
+from synergy.planning.shortlist import Load, Ranker
+
+__all__ = [
+    "DEFAULT_EVALUATION_BUDGET",
+    "DEFAULT_MOVE_SHORTLIST",
+    "FastConfig",
+    "DEFAULT_PASSES",
+    "DEFAULT_SHORTLIST",
+    "EXHAUSTIVE_TEMPLATES",
+    "fast_search",
+]
+
+#: Candidates per app scored with the full objective while placing greedily.
+DEFAULT_SHORTLIST = 8
+#: Candidates per app scored with the full objective in one local move.
+DEFAULT_MOVE_SHORTLIST = 24
+#: An app with at most this many templates has all of them scored in a move.
+EXHAUSTIVE_TEMPLATES = 48
+#: Improvement passes (each: one move per app, then swaps).
+DEFAULT_PASSES = 4
+#: Candidates per app tried in a swap, by proxy and from the ladder (pairs: the square).
+SWAP_SHORTLIST = 3
+SWAP_LADDER_MAX = 3
+#: Own-speed bands of the ladder grow by this factor; at most this many rungs.
+LADDER_STEP = 1.5
+LADDER_MAX = 12
+#: Utilisation from which a resource counts as saturated (floating-point slack).
+SATURATED = 1e-6
+#: Full evaluations of the objective after which improvement stops (deterministic effort).
+DEFAULT_EVALUATION_BUDGET = 650
+
+
+@dataclass(frozen=True)
+class FastConfig:
+    """Effort knobs of the fast method (the defaults are what ``synergy`` uses)."""
+
+    shortlist: int = DEFAULT_SHORTLIST
+    move_shortlist: int = DEFAULT_MOVE_SHORTLIST
+    exhaustive_templates: int = EXHAUSTIVE_TEMPLATES
+    swap_shortlist: int = SWAP_SHORTLIST
+    ladder_step: float = LADDER_STEP
+    ladder_max: int = LADDER_MAX
+    swap_ladder_max: int = SWAP_LADDER_MAX
+    passes: int = DEFAULT_PASSES
+    evaluation_budget: int = DEFAULT_EVALUATION_BUDGET
+
+
+def _load(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel: bool) -> Load:
+    out = Load()
+    if not chosen:
+        return out
+    ev = problem.evaluate(chosen, allow_parallel=allow_parallel)
+    parts: dict[str, list[float]] = {}
+    for name, u in ev.utilisation.items():
+        device, kind = name.rsplit(".", 1)
+        slot = parts.setdefault(device, [0.0, 0.0, 0.0])
+        if kind == "accelerator":
+            slot[0] = u
+        elif kind == "cpu":
+            slot[1] = u
+        elif kind == "radio":
+            slot[2] = u
+        else:
+            slot[0] = slot[1] = slot[2] = u
+            out.serial.add(device)
+    out.util = {d: (v[0], v[1], v[2]) for d, v in parts.items()}
+    out.device = {d: max(v) for d, v in parts.items()}
+    return out
+
+
+def _intensity(problem: PlanningProblem, i: int) -> float:
+    """Bytes per second the app would pull from its source at its cap."""
+    app = problem.apps[i]
+    rates = [
+        problem.cost.source_cap(problem.by_id[s], app.spec.source_type, app.spec.max_rate_hz)[0]
+        for s in problem.sources[i]
+    ]
+    return app.model.input_bytes * max(rates, default=0.0)
+
+
+class _Search:
+    def __init__(
+        self, problem: PlanningProblem, gen: CandidateGenerator, allow_parallel: bool, config: FastConfig
+    ) -> None:
+        self.problem = problem
+        self.gen = gen
+        self.allow_parallel = allow_parallel
+        self.config = config
+        self.evaluations = 0
+        self.ranker = Ranker(gen)
+
+    @property
+    def spent(self) -> bool:
+        return self.evaluations >= self.config.evaluation_budget
+
+    def score(self, chosen: Sequence[Candidate | None]) -> Score:
+        self.evaluations += 1
+        return score(self.problem, [c for c in chosen if c is not None], self.allow_parallel)
+
+    def load_without(self, chosen: Sequence[Candidate | None], skip: Sequence[int]) -> Load:
+        others = [c for j, c in enumerate(chosen) if j not in skip and c is not None]
+        return _load(self.problem, others, self.allow_parallel)
+
+    def shortlist(self, app: int, load: Load, size: int, ladder: int | None = None) -> list[Candidate]:
+        """Proxy-ranked candidates then ladder rungs."""
+        rungs = self.config.ladder_max if ladder is None else ladder
+        top, ladder_part = self.ranker.rank(app, load, self.allow_parallel, size, rungs, self.config.ladder_step)
+        return top + ladder_part
+
+    def move_size(self, app: int) -> int:
+        n = len(self.gen.templates(app))
+        return n if n <= self.config.exhaustive_templates else self.config.move_shortlist
+
+    def greedy(self, order: Sequence[int]) -> list[Candidate | None]:
+        chosen: list[Candidate | None] = [None] * len(self.problem.apps)
+        for i in order:
+            load = self.load_without(chosen, ())
+            best: tuple[Score, Candidate] | None = None
+            for cand in self.shortlist(i, load, self.config.shortlist):
+                trial = list(chosen)
+                trial[i] = cand
+                s = self.score(trial)
+                if best is None or better(s, best[0]):
+                    best = (s, cand)
+            if best is not None:
+                chosen[i] = best[1]
+        return chosen
+
+    def improve(self, chosen: list[Candidate | None]) -> tuple[list[Candidate | None], Score]:
+        best = self.score(chosen)
+        movable = [i for i, c in enumerate(chosen) if c is not None and self.gen.templates(i)]
+        for _ in range(self.config.passes):
+            chosen, best, moved = self.moves(chosen, best, movable)
+            swapped = False
+            if not moved:
+                chosen, best, swapped = self.swaps(chosen, best, movable)
+                if not swapped:
+                    chosen, best, swapped = self.reinsert(chosen, best, movable)
+            if not (moved or swapped) or self.spent:
+                break
+        return chosen, best
+
+    def moves(
+        self, chosen: list[Candidate | None], best: Score, movable: Sequence[int]
+    ) -> tuple[list[Candidate | None], Score, bool]:
+        """Re-place one app at a time given all the others."""
+        improved = False
+        for i in movable:
+            if self.spent:
+                break
+            load = self.load_without(chosen, (i,))
+            for cand in self.shortlist(i, load, self.move_size(i)):
+                if cand is chosen[i]:
+                    continue
+                trial = list(chosen)
+                trial[i] = cand
+                s = self.score(trial)
+                if better(s, best):
+                    chosen, best, improved = trial, s, True
+        return chosen, best, improved
+
+    def swaps(
+        self, chosen: list[Candidate | None], best: Score, movable: Sequence[int]
+    ) -> tuple[list[Candidate | None], Score, bool]:
+        """Re-place two apps that share a saturated resource at once.
+
+        Some gains need two apps to change together (e.g. a heavy app slows down on a
+        resource of its own so that a light one can have the shared link); both get short
+        shortlists computed as if neither were placed.
+        """
+        improved = False
+        ev = self.problem.evaluate([c for c in chosen if c is not None], allow_parallel=self.allow_parallel)
+        saturated = {name for name, u in ev.utilisation.items() if u >= 1.0 - SATURATED}
+        uses: dict[int, set[str]] = {}
+        for pos, i in enumerate(i for i, c in enumerate(chosen) if c is not None):
+            uses[i] = set(ev.loads[pos]) & saturated
+        size, rungs = self.config.swap_shortlist, self.config.swap_ladder_max
+        for pos, a in enumerate(movable):
+            for b in movable[pos + 1 :]:
+                if self.spent:
+                    return chosen, best, improved
+                if not uses.get(a, set()) & uses.get(b, set()):
+                    continue
+                load = self.load_without(chosen, (a, b))
+                list_a = self.shortlist(a, load, size, rungs)
+                list_b = self.shortlist(b, load, size, rungs)
+                for ca in list_a:
+                    for cb in list_b:
+                        if ca is chosen[a] and cb is chosen[b]:
+                            continue
+                        trial = list(chosen)
+                        trial[a], trial[b] = ca, cb
+                        s = self.score(trial)
+                        if better(s, best):
+                            chosen, best, improved = trial, s, True
+        return chosen, best, improved
+
+    def reinsert(
+        self, chosen: list[Candidate | None], best: Score, movable: Sequence[int]
+    ) -> tuple[list[Candidate | None], Score, bool]:
+        """Ruin and recreate pairs: remove two apps, put one back, then the other.
+
+        The first goes back as if the second did not exist (it may take what the second
+        held); the second then picks from its shortlist and ladder given the first. Both
+        orders are tried. This finds e.g. "the light app takes the heavy app's device and
+        the heavy app retreats to a slow path of its own", which no single move can.
+        """
+        improved = False
+        size, rungs = self.config.shortlist, self.config.ladder_max
+        for pos, a in enumerate(movable):
+            for b in movable[pos + 1 :]:
+                for first, second in ((a, b), (b, a)):
+                    if self.spent:
+                        return chosen, best, improved
+                    base = list(chosen)
+                    base[first] = base[second] = None
+                    load = self.load_without(base, ())
+                    placed: tuple[Score, Candidate] | None = None
+                    for cand in self.shortlist(first, load, size, 0):
+                        trial = list(base)
+                        trial[first] = cand
+                        s = self.score(trial)
+                        if placed is None or better(s, placed[0]):
+                            placed = (s, cand)
+                    if placed is None:
+                        continue
+                    base[first] = placed[1]
+                    load = self.load_without(base, ())
+                    for cand in self.shortlist(second, load, size, rungs):
+                        trial = list(base)
+                        trial[second] = cand
+                        s = self.score(trial)
+                        if better(s, best):
+                            chosen, best, improved = trial, s, True
+        return chosen, best, improved
+
+
+def fast_search(
+    problem: PlanningProblem,
+    gen: CandidateGenerator,
+    *,
+    allow_parallel: bool = True,
+    joint: bool = True,
+    seeds: Sequence[Selection] = (),
+    config: FastConfig = FastConfig(),
+) -> Selection:
+    """Greedy in order of data intensity + local improvement; the best of it and the seeds.
+
+    With ``joint=False`` (the ablation) every app takes its own best candidate as if it
+    were alone: no load awareness, no improvement, no seeds.
+    """
+    n = len(problem.apps)
+    placeable = [i for i in range(n) if gen.templates(i)]
+    order = sorted(placeable, key=lambda i: -_intensity(problem, i))
+    search = _Search(problem, gen, allow_parallel, config)
+    if not joint:
+        chosen: list[Candidate | None] = [None] * n
+        for i in order:
+            chosen[i] = search.shortlist(i, Load(), 1, 0)[0]
+        return Selection(tuple(chosen), allow_parallel=allow_parallel)
+    chosen, best = search.improve(search.greedy(order))
+    for seed in seeds:
+        # A seed (e.g. a baseline's plan) fills the apps it could not place with ours; it
+        # is improved only when it already beats what we have.
+        start = [s if s is not None else c for s, c in zip(seed.chosen, chosen, strict=True)]
+        if better(search.score(start), best):
+            improved, s = search.improve(start)
+            if better(s, best):
+                chosen, best = improved, s
+    return Selection(tuple(chosen), allow_parallel=allow_parallel)

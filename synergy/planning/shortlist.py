@@ -1,0 +1,191 @@
+"""Ranking an app's templates under a load: which candidates are worth a full evaluation.
+
+The fast method (:mod:`.fast`) scores candidates with the full joint objective, which costs
+tens of microseconds each; an app has hundreds of templates. This module ranks all of them
+at once (numpy over a templates x positions array) by a cheap proxy — the rate the app
+would reach from the capacity the other apps leave, on the least-loaded devices of each
+class — and returns the best few plus a *ladder*: the best template in each band of the
+app's own speed. The sum of max-min fair rates can rise when a heavy app runs slower on
+resources of its own, which the proxy alone would never propose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synergy.planning.candidates import SOURCE_SLOT, TARGET_SLOT, CandidateGenerator, Template
+from synergy.planning.problem import Candidate
+
+__all__ = ["Load", "Ranker"]
+
+
+@dataclass
+class Load:
+    """How busy the devices are under a partial plan (busy fractions per resource)."""
+
+    #: device -> utilisation of (accelerator, CPU, radio); a serialized device repeats one figure.
+    util: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    serial: set[str] = field(default_factory=set)
+    #: device -> its busiest resource, for choosing the least-loaded device of a class.
+    device: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    """One app's templates as arrays (built once per app and planning call)."""
+
+    templates: tuple[Template, ...]
+    #: Per template: index of its (source, target, slots) group.
+    group: NDArray[np.int64]
+    #: A representative template per group (for the device choice).
+    group_rep: tuple[Template, ...]
+    #: Per template and position: fixed device index, or -1 for a class slot, -2 padding.
+    fixed: NDArray[np.int64]
+    #: Per template and position: ordinal of the class slot within its template.
+    ordinal: NDArray[np.int64]
+    #: Busy seconds per frame of each position on (accelerator, CPU, radio).
+    work: NDArray[np.float64]
+    cap: NDArray[np.float64]
+    alone: NDArray[np.float64]
+    latency: NDArray[np.float64]
+
+
+_PAD = -2
+_CLASS = -1
+
+
+class Ranker:
+    """Ranks the templates of every app of one problem under changing loads."""
+
+    def __init__(self, gen: CandidateGenerator) -> None:
+        self.gen = gen
+        self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
+        self.device_ids = [d.device_id for d in gen.problem.devices]
+        self._arrays: dict[int, _Arrays] = {}
+
+    def arrays(self, app: int) -> _Arrays:
+        hit = self._arrays.get(app)
+        if hit is None:
+            hit = self._arrays[app] = self._build(app)
+        return hit
+
+    def _build(self, app: int) -> _Arrays:
+        templates = self.gen.templates(app)
+        width = max((len(t.slots) + len(t.endpoint_work) for t in templates), default=1)
+        n = len(templates)
+        fixed = np.full((n, width), _PAD, dtype=np.int64)
+        ordinal = np.zeros((n, width), dtype=np.int64)
+        work = np.zeros((n, width, 3))
+        groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
+        reps: list[Template] = []
+        group = np.zeros(n, dtype=np.int64)
+        for k, t in enumerate(templates):
+            key = (t.source, t.target, t.slots)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = len(reps)
+                reps.append(t)
+            group[k] = g
+            m = 0
+            for p, (slot, w) in enumerate(zip(t.slots, t.slot_work, strict=True)):
+                if slot == SOURCE_SLOT:
+                    fixed[k, p] = self.device_index[t.source]
+                elif slot == TARGET_SLOT:
+                    fixed[k, p] = self.device_index[t.target]
+                else:
+                    fixed[k, p] = _CLASS
+                    ordinal[k, p] = m
+                    m += 1
+                work[k, p] = w
+            for q, (device, w) in enumerate(t.endpoint_work, start=len(t.slots)):
+                fixed[k, q] = self.device_index[device]
+                work[k, q] = w
+        cap = np.array([t.cap_hz for t in templates])
+        bottleneck = np.array([t.bottleneck_s for t in templates])
+        alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
+        latency = np.array([t.latency_s for t in templates])
+        return _Arrays(tuple(templates), group, tuple(reps), fixed, ordinal, work, cap, alone, latency)
+
+    def _choose(self, reps: Sequence[Template], load: Mapping[str, float]) -> NDArray[np.int64]:
+        """Per group, the device index of each class slot: the least-loaded free member."""
+        order = self.gen.ranked_members(load)
+        width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
+        out = np.zeros((len(reps), max(width, 1)), dtype=np.int64)
+        for g, t in enumerate(reps):
+            taken: list[str] = []
+            for slot in t.slots:
+                if slot < 0:
+                    continue
+                for d in order[slot]:
+                    if d != t.source and d != t.target and d not in taken:
+                        taken.append(d)
+                        break
+            out[g, : len(taken)] = [self.device_index[d] for d in taken]
+        return out
+
+    def rank(
+        self,
+        app: int,
+        load: Load,
+        allow_parallel: bool,
+        size: int,
+        ladder: int,
+        step: float,
+    ) -> tuple[list[Candidate], list[Candidate]]:
+        """The ``size`` best candidates by proxy, then up to ``ladder`` rungs of own speed."""
+        arr = self.arrays(app)
+        if not arr.templates:
+            return [], []
+        chosen = self._choose(arr.group_rep, load.device)
+        n_dev = len(self.device_ids)
+        # Device index per position (padding points at an idle extra row).
+        dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
+        dev = np.where(arr.fixed == _PAD, n_dev, dev)
+        util = np.zeros((n_dev + 1, 3))
+        serial = np.zeros(n_dev + 1, dtype=np.bool_)
+        for device, u in load.util.items():
+            util[self.device_index[device]] = u
+        for device in load.serial:
+            serial[self.device_index[device]] = True
+        if not allow_parallel:
+            serial[:] = True
+        free = 1.0 - util[dev]  # (T, P, 3)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_kind = np.where(arr.work > 0, free / arr.work, np.inf).min(axis=2)
+            total = arr.work.sum(axis=2)
+            per_serial = np.where(total > 0, free[:, :, 0] / total, np.inf)
+        limits = np.where(serial[dev], per_serial, per_kind).min(axis=1)
+        rate = np.maximum(np.minimum(arr.cap, limits), 0.0)
+        index = np.arange(len(arr.templates))
+        order = np.lexsort((index, arr.latency, -arr.alone, -rate))
+        top = order[:size]
+        rungs: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        if size < len(order) and ladder > 0:
+            rest = order[size:]
+            bands = np.floor(np.log(np.maximum(arr.alone[rest], 1e-9)) / math.log(step))
+            _, first = np.unique(bands, return_index=True)
+            firsts = np.sort(rest[first])  # one per band, fastest band first
+            if len(firsts) > ladder:
+                # Spread the rungs over the whole range of speeds, fastest and slowest included.
+                picks = sorted({round(k * (len(firsts) - 1) / max(ladder - 1, 1)) for k in range(ladder)})
+                firsts = firsts[picks]
+            rungs = firsts
+        seen: set[tuple[object, ...]] = set()
+
+        def build(rows: NDArray[np.int64]) -> list[Candidate]:
+            out: list[Candidate] = []
+            for k in rows:
+                t = arr.templates[int(k)]
+                devices = [self.device_ids[int(d)] for p, d in enumerate(dev[k]) if arr.fixed[k, p] == _CLASS]
+                cand = self.gen.instantiate(t, devices)
+                if cand.key not in seen:
+                    seen.add(cand.key)
+                    out.append(cand)
+            return out
+
+        return build(top), build(rungs)
