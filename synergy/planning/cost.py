@@ -448,9 +448,9 @@ class CostModel:
             prev = device
         if target.device_id != prev.device_id:
             latency += send(int(prof.leave_bytes[-1]), prev, target)
-        delivery = (
-            self.params.delivery_cpu_s + model.output_bytes / target.board.cpu_copy_bytes_per_s
-        ) * self.factor(target.device_id)
+        delivery = (self.params.delivery_cpu_s + model.output_bytes / target.board.cpu_copy_bytes_per_s) * self.factor(
+            target.device_id
+        )
         add(target.device_id, 1, delivery, "delivery")
         latency += delivery
 
@@ -467,10 +467,6 @@ class CostModel:
             + work.radio_s * self.params.radio_active_power_w
         )
 
-    def describe(self) -> dict[str, Any]:
-        """The constants in use (for reports)."""
-        return {"parameters": self.params.__dict__, "calibration": dict(self.calibration)}
-
 
 def _estimate_feasibility(model: HardwareModel, board: BoardProfile, prof: ModelProfile) -> NDArray[np.bool_]:
     """:func:`estimate_fit` for every range at once (vectorised)."""
@@ -484,4 +480,3 @@ def _estimate_feasibility(model: HardwareModel, board: BoardProfile, prof: Model
     bad_cum = np.concatenate(([0], np.cumsum(1 - single)))
     ok &= (bad_cum[None, 1:] - bad_cum[:-1, None]) == 0
     return ok
-
