@@ -10,9 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from synergy.devices import DEVICE_PRESETS, device_from_mapping, parse_link, parse_sensor, preset_device
+from synergy.devices import DEVICE_PRESETS, parse_link, parse_sensor, preset_device
 from synergy.errors import InvalidArgument
 from synergy.hardware.boards import load_board
+from synergy.planning.space_files import device_from_entry
 from synergy.types import DeviceSpec, OutputSpec
 
 __all__ = ["register"]
@@ -95,7 +96,7 @@ def device_from_args(args: argparse.Namespace) -> DeviceSpec:
         data = yaml.safe_load(args.device_file.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise InvalidArgument(f"{args.device_file}: expected a mapping describing one device")
-        device = device_from_mapping(data, base_dir=args.device_file.parent)
+        device = device_from_entry(data, args.device_file.parent, str(args.device_file))
     elif args.preset:
         device = preset_device(args.preset, args.device_id)
     else:

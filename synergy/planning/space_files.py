@@ -39,7 +39,7 @@ from synergy.errors import InvalidArgument, NotFound, SynergyError
 from synergy.hardware.boards import BOARD_PRESETS, load_board
 from synergy.types import LINK_PRESETS, AppSpec, DeviceSpec, LinkProfile, OutputSpec, SensorSpec
 
-__all__ = ["AppEntry", "Space", "load_apps", "load_space"]
+__all__ = ["AppEntry", "Space", "device_from_entry", "link_from", "load_apps", "load_space"]
 
 _DEVICE_FIELDS = {"name", "board", "sensors", "outputs", "link", "kind"}
 _APP_FIELDS = {"name", "model", "source", "target", "source_device", "target_device", "max_rate_hz"}
@@ -89,7 +89,8 @@ def _check_fields(item: Mapping[str, Any], known: set[str], where: str) -> None:
         raise InvalidArgument(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
 
 
-def _link(value: Any, where: str) -> LinkProfile:
+def link_from(value: Any, where: str) -> LinkProfile:
+    """A link preset name, or a mapping with ``bandwidth_bytes_per_s`` (+ latency, overhead)."""
     if value is None:
         return LINK_PRESETS["ble_24k"]
     if isinstance(value, str):
@@ -136,6 +137,30 @@ def _board_ref(ref: str, base: Path) -> str:
     return str(candidate) if candidate.is_file() else ref
 
 
+def device_from_entry(item: Mapping[str, Any], base: Path, origin: str, index: int = 0) -> DeviceSpec:
+    """One device of a space file (also what ``synergy agent --device-file`` reads).
+
+    ``origin`` names the file in messages; board files are looked up relative to ``base``.
+    """
+    _check_fields(item, _DEVICE_FIELDS, f"{origin}: devices[{index}]")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"{origin}: devices[{index}]: needs a name")
+    where = f"{origin}: device {name!r}"
+    try:
+        board = load_board(_board_ref(str(item.get("board", "")), base))
+    except SynergyError as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+    return DeviceSpec(
+        device_id=name,
+        board=board,
+        sensors=tuple(_sensor(s, f"{where}.sensors") for s in item.get("sensors") or []),
+        outputs=tuple(_output(o, f"{where}.outputs") for o in item.get("outputs") or []),
+        link=link_from(item.get("link"), where),
+        kind=str(item.get("kind", "")),
+    )
+
+
 def load_space(path: str | Path) -> Space:
     """Devices (and optional calibration factors) of a space file."""
     origin = str(path)
@@ -144,28 +169,7 @@ def load_space(path: str | Path) -> Space:
     base = Path(path).parent
     devices: list[DeviceSpec] = []
     for k, item in enumerate(_entries(data, "devices", origin)):
-        where = f"{origin}: devices[{k}]"
-        _check_fields(item, _DEVICE_FIELDS, where)
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidArgument(f"{where}: needs a name")
-        where = f"{origin}: device {name!r}"
-        try:
-            board = load_board(_board_ref(str(item.get("board", "")), base))
-        except SynergyError as exc:
-            raise type(exc)(f"{where}: {exc}") from exc
-        sensors = tuple(_sensor(s, f"{where}.sensors") for s in item.get("sensors") or [])
-        outputs = tuple(_output(o, f"{where}.outputs") for o in item.get("outputs") or [])
-        devices.append(
-            DeviceSpec(
-                device_id=name,
-                board=board,
-                sensors=sensors,
-                outputs=outputs,
-                link=_link(item.get("link"), where),
-                kind=str(item.get("kind", "")),
-            )
-        )
+        devices.append(device_from_entry(item, base, origin, k))
     names = [d.device_id for d in devices]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
