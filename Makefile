@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/synergy/v1/*.proto)
 
 
-.PHONY: system-deps venv demo test lint typecheck proto check-proto bench clean help
+.PHONY: system-deps venv demo test lint typecheck proto bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from synergy.planning.candidates import SOURCE_SLOT, CandidateGenerator
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
@@ -76,33 +76,44 @@ def _result(problem: PlanningProblem, picks: dict[int, Candidate], reasons: dict
     return Selection(chosen, allow_parallel=False, reasons=reasons)
 
 
-def source_only(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
+def _each_app(
+    problem: PlanningProblem, choose: Callable[[int], Candidate | str], *, allow_parallel: bool = False
+) -> Selection:
+    """Run ``choose`` for every app (in arrival order) that has no problem of its own.
+
+    ``choose`` returns the app's candidate, or a string naming why the method cannot place it.
+    """
     picks: dict[int, Candidate] = {}
     reasons: dict[int, str] = {}
     for i in range(len(problem.apps)):
         if problem.problems[i]:
             continue
+        choice = choose(i)
+        if isinstance(choice, str):
+            reasons[i] = choice
+        else:
+            picks[i] = choice
+    chosen = tuple(picks.get(i) for i in range(len(problem.apps)))
+    return Selection(chosen, allow_parallel=allow_parallel, reasons=reasons)
+
+
+def source_only(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
+    def choose(i: int) -> Candidate | str:
         cands = [
-            c
-            for s in problem.sources[i]
-            if (c := _whole(problem, i, s, s, _target_for(problem, i, s))) is not None
+            c for s in problem.sources[i] if (c := _whole(problem, i, s, s, _target_for(problem, i, s))) is not None
         ]
         best = _pick(cands)
-        if best is None:
-            s = problem.sources[i][0]
-            why = problem.cost.table(problem.apps[i].model, problem.by_id[s].board).whole_model_reason
-            reasons[i] = f"source_only: the model does not fit its source {s!r}: {why}"
-        else:
-            picks[i] = best
-    return _result(problem, picks, reasons)
+        if best is not None:
+            return best
+        s = problem.sources[i][0]
+        why = problem.cost.table(problem.apps[i].model, problem.by_id[s].board).whole_model_reason
+        return f"source_only: the model does not fit its source {s!r}: {why}"
+
+    return _each_app(problem, choose)
 
 
 def best_single_device(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    picks: dict[int, Candidate] = {}
-    reasons: dict[int, str] = {}
-    for i in range(len(problem.apps)):
-        if problem.problems[i]:
-            continue
+    def choose(i: int) -> Candidate | str:
         cands = [
             c
             for d in problem.devices
@@ -111,19 +122,13 @@ def best_single_device(problem: PlanningProblem, gen: CandidateGenerator) -> Sel
             if (c := _whole(problem, i, d.device_id, s, t)) is not None
         ]
         best = _pick(cands)
-        if best is None:
-            reasons[i] = "best_single_device: no single device holds the whole model"
-        else:
-            picks[i] = best
-    return _result(problem, picks, reasons)
+        return "best_single_device: no single device holds the whole model" if best is None else best
+
+    return _each_app(problem, choose)
 
 
 def neurosurgeon(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    picks: dict[int, Candidate] = {}
-    reasons: dict[int, str] = {}
-    for i in range(len(problem.apps)):
-        if problem.problems[i]:
-            continue
+    def choose(i: int) -> Candidate | str:
         # One device, or a head on the source and the tail on one other device; among the
         # templates' cuts is the latency-optimal one of every such pair (Neurosurgeon's
         # objective is the latency of one inference).
@@ -131,11 +136,11 @@ def neurosurgeon(problem: PlanningProblem, gen: CandidateGenerator) -> Selection
             t for t in gen.templates(i) if len(t.slots) == 1 or (len(t.slots) == 2 and t.slots[0] == SOURCE_SLOT)
         ]
         if not options:
-            reasons[i] = "neurosurgeon: no split between the source and one other device fits"
-            continue
+            return "neurosurgeon: no split between the source and one other device fits"
         best = min(options, key=lambda t: (t.latency_s, t.bottleneck_s))
-        picks[i] = gen.least_loaded(best, {})
-    return _result(problem, picks, reasons)
+        return gen.least_loaded(best, {})
+
+    return _each_app(problem, choose)
 
 
 def pipeedge(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
@@ -173,11 +178,7 @@ def _proportional(problem: PlanningProblem, i: int, devices: Sequence[str]) -> l
 
 
 def exo(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    picks: dict[int, Candidate] = {}
-    reasons: dict[int, str] = {}
-    for i in range(len(problem.apps)):
-        if problem.problems[i]:
-            continue
+    def choose(i: int) -> Candidate | str:
         s = problem.sources[i][0]
         t = _target_for(problem, i, s)
         middle = [d.device_id for d in problem.devices if d.device_id not in (s, t)]
@@ -186,13 +187,12 @@ def exo(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
         bad = [st for st in stages if not problem.fits(i, st.device_id, st.first_layer, st.last_layer)]
         if bad:
             st = bad[0]
-            reasons[i] = (
-                f"exo: layers {st.first_layer}-{st.last_layer} (memory-proportional share) "
-                f"do not fit {st.device_id!r}"
+            return (
+                f"exo: layers {st.first_layer}-{st.last_layer} (memory-proportional share) do not fit {st.device_id!r}"
             )
-        else:
-            picks[i] = problem.candidate(i, s, stages, t)
-    return _result(problem, picks, reasons)
+        return problem.candidate(i, s, stages, t)
+
+    return _each_app(problem, choose)
 
 
 def greedy_first_fit(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
@@ -248,18 +248,11 @@ def random_plan(problem: PlanningProblem, gen: CandidateGenerator, *, seed: int 
 
 
 def spread(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    picks: dict[int, Candidate] = {}
-    reasons: dict[int, str] = {}
-    for i in range(len(problem.apps)):
-        if problem.problems[i]:
-            continue
-        n_layers = len(problem.apps[i].model.layers)
-        found = _spread_one(problem, i, n_layers)
-        if found is None:
-            reasons[i] = "spread: no even split over 1-3 devices fits their boards"
-        else:
-            picks[i] = found
-    return Selection(tuple(picks.get(i) for i in range(len(problem.apps))), reasons=reasons)
+    def choose(i: int) -> Candidate | str:
+        found = _spread_one(problem, i, len(problem.apps[i].model.layers))
+        return "spread: no even split over 1-3 devices fits their boards" if found is None else found
+
+    return _each_app(problem, choose, allow_parallel=True)
 
 
 def _even(n_layers: int, parts: int) -> list[tuple[int, int]]:
