@@ -15,12 +15,16 @@ a message that names the constraint.
     ├── ResourceExhausted    a partition or a frame over a hard limit
     │   └── DoesNotFit       a partition over a board limit (names the limit)
     └── Unavailable          a peer or the coordinator cannot be reached
+        ├── DeadlineExceeded a peer did not answer in time
+        └── AddressInUse     a daemon's listen address is held by another process
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AddressInUse",
     "AlreadyExists",
+    "DeadlineExceeded",
     "DoesNotFit",
     "FailedPrecondition",
     "InvalidArgument",
@@ -74,3 +78,11 @@ class DoesNotFit(ResourceExhausted):
 
 class Unavailable(SynergyError):
     grpc_code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(Unavailable):
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
+class AddressInUse(Unavailable):
+    """The address a daemon should listen on is held by another process."""

@@ -6,14 +6,22 @@ Protobuf messages are converted to and from these at the process boundary
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
+from synergy.reports import DeviceTelemetry
 
 __all__ = [
+    "CLIENT_SOURCE",
+    "AppInfo",
     "AppSpec",
+    "AppState",
+    "AppStats",
+    "DeviceInfo",
     "DeviceSpec",
+    "DeviceState",
     "ExecutionPlan",
     "JointPlan",
     "LINK_PRESETS",
@@ -22,6 +30,23 @@ __all__ = [
     "SensorSpec",
     "Stage",
 ]
+
+
+#: Sensor type of apps that clients feed through Infer; every device can host their source.
+CLIENT_SOURCE = "client"
+
+
+class DeviceState(enum.Enum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class AppState(enum.Enum):
+    #: Accepted, but not running right now (the reason says why).
+    WAITING = "waiting"
+    RUNNING = "running"
+    #: Deployed, but no frame outcome arrived recently (the reason says since when).
+    STALLED = "stalled"
 
 
 @dataclass(frozen=True)
@@ -147,6 +172,44 @@ class JointPlan:
     method: str = ""
     #: Apps that could not be placed, with the constraint that stopped them.
     unplaced: Mapping[str, str] = field(default_factory=dict)
+    #: Devices the planner left out because their deployments kept failing, with the reason.
+    quarantined: Mapping[str, str] = field(default_factory=dict)
 
     def plan_for(self, app_id: str) -> ExecutionPlan | None:
         return next((p for p in self.plans if p.app_id == app_id), None)
+
+
+@dataclass(frozen=True)
+class AppStats:
+    frames_delivered: int = 0
+    frames_dropped: int = 0
+    #: Delivered frames per second, recent window.
+    rate_hz: float = 0.0
+    #: Mean capture-to-delivery latency, recent window.
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """An app as the coordinator reports it: its spec, its state and why, its recent figures."""
+
+    app_id: str
+    spec: AppSpec
+    state: AppState
+    reason: str = ""
+    #: Hardware layers of its model.
+    layers: int = 0
+    stats: AppStats = AppStats()
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as the coordinator reports it."""
+
+    spec: DeviceSpec
+    state: DeviceState
+    last_seen_unix: float
+    telemetry: DeviceTelemetry
+    #: Why the planner leaves this device out (empty: it does not), and until when.
+    quarantine_reason: str = ""
+    quarantined_until_unix: float = 0.0

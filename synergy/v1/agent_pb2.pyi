@@ -158,15 +158,17 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class AgentStatus(_message.Message):
-    __slots__ = ("device_id", "active_epoch", "loaded_epochs", "telemetry", "weight_bytes_loaded")
+    __slots__ = ("device_id", "active_epoch", "loaded_epochs", "telemetry", "weight_bytes_loaded", "state")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     LOADED_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_BYTES_LOADED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     active_epoch: int
     loaded_epochs: _containers.RepeatedScalarFieldContainer[int]
     telemetry: _common_pb2.DeviceTelemetry
     weight_bytes_loaded: int
-    def __init__(self, device_id: _Optional[str] = ..., active_epoch: _Optional[int] = ..., loaded_epochs: _Optional[_Iterable[int]] = ..., telemetry: _Optional[_Union[_common_pb2.DeviceTelemetry, _Mapping]] = ..., weight_bytes_loaded: _Optional[int] = ...) -> None: ...
+    state: _common_pb2.AgentState
+    def __init__(self, device_id: _Optional[str] = ..., active_epoch: _Optional[int] = ..., loaded_epochs: _Optional[_Iterable[int]] = ..., telemetry: _Optional[_Union[_common_pb2.DeviceTelemetry, _Mapping]] = ..., weight_bytes_loaded: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.AgentState, _Mapping]] = ...) -> None: ...

@@ -72,7 +72,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CoordinatorStats(_message.Message):
-    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent", "recalibrations", "calibration")
+    __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent", "recalibrations", "calibration", "quarantines", "drift_repairs", "deploys_cancelled")
     class CalibrationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,9 @@ class CoordinatorStats(_message.Message):
     PARTITION_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     RECALIBRATIONS_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINES_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     activation_bytes_relayed: int
     result_bytes_received: int
@@ -104,4 +107,7 @@ class CoordinatorStats(_message.Message):
     partition_bytes_sent: int
     recalibrations: int
     calibration: _containers.ScalarMap[str, float]
-    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ..., partitions_sent: _Optional[int] = ..., partitions_reused: _Optional[int] = ..., partition_bytes_sent: _Optional[int] = ..., recalibrations: _Optional[int] = ..., calibration: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    quarantines: int
+    drift_repairs: int
+    deploys_cancelled: int
+    def __init__(self, epoch: _Optional[int] = ..., activation_bytes_relayed: _Optional[int] = ..., result_bytes_received: _Optional[int] = ..., input_bytes_forwarded: _Optional[int] = ..., results_received: _Optional[int] = ..., replans: _Optional[int] = ..., deploy_failures: _Optional[int] = ..., partitions_sent: _Optional[int] = ..., partitions_reused: _Optional[int] = ..., partition_bytes_sent: _Optional[int] = ..., recalibrations: _Optional[int] = ..., calibration: _Optional[_Mapping[str, float]] = ..., quarantines: _Optional[int] = ..., drift_repairs: _Optional[int] = ..., deploys_cancelled: _Optional[int] = ...) -> None: ...

@@ -18,12 +18,14 @@ class AppState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     APP_STATE_UNSPECIFIED: _ClassVar[AppState]
     APP_STATE_WAITING: _ClassVar[AppState]
     APP_STATE_RUNNING: _ClassVar[AppState]
+    APP_STATE_STALLED: _ClassVar[AppState]
 DEVICE_STATE_UNSPECIFIED: DeviceState
 DEVICE_STATE_ONLINE: DeviceState
 DEVICE_STATE_OFFLINE: DeviceState
 APP_STATE_UNSPECIFIED: AppState
 APP_STATE_WAITING: AppState
 APP_STATE_RUNNING: AppState
+APP_STATE_STALLED: AppState
 
 class Board(_message.Message):
     __slots__ = ("name", "accelerator", "weight_words_per_processor", "bias_bytes_per_quadrant", "data_instances", "data_instance_bytes", "max_layers", "max_channels", "max_tensor_dim", "max_pixels_hwc", "max_pixels_chw", "max_streaming_layers", "max_bias_channels", "cnn_clock_hz", "cpu_clock_hz", "supports_depthwise", "supports_dilation", "out_offset_pingpong", "cpu_copy_bytes_per_s", "weight_load_bytes_per_s", "cnn_active_power_w", "cpu_active_power_w", "idle_power_w", "notes")
@@ -124,16 +126,42 @@ class DeviceCapabilities(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., board: _Optional[_Union[Board, _Mapping]] = ..., sensors: _Optional[_Iterable[_Union[Sensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., link: _Optional[_Union[Link, _Mapping]] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("capabilities", "state", "last_seen_unix", "telemetry")
+    __slots__ = ("capabilities", "state", "last_seen_unix", "telemetry", "quarantine_reason", "quarantined_until_unix")
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_UNIX_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINE_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_UNTIL_UNIX_FIELD_NUMBER: _ClassVar[int]
     capabilities: DeviceCapabilities
     state: DeviceState
     last_seen_unix: float
     telemetry: DeviceTelemetry
-    def __init__(self, capabilities: _Optional[_Union[DeviceCapabilities, _Mapping]] = ..., state: _Optional[_Union[DeviceState, str]] = ..., last_seen_unix: _Optional[float] = ..., telemetry: _Optional[_Union[DeviceTelemetry, _Mapping]] = ...) -> None: ...
+    quarantine_reason: str
+    quarantined_until_unix: float
+    def __init__(self, capabilities: _Optional[_Union[DeviceCapabilities, _Mapping]] = ..., state: _Optional[_Union[DeviceState, str]] = ..., last_seen_unix: _Optional[float] = ..., telemetry: _Optional[_Union[DeviceTelemetry, _Mapping]] = ..., quarantine_reason: _Optional[str] = ..., quarantined_until_unix: _Optional[float] = ...) -> None: ...
+
+class HeldSegment(_message.Message):
+    __slots__ = ("app_id", "epoch", "segment", "digest")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    epoch: int
+    segment: int
+    digest: str
+    def __init__(self, app_id: _Optional[str] = ..., epoch: _Optional[int] = ..., segment: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class AgentState(_message.Message):
+    __slots__ = ("active_epoch", "loaded_epochs", "segments")
+    ACTIVE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LOADED_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    active_epoch: int
+    loaded_epochs: _containers.RepeatedScalarFieldContainer[int]
+    segments: _containers.RepeatedCompositeFieldContainer[HeldSegment]
+    def __init__(self, active_epoch: _Optional[int] = ..., loaded_epochs: _Optional[_Iterable[int]] = ..., segments: _Optional[_Iterable[_Union[HeldSegment, _Mapping]]] = ...) -> None: ...
 
 class DeviceTelemetry(_message.Message):
     __slots__ = ("frames_in", "frames_out", "bytes_to_peers", "bytes_from_peers", "bytes_to_coordinator", "frames_dropped", "accelerator_busy_s", "stage_timings")
@@ -262,8 +290,15 @@ class ExecutionPlan(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., source_device: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., target_device: _Optional[str] = ..., predicted_rate_hz: _Optional[float] = ..., predicted_latency_s: _Optional[float] = ..., parallel_devices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JointPlan(_message.Message):
-    __slots__ = ("epoch", "plans", "system_throughput", "bottleneck", "method", "unplaced")
+    __slots__ = ("epoch", "plans", "system_throughput", "bottleneck", "method", "unplaced", "quarantined")
     class UnplacedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class QuarantinedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -276,13 +311,15 @@ class JointPlan(_message.Message):
     BOTTLENECK_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     UNPLACED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     plans: _containers.RepeatedCompositeFieldContainer[ExecutionPlan]
     system_throughput: float
     bottleneck: str
     method: str
     unplaced: _containers.ScalarMap[str, str]
-    def __init__(self, epoch: _Optional[int] = ..., plans: _Optional[_Iterable[_Union[ExecutionPlan, _Mapping]]] = ..., system_throughput: _Optional[float] = ..., bottleneck: _Optional[str] = ..., method: _Optional[str] = ..., unplaced: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    quarantined: _containers.ScalarMap[str, str]
+    def __init__(self, epoch: _Optional[int] = ..., plans: _Optional[_Iterable[_Union[ExecutionPlan, _Mapping]]] = ..., system_throughput: _Optional[float] = ..., bottleneck: _Optional[str] = ..., method: _Optional[str] = ..., unplaced: _Optional[_Mapping[str, str]] = ..., quarantined: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("app_id", "epoch", "seq", "capture_time_unix", "done_time_unix", "tensors", "device_id", "output_type", "dropped", "drop_reason", "summary")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from synergy.v1 import common_pb2 as synergy_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synergy/v1/registry.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"A\n\x0fRegisterRequest\x12.\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1e.synergy.v1.DeviceCapabilities\"U\n\x10RegisterResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1a\n\x12heartbeat_period_s\x18\x02 \x01(\x01\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"g\n\x10HeartbeatRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12.\n\ttelemetry\x18\x03 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\"(\n\x11HeartbeatResponse\x12\x13\n\x0blease_ttl_s\x18\x01 \x01(\x01\"K\n\x13ReportResultRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.synergy.v1.Result\"\x16\n\x14ReportResultResponse2\xf5\x01\n\x0fRegistryService\x12\x45\n\x08Register\x12\x1b.synergy.v1.RegisterRequest\x1a\x1c.synergy.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.synergy.v1.HeartbeatRequest\x1a\x1d.synergy.v1.HeartbeatResponse\x12Q\n\x0cReportResult\x12\x1f.synergy.v1.ReportResultRequest\x1a .synergy.v1.ReportResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synergy/v1/registry.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"h\n\x0fRegisterRequest\x12.\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1e.synergy.v1.DeviceCapabilities\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.synergy.v1.AgentState\"U\n\x10RegisterResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1a\n\x12heartbeat_period_s\x18\x02 \x01(\x01\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"\x8e\x01\n\x10HeartbeatRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12.\n\ttelemetry\x18\x03 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\x12%\n\x05state\x18\x04 \x01(\x0b\x32\x16.synergy.v1.AgentState\"(\n\x11HeartbeatResponse\x12\x13\n\x0blease_ttl_s\x18\x01 \x01(\x01\"K\n\x13ReportResultRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.synergy.v1.Result\"\x16\n\x14ReportResultResponse\"8\n\x11\x44\x65registerRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65registerResponse2\xc2\x02\n\x0fRegistryService\x12\x45\n\x08Register\x12\x1b.synergy.v1.RegisterRequest\x1a\x1c.synergy.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.synergy.v1.HeartbeatRequest\x1a\x1d.synergy.v1.HeartbeatResponse\x12Q\n\x0cReportResult\x12\x1f.synergy.v1.ReportResultRequest\x1a .synergy.v1.ReportResultResponse\x12K\n\nDeregister\x12\x1d.synergy.v1.DeregisterRequest\x1a\x1e.synergy.v1.DeregisterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'synergy.v1.registry_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERREQUEST']._serialized_start=66
-  _globals['_REGISTERREQUEST']._serialized_end=131
-  _globals['_REGISTERRESPONSE']._serialized_start=133
-  _globals['_REGISTERRESPONSE']._serialized_end=218
-  _globals['_HEARTBEATREQUEST']._serialized_start=220
-  _globals['_HEARTBEATREQUEST']._serialized_end=323
-  _globals['_HEARTBEATRESPONSE']._serialized_start=325
-  _globals['_HEARTBEATRESPONSE']._serialized_end=365
-  _globals['_REPORTRESULTREQUEST']._serialized_start=367
-  _globals['_REPORTRESULTREQUEST']._serialized_end=442
-  _globals['_REPORTRESULTRESPONSE']._serialized_start=444
-  _globals['_REPORTRESULTRESPONSE']._serialized_end=466
-  _globals['_REGISTRYSERVICE']._serialized_start=469
-  _globals['_REGISTRYSERVICE']._serialized_end=714
+  _globals['_REGISTERREQUEST']._serialized_end=170
+  _globals['_REGISTERRESPONSE']._serialized_start=172
+  _globals['_REGISTERRESPONSE']._serialized_end=257
+  _globals['_HEARTBEATREQUEST']._serialized_start=260
+  _globals['_HEARTBEATREQUEST']._serialized_end=402
+  _globals['_HEARTBEATRESPONSE']._serialized_start=404
+  _globals['_HEARTBEATRESPONSE']._serialized_end=444
+  _globals['_REPORTRESULTREQUEST']._serialized_start=446
+  _globals['_REPORTRESULTREQUEST']._serialized_end=521
+  _globals['_REPORTRESULTRESPONSE']._serialized_start=523
+  _globals['_REPORTRESULTRESPONSE']._serialized_end=545
+  _globals['_DEREGISTERREQUEST']._serialized_start=547
+  _globals['_DEREGISTERREQUEST']._serialized_end=603
+  _globals['_DEREGISTERRESPONSE']._serialized_start=605
+  _globals['_DEREGISTERRESPONSE']._serialized_end=625
+  _globals['_REGISTRYSERVICE']._serialized_start=628
+  _globals['_REGISTRYSERVICE']._serialized_end=950
 # @@protoc_insertion_point(module_scope)

@@ -7,10 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("device",)
+    __slots__ = ("device", "state")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     device: _common_pb2.DeviceCapabilities
-    def __init__(self, device: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ...) -> None: ...
+    state: _common_pb2.AgentState
+    def __init__(self, device: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.AgentState, _Mapping]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("lease_id", "heartbeat_period_s", "lease_ttl_s")
@@ -23,14 +25,16 @@ class RegisterResponse(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., heartbeat_period_s: _Optional[float] = ..., lease_ttl_s: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("device_id", "lease_id", "telemetry")
+    __slots__ = ("device_id", "lease_id", "telemetry", "state")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     lease_id: str
     telemetry: _common_pb2.DeviceTelemetry
-    def __init__(self, device_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., telemetry: _Optional[_Union[_common_pb2.DeviceTelemetry, _Mapping]] = ...) -> None: ...
+    state: _common_pb2.AgentState
+    def __init__(self, device_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., telemetry: _Optional[_Union[_common_pb2.DeviceTelemetry, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.AgentState, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("lease_ttl_s",)
@@ -47,5 +51,17 @@ class ReportResultRequest(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Result, _Mapping]] = ...) -> None: ...
 
 class ReportResultResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeregisterRequest(_message.Message):
+    __slots__ = ("device_id", "lease_id")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    lease_id: str
+    def __init__(self, device_id: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class DeregisterResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -49,6 +49,11 @@ class RegistryServiceStub:
                 request_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultRequest.SerializeToString,
                 response_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultResponse.FromString,
                 _registered_method=True)
+        self.Deregister = channel.unary_unary(
+                '/synergy.v1.RegistryService/Deregister',
+                request_serializer=synergy_dot_v1_dot_registry__pb2.DeregisterRequest.SerializeToString,
+                response_deserializer=synergy_dot_v1_dot_registry__pb2.DeregisterResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -75,6 +80,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Deregister(self, request, context):
+        """Leave cleanly (agent shutdown): the coordinator re-plans at once instead of waiting for
+        the lease to expire.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReportResult,
                     request_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultRequest.FromString,
                     response_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultResponse.SerializeToString,
+            ),
+            'Deregister': grpc.unary_unary_rpc_method_handler(
+                    servicer.Deregister,
+                    request_deserializer=synergy_dot_v1_dot_registry__pb2.DeregisterRequest.FromString,
+                    response_serializer=synergy_dot_v1_dot_registry__pb2.DeregisterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class RegistryService:
             '/synergy.v1.RegistryService/ReportResult',
             synergy_dot_v1_dot_registry__pb2.ReportResultRequest.SerializeToString,
             synergy_dot_v1_dot_registry__pb2.ReportResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Deregister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/synergy.v1.RegistryService/Deregister',
+            synergy_dot_v1_dot_registry__pb2.DeregisterRequest.SerializeToString,
+            synergy_dot_v1_dot_registry__pb2.DeregisterResponse.FromString,
             options,
             channel_credentials,
             insecure,
