@@ -2,8 +2,8 @@
 
 Protos stop here: servicers convert requests with ``*_from_proto`` and answers with
 ``*_to_proto``; everything behind them works on :mod:`synergy.types` and
-:mod:`synergy.hardware` types. Validation of what a peer sent (unknown names, missing
-fields) happens here too, so bad input is refused before it reaches any state.
+:mod:`synergy.hardware` types. Every ``*_from_proto`` of a record a peer sends first runs its validator
+(:mod:`synergy.wire.validate`), so bad input is refused before it reaches any state.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile, board_from_dict
 from synergy.types import (
     AppSpec,
@@ -24,6 +23,7 @@ from synergy.types import (
     Stage,
 )
 from synergy.v1 import common_pb2
+from synergy.wire import validate
 
 __all__ = [
     "app_spec_from_proto",
@@ -48,11 +48,12 @@ def board_to_proto(board: BoardProfile) -> common_pb2.Board:
     return common_pb2.Board(**values)
 
 
-def board_from_proto(msg: common_pb2.Board) -> BoardProfile:
-    if not msg.name:
-        raise InvalidArgument("board: name is empty")
-    if not msg.weight_words_per_processor:
-        raise InvalidArgument(f"board {msg.name!r}: weight_words_per_processor is empty")
+def board_from_proto(msg: common_pb2.Board, *, path: str = "board") -> BoardProfile:
+    validate.board(msg, path)
+    return _board(msg)
+
+
+def _board(msg: common_pb2.Board) -> BoardProfile:
     values = {f.name: getattr(msg, f.name) for f in dataclasses.fields(BoardProfile)}
     return board_from_dict(values, origin=f"board {msg.name!r}")
 
@@ -74,21 +75,14 @@ def device_to_proto(device: DeviceSpec) -> common_pb2.DeviceCapabilities:
     )
 
 
-def device_from_proto(msg: common_pb2.DeviceCapabilities) -> DeviceSpec:
-    if not msg.device_id:
-        raise InvalidArgument("device: device_id is empty")
-    if not msg.HasField("board"):
-        raise InvalidArgument(f"device {msg.device_id!r}: board is missing")
-    for sensor in msg.sensors:
-        if not sensor.type or sensor.rate_hz <= 0:
-            raise InvalidArgument(f"device {msg.device_id!r}: sensor needs a type and a positive rate_hz")
-    if msg.link.bandwidth_bytes_per_s <= 0:
-        raise InvalidArgument(f"device {msg.device_id!r}: link bandwidth_bytes_per_s must be positive")
+def device_from_proto(msg: common_pb2.DeviceCapabilities, *, path: str = "device") -> DeviceSpec:
+    """A device capability record, validated (:func:`synergy.wire.validate.device`)."""
+    validate.device(msg, path)
     return DeviceSpec(
         device_id=msg.device_id,
         kind=msg.kind,
         address=msg.address,
-        board=board_from_proto(msg.board),
+        board=_board(msg.board),
         sensors=tuple(SensorSpec(s.type, s.rate_hz, s.source) for s in msg.sensors),
         outputs=tuple(OutputSpec(o.type) for o in msg.outputs),
         link=LinkProfile(
@@ -112,13 +106,9 @@ def app_spec_to_proto(spec: AppSpec) -> common_pb2.AppSpec:
     )
 
 
-def app_spec_from_proto(msg: common_pb2.AppSpec, app_id: str) -> AppSpec:
-    if not msg.source_type:
-        raise InvalidArgument("app: source_type is empty (a sensor type such as 'camera', or 'client')")
-    if not msg.target_type:
-        raise InvalidArgument("app: target_type is empty (an output type such as 'display')")
-    if msg.max_rate_hz < 0:
-        raise InvalidArgument(f"app: max_rate_hz must not be negative, got {msg.max_rate_hz}")
+def app_spec_from_proto(msg: common_pb2.AppSpec, app_id: str, *, path: str = "spec") -> AppSpec:
+    """An app spec, validated (:func:`synergy.wire.validate.app_spec`); ``app_id`` is ours."""
+    validate.app_spec(msg, path)
     return AppSpec(
         app_id=app_id,
         name=msg.name or app_id,
@@ -166,6 +156,7 @@ def joint_plan_to_proto(plan: JointPlan) -> common_pb2.JointPlan:
         bottleneck=plan.bottleneck,
         method=plan.method,
         unplaced=dict(plan.unplaced),
+        quarantined=dict(plan.quarantined),
     )
 
 
@@ -177,4 +168,5 @@ def joint_plan_from_proto(msg: common_pb2.JointPlan) -> JointPlan:
         bottleneck=msg.bottleneck,
         method=msg.method,
         unplaced=dict(msg.unplaced),
+        quarantined=dict(msg.quarantined),
     )

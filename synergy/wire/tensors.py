@@ -9,6 +9,9 @@ silent rounding.
 A frame travels as one header chunk followed by data chunks of at most ``chunk_bytes``
 (the tensors' bytes concatenated in header order). :class:`FrameAssembler` rebuilds frames
 on the receiving side and refuses malformed streams with a clear error.
+
+Tensor specs and frame headers from the wire are validated (:mod:`synergy.wire.validate`:
+known dtype, bounded rank, dimensions and bytes) before any buffer is sized from them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from synergy import limits
 from synergy.errors import InvalidArgument, ResourceExhausted
-from synergy.hardware.model import DTYPE_BYTES, TensorSpec
+from synergy.hardware.model import TensorSpec
 from synergy.v1 import agent_pb2, common_pb2
+from synergy.wire import validate
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -43,7 +48,7 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 64 * 1024
 #: The largest frame (sum of its tensors' bytes) a stream accepts. The biggest zoo activation
 #: (UNet's 64x88x88 wide output) is ~2 MiB; anything far beyond is a bug or an attack.
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = limits.MAX_FRAME_BYTES
 
 _NUMPY_DTYPES: Mapping[str, npt.DTypeLike] = {"int8": np.int8, "float32": np.float32, "int32": np.int32}
 _INTEGER_RANGES = {"int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
@@ -56,10 +61,8 @@ def spec_to_meta(spec: TensorSpec) -> common_pb2.TensorMeta:
 
 
 def spec_from_meta(meta: common_pb2.TensorMeta) -> TensorSpec:
-    if meta.dtype not in DTYPE_BYTES:
-        raise InvalidArgument(f"tensor {meta.name!r}: unknown dtype {meta.dtype!r}; known: {sorted(DTYPE_BYTES)}")
-    if any(d <= 0 for d in meta.shape):
-        raise InvalidArgument(f"tensor {meta.name!r}: shape {list(meta.shape)} has a non-positive dimension")
+    """A tensor spec from the wire, validated (:func:`synergy.wire.validate.tensor_meta`)."""
+    validate.tensor_meta(meta, "tensor")
     return TensorSpec(meta.name, tuple(int(d) for d in meta.shape), meta.dtype)
 
 
@@ -201,6 +204,7 @@ class FrameAssembler:
         return self._finish() if self._header is not None and self._received == self._header.total_bytes else None
 
     def _start(self, header: agent_pb2.FrameHeader) -> None:
+        validate.frame_header(header)
         specs = [spec_from_meta(m) for m in header.tensors]
         declared = sum(s.nbytes for s in specs)
         if header.total_bytes != declared:
