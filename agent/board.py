@@ -20,32 +20,21 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from synergy.deployment import PartitionPayload
 from synergy.errors import DoesNotFit, InvalidArgument, NotFound
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.checker import check_partition
 from synergy.hardware.costs import partition_times
-from synergy.hardware.model import TensorSpec
 from synergy.wire.tensors import Array, narrow
 
-__all__ = ["Board", "EmulatedBoard", "LoadedPartition", "PartitionSpec", "RunTiming"]
-
-
-@dataclass(frozen=True)
-class PartitionSpec:
-    first_layer: int
-    last_layer: int
-    onnx: bytes
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    #: sha256 of the ONNX bytes; with empty ``onnx`` it names a partition already loaded here.
-    digest: str = ""
+__all__ = ["Board", "EmulatedBoard", "LoadedPartition", "RunTiming"]
 
 
 @dataclass(frozen=True)
 class LoadedPartition:
     key: str
-    spec: PartitionSpec
+    spec: PartitionPayload
     weight_bytes: int
     #: Modelled per-frame times on this board (seconds).
     accelerator_s: float
@@ -68,13 +57,19 @@ class RunTiming:
 class Board(Protocol):
     profile: BoardProfile
 
-    def load(self, spec: PartitionSpec, label: str) -> LoadedPartition: ...
+    async def load(self, spec: PartitionPayload, label: str) -> LoadedPartition:
+        """Check and prepare a partition (refused with the reason); cancelled, it holds nothing."""
+        ...
 
     async def run(self, partition: LoadedPartition, inputs: dict[str, Array]) -> tuple[dict[str, Array], RunTiming]: ...
 
     def unload(self, key: str) -> None: ...
 
     def weight_bytes_loaded(self) -> int: ...
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class EmulatedBoard:
@@ -96,20 +91,37 @@ class EmulatedBoard:
         self._accelerator = asyncio.Lock()
         self._resident: str = ""
 
-    def load(self, spec: PartitionSpec, label: str) -> LoadedPartition:
-        """Check the partition against this board and prepare it; refuses with the reason."""
+    async def load(self, spec: PartitionPayload, label: str) -> LoadedPartition:
+        """Check the partition against this board and prepare it; refuses with the reason.
+
+        The heavy part (hashing, parsing, analysing, building the onnxruntime session) runs in
+        a worker thread and touches no state of the board; the result is recorded on the event
+        loop only once it is complete, so a load cancelled half-way leaves nothing behind.
+        """
         if not spec.onnx:
             # Sent without bytes: the coordinator believes this board still holds it.
             if spec.digest not in self._loaded:
                 raise NotFound(f"{label}: partition {spec.digest[:12]} is not loaded here; send its ONNX bytes")
-            self._refs[spec.digest] += 1
-            return self._loaded[spec.digest]
-        key = hashlib.sha256(spec.onnx).hexdigest()
+            return self._acquire(spec.digest)
+        key = await asyncio.to_thread(_digest, spec.onnx)
         if spec.digest and spec.digest != key:
             raise InvalidArgument(f"{label}: partition bytes do not match their digest {spec.digest[:12]}")
         if key in self._loaded:
-            self._refs[key] += 1
-            return self._loaded[key]
+            return self._acquire(key)
+        loaded, session = await asyncio.to_thread(self._prepare, spec, key, label)
+        if key in self._loaded:  # a concurrent load of the same bytes finished first
+            return self._acquire(key)
+        self._sessions[key] = session
+        self._loaded[key] = loaded
+        self._refs[key] = 1
+        return loaded
+
+    def _acquire(self, key: str) -> LoadedPartition:
+        self._refs[key] += 1
+        return self._loaded[key]
+
+    def _prepare(self, spec: PartitionPayload, key: str, label: str) -> tuple[LoadedPartition, ort.InferenceSession]:
+        """Everything slow about a load, in a worker thread: no shared state is touched."""
         try:
             proto = onnx.load_from_string(spec.onnx)
         except Exception as exc:
@@ -135,10 +147,7 @@ class EmulatedBoard:
             cpu_s=times.cpu_s,
             weight_load_s=times.weight_load_s,
         )
-        self._sessions[key] = session
-        self._loaded[key] = loaded
-        self._refs[key] = 1
-        return loaded
+        return loaded, session
 
     def unload(self, key: str) -> None:
         if key not in self._refs:
@@ -161,18 +170,22 @@ class EmulatedBoard:
         session = self._sessions.get(partition.key)
         if session is None:
             raise InvalidArgument(f"partition {partition.key[:12]} is not loaded on {self.profile.name}")
-        feed = {spec.name: inputs[spec.name].astype(np.float32) for spec in partition.spec.inputs}
         async with self._accelerator:
             started = time.perf_counter()
             reload_s = partition.weight_load_s if self._reload_needed(partition.key) else 0.0
             self._resident = partition.key
-            names = [spec.name for spec in partition.spec.outputs]
-            values = await asyncio.to_thread(session.run, names, feed)
+            # Widening, inference and narrowing all scale with the tensors: off the event loop.
+            outputs = await asyncio.to_thread(_infer, session, partition.spec, inputs)
             compute_s = time.perf_counter() - started
             modelled_s = partition.modelled_s + reload_s
             target_s = modelled_s * self.slowdown
             if self.chip_timing and target_s > compute_s:
                 await asyncio.sleep(target_s - compute_s)
             elapsed_s = time.perf_counter() - started
-        outputs = {spec.name: narrow(value, spec) for spec, value in zip(partition.spec.outputs, values, strict=True)}
         return outputs, RunTiming(compute_s, modelled_s, reload_s, elapsed_s)
+
+
+def _infer(session: ort.InferenceSession, spec: PartitionPayload, inputs: dict[str, Array]) -> dict[str, Array]:
+    feed = {t.name: inputs[t.name].astype(np.float32) for t in spec.inputs}
+    values = session.run([t.name for t in spec.outputs], feed)
+    return {t.name: narrow(value, t) for t, value in zip(spec.outputs, values, strict=True)}

@@ -2,17 +2,19 @@
 
 The pipeline never waits for the coordinator: outcomes go into a bounded queue that one
 task drains with retries. Only final results and drop notices travel this way — never
-intermediate activations.
+intermediate activations. While no lease is held (between registrations) reports wait; a
+report the coordinator cannot take for long is given up and counted as lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import grpc
 import structlog
 
-from synergy.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from synergy.errors import NotFound, SynergyError
+from synergy.reports import Result
+from synergy.wire.registry_client import Registry
 
 __all__ = ["Reporter"]
 
@@ -25,22 +27,34 @@ MAX_ATTEMPTS = 20
 
 
 class Reporter:
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[common_pb2.Result] = asyncio.Queue(QUEUE_SIZE)
-        self._stub: registry_pb2_grpc.RegistryServiceStub | None = None
+    def __init__(self, retry_s: float = RETRY_S) -> None:
+        self._queue: asyncio.Queue[Result] = asyncio.Queue(QUEUE_SIZE)
+        self._registry: Registry | None = None
         self._lease_id = ""
         self._ready = asyncio.Event()
+        self._retry_s = retry_s
+        #: The report being delivered (taken from the queue, not yet sent).
+        self._current: Result | None = None
         self.bytes_sent = 0
+        self.sent = 0
         self.lost = 0
 
-    def connect(self, stub: registry_pb2_grpc.RegistryServiceStub, lease_id: str) -> None:
-        self._stub, self._lease_id = stub, lease_id
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() + (self._current is not None)
+
+    def connect(self, registry: Registry, lease_id: str) -> None:
+        self._registry, self._lease_id = registry, lease_id
         self._ready.set()
 
     def disconnect(self) -> None:
         self._ready.clear()
 
-    def submit(self, result: common_pb2.Result) -> None:
+    def submit(self, result: Result) -> None:
         try:
             self._queue.put_nowait(result)
         except asyncio.QueueFull:
@@ -48,29 +62,38 @@ class Reporter:
             log.error("result_report_lost", app=result.app_id, seq=result.seq, reason="report queue full")
 
     async def run(self) -> None:
+        """Deliver reports forever; a report in hand when this is restarted is delivered first."""
         while True:
-            result = await self._queue.get()
-            await self._deliver(result)
+            if self._current is None:
+                self._current = await self._queue.get()
+            await self._deliver(self._current)
+            self._current = None
 
-    async def _deliver(self, result: common_pb2.Result) -> None:
+    async def _deliver(self, result: Result) -> None:
         for _ in range(MAX_ATTEMPTS):
             await self._ready.wait()
-            assert self._stub is not None
+            assert self._registry is not None
+            lease_id = self._lease_id
             try:
-                await self._stub.ReportResult(
-                    registry_pb2.ReportResultRequest(lease_id=self._lease_id, result=result), timeout=5.0
-                )
-                self.bytes_sent += sum(len(t.data) for t in result.tensors)
+                await self._registry.report_result(lease_id, result)
+                self.bytes_sent += result.nbytes
+                self.sent += 1
                 return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    self._ready.clear()  # lease gone: wait for the registration loop
-                await asyncio.sleep(RETRY_S)
+            except NotFound:
+                if self._lease_id == lease_id:
+                    self._ready.clear()  # lease gone: wait for the membership loop to register again
+            except SynergyError as exc:
+                log.debug("result_report_failed", app=result.app_id, seq=result.seq, error=str(exc))
+            await asyncio.sleep(self._retry_s)
         self.lost += 1
         log.error("result_report_lost", app=result.app_id, seq=result.seq, reason="coordinator unreachable")
 
     async def drain(self, timeout_s: float) -> None:
-        """Wait (bounded) until queued reports are sent, e.g. before shutdown."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not self._queue.empty() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - a bounded poll at shutdown
+        """Wait (bounded) until queued reports are sent, e.g. before shutdown.
+
+        Returns at once when no lease is held: nothing could be sent.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.pending and self.connected and loop.time() < deadline:  # noqa: ASYNC110 - a bounded poll at shutdown
             await asyncio.sleep(0.02)

@@ -1,12 +1,18 @@
 """The agent's pipeline runtime: segments of apps by epoch, their workers, sources and streams.
 
-A *segment* is this device's part of one app's pipeline in one epoch (see
-``coordinator.assignments``). Each segment has a bounded inbox and one worker that runs its
-partition (if any) and hands the frame on — to the next agent's stream, or to the output
-when this device delivers. Sources of an epoch run only while that epoch is active.
+A *segment* is this device's part of one app's pipeline in one epoch (a
+:class:`~synergy.deployment.SegmentAssignment`). Each segment has a bounded inbox and one
+worker that runs its partition (if any) and hands the frame on — to the next agent's stream
+(:class:`~agent.dataplane.FrameStream`), or to the output when this device delivers. Sources
+of an epoch run only while that epoch is active.
 
 Loss accounting: every frame a source emits reaches its target exactly once (targets
-de-duplicate by seq) or is reported dropped with the reason by the stage that lost it.
+de-duplicate by seq) or is reported dropped with the reason by the stage that lost it —
+including a frame a worker was processing when its epoch was retired.
+
+What the runtime holds is reported as an :class:`~synergy.deployment.AgentState` (active
+epoch, loaded epochs, every segment with the digest of the partition it really runs), so the
+coordinator can compare it with what it deployed and repair any drift.
 """
 
 from __future__ import annotations
@@ -14,24 +20,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import structlog
 
-from agent.board import Board, LoadedPartition, PartitionSpec
-from agent.peers import FrameStream, Radio
-from agent.reporter import Reporter
+from agent.board import Board, LoadedPartition
+from agent.dataplane import AckFn, DropLog, FrameStream, Radio, receive
 from agent.sensors import EmulatedSensor
+from synergy.deployment import AgentState, HeldSegment, SegmentAssignment
 from synergy.errors import FailedPrecondition, InvalidArgument, NotFound, SynergyError
 from synergy.hardware.model import TensorSpec
+from synergy.reports import DeviceTelemetry, FrameOutcome, Result, StageTiming, WireTensor
 from synergy.tasks import TaskOwner
-from synergy.types import DeviceSpec, LinkProfile
-from synergy.v1 import agent_pb2, common_pb2
-from synergy.wire.tensors import Frame, array_to_proto, check_matches, spec_from_meta
+from synergy.types import CLIENT_SOURCE, DeviceSpec, LinkProfile
+from synergy.wire.frames import FrameAck, FrameTransport, GrpcFrameTransport, StreamTarget
+from synergy.wire.tensors import Array, Frame, check_matches, encode_array
 
-__all__ = ["AckFn", "Runtime", "Telemetry"]
+__all__ = ["ResultSink", "Runtime", "Telemetry", "TransportFactory"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +50,14 @@ DEDUP_WINDOW = 4096
 #: How long retiring an epoch waits for its frames to drain.
 DRAIN_TIMEOUT_S = 10.0
 
-AckFn = Callable[[int, str], None]
+#: Opens the frame transport to a peer agent's address.
+TransportFactory = Callable[[str], FrameTransport]
+
+
+class ResultSink(Protocol):
+    """Where final outcomes go (the reporter): never blocks the pipeline."""
+
+    def submit(self, result: Result) -> None: ...
 
 
 @dataclass
@@ -53,6 +68,9 @@ class Telemetry:
     bytes_from_peers: int = 0
     frames_dropped: int = 0
     accelerator_busy_s: float = 0.0
+    #: Peer streams that broke, and re-opened after a break (of retired epochs; see Runtime).
+    stream_breaks: int = 0
+    stream_reopens: int = 0
     #: (app, epoch) -> [predicted seconds, measured seconds total, samples]
     stage_times: dict[tuple[str, int], list[float]] = field(default_factory=dict)
 
@@ -83,51 +101,98 @@ class Segment:
     def label(self) -> str:
         return f"{self.app_id}/e{self.epoch}/s{self.index}"
 
+    @property
+    def digest(self) -> str:
+        return self.partition.key if self.partition is not None else ""
+
 
 class Runtime:
-    def __init__(self, device: DeviceSpec, board: Board, reporter: Reporter, radio: Radio) -> None:
+    def __init__(
+        self,
+        device: DeviceSpec,
+        board: Board,
+        reporter: ResultSink,
+        radio: Radio,
+        *,
+        transport: TransportFactory = GrpcFrameTransport,
+    ) -> None:
         self.device = device
         self.board = board
         self.reporter = reporter
         self.radio = radio
         self.telemetry = Telemetry()
         self.active_epoch = 0
+        self._transport = transport
         self._epochs: dict[int, dict[tuple[str, int, int], Segment]] = {}
+        #: Deploys in progress, by epoch: an Undeploy of that epoch cancels its deploy.
+        self._deploying: dict[int, asyncio.Task[object]] = {}
+        self._retiring: dict[int, asyncio.Task[int]] = {}
+        self._retirements = TaskOwner("retirements")
         self._workers: dict[int, TaskOwner] = {}
         self._sources: dict[int, TaskOwner] = {}
         self._delivered: dict[str, OrderedDict[int, None]] = {}
         #: Open inbound frame streams per (app, epoch, segment); retiring waits for them.
         self._inbound: dict[tuple[str, int, int], int] = {}
         self._log = log.bind(device=device.device_id)
+        self._drops = DropLog(self._log)
+        #: Called whenever what this agent holds changed (membership reports it at once).
+        self.on_state_change: Callable[[], None] = lambda: None
 
-    # -- control plane ---------------------------------------------------------------------
+    # -- what this agent holds ------------------------------------------------------------
 
     @property
     def loaded_epochs(self) -> list[int]:
         return sorted(self._epochs)
 
-    async def deploy(self, epoch: int, assignments: Sequence[agent_pb2.Assignment]) -> None:
-        """Load every segment of ``epoch`` or none: a refusal unloads what was loaded."""
-        if epoch in self._epochs:
+    def state(self) -> AgentState:
+        """What this agent really holds, for Register, every Heartbeat and Status."""
+        return AgentState(
+            active_epoch=self.active_epoch,
+            loaded_epochs=tuple(sorted(self._epochs)),
+            segments=tuple(
+                sorted(
+                    HeldSegment(s.app_id, s.epoch, s.index, s.digest)
+                    for segments in self._epochs.values()
+                    for s in segments.values()
+                )
+            ),
+        )
+
+    # -- control plane ---------------------------------------------------------------------
+
+    async def deploy(self, epoch: int, assignments: Sequence[SegmentAssignment]) -> None:
+        """Load every segment of ``epoch`` or none: a refusal — or a cancellation — unloads what was loaded.
+
+        Partitions load in worker threads (parsing, analysing and building sessions are slow);
+        the event loop keeps serving frames meanwhile.
+        """
+        if epoch in self._epochs or epoch in self._deploying:
             raise FailedPrecondition(f"epoch {epoch} is already deployed on {self.device.device_id}")
+        task = asyncio.current_task()
+        assert task is not None
+        self._deploying[epoch] = task
+        loaded: list[LoadedPartition] = []
         segments: dict[tuple[str, int, int], Segment] = {}
         try:
             for assignment in assignments:
-                segment = self._segment(epoch, assignment)
+                segment = await self._segment(epoch, assignment, loaded)
+                if segment.key in segments:
+                    raise InvalidArgument(f"app {segment.app_id} segment {segment.index} is assigned twice")
                 segments[segment.key] = segment
         except BaseException:
-            for segment in segments.values():
-                if segment.partition is not None:
-                    self.board.unload(segment.partition.key)
+            for partition in loaded:
+                self.board.unload(partition.key)
             raise
+        finally:
+            del self._deploying[epoch]
         self._epochs[epoch] = segments
         workers = TaskOwner(f"epoch{epoch}")
         self._workers[epoch] = workers
         for segment in segments.values():
             if segment.next_address:
                 segment.stream = FrameStream(
-                    address=segment.next_address,
-                    target=(segment.app_id, epoch, segment.index + 1),
+                    transport=self._transport(segment.next_address),
+                    target=StreamTarget(segment.app_id, epoch, segment.index + 1),
                     peer_link=segment.next_link or self.device.link,
                     radio=self.radio,
                     on_drop=self._dropped_in_flight,
@@ -137,56 +202,45 @@ class Runtime:
                 segment.stream.start()
             workers.spawn(self._work(segment), f"worker:{segment.label}")
         self._log.info("epoch_deployed", epoch=epoch, segments=[s.label for s in segments.values()])
+        self.on_state_change()
 
-    def _segment(self, epoch: int, a: agent_pb2.Assignment) -> Segment:
+    async def _segment(self, epoch: int, a: SegmentAssignment, loaded: list[LoadedPartition]) -> Segment:
         label = f"app {a.app_id} segment {a.segment}"
-        inputs = tuple(spec_from_meta(m) for m in a.inputs)
-        if not inputs:
+        if not a.inputs:
             raise InvalidArgument(f"{label}: no input tensors declared")
+        if a.output_type and not self.device.has_output(a.output_type):
+            raise InvalidArgument(f"{label}: this device has no {a.output_type!r} output")
+        if not a.output_type and a.next is None:
+            raise InvalidArgument(f"{label}: neither delivers nor names a next hop")
+        if a.partition is not None:
+            check_matches(a.inputs, a.partition.inputs)
         sensor = None
-        if a.sensor_type and a.sensor_type != "client":
+        if a.sensor_type and a.sensor_type != CLIENT_SOURCE:
             spec = self.device.sensor(a.sensor_type)
             if spec is None:
                 raise InvalidArgument(f"{label}: this device has no {a.sensor_type!r} sensor")
             if a.rate_hz <= 0:
                 raise InvalidArgument(f"{label}: source rate must be positive")
-            sensor = EmulatedSensor(spec, self.device.device_id)
-        if a.output_type and not self.device.has_output(a.output_type):
-            raise InvalidArgument(f"{label}: this device has no {a.output_type!r} output")
-        if not a.output_type and not a.next.address:
-            raise InvalidArgument(f"{label}: neither delivers nor names a next hop")
+            # May read a recording from disk.
+            sensor = await asyncio.to_thread(EmulatedSensor, spec, self.device.device_id)
         partition = None
-        if a.HasField("partition"):
-            p = a.partition
-            spec_p = PartitionSpec(
-                first_layer=p.first_layer,
-                last_layer=p.last_layer,
-                onnx=p.onnx,
-                inputs=tuple(spec_from_meta(m) for m in p.inputs),
-                outputs=tuple(spec_from_meta(m) for m in p.outputs),
-                digest=p.digest,
-            )
-            check_matches(inputs, spec_p.inputs)
-            partition = self.board.load(spec_p, f"{a.model} {label}")
-        link = None
-        if a.next.HasField("link") and a.next.link.bandwidth_bytes_per_s > 0:
-            link = LinkProfile(
-                a.next.link.name,
-                a.next.link.bandwidth_bytes_per_s,
-                a.next.link.latency_s,
-                a.next.link.per_message_overhead_bytes,
-            )
+        if a.partition is not None:
+            partition = await self.board.load(a.partition, f"{a.model} {label}")
+            loaded.append(partition)  # no await in between: a cancellation cannot lose it
+        link = a.next.link if a.next is not None and a.next.link is not None else None
+        if link is not None and link.bandwidth_bytes_per_s <= 0:
+            link = None
         return Segment(
             app_id=a.app_id,
             epoch=epoch,
             index=a.segment,
             model=a.model,
-            inputs=inputs,
+            inputs=a.inputs,
             partition=partition,
             sensor=sensor,
             rate_hz=a.rate_hz,
             output_type=a.output_type,
-            next_address=a.next.address,
+            next_address=a.next.address if a.next is not None else "",
             next_link=link,
         )
 
@@ -206,12 +260,34 @@ class Runtime:
                     owner.spawn(self._sense(segment), f"source:{segment.label}")
         self.active_epoch = epoch
         self._log.info("epoch_activated", epoch=epoch)
+        self.on_state_change()
+
+    async def stop_sources(self) -> None:
+        """Stop every source (shutdown): no new frame enters any pipeline here."""
+        sources, self._sources = self._sources, {}
+        await asyncio.gather(*(owner.close() for owner in sources.values()))
 
     async def undeploy(self, epoch: int, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> int:
-        """Stop ``epoch``'s sources, let its frames drain (bounded), unload it. Returns frames drained."""
+        """Stop ``epoch``'s sources, let its frames drain (bounded), unload it. Returns frames drained.
+
+        An epoch not deployed here is a no-op (returns 0); one still being deployed stops loading.
+        """
         segments = self._epochs.get(epoch)
         if segments is None:
+            deploying = self._deploying.get(epoch)
+            if deploying is not None:  # the coordinator gave up on it: stop loading (it unloads itself)
+                deploying.cancel()
             return 0
+        # Retiring runs to its end in a task of its own, whoever stops waiting for it (an
+        # Undeploy call that timed out), and callers at once (shutdown and an Undeploy) share it.
+        task = self._retiring.get(epoch)
+        if task is None:
+            task = self._retirements.spawn(self._undeploy(epoch, segments, drain_timeout_s), f"retire{epoch}")
+            self._retiring[epoch] = task
+            task.add_done_callback(lambda _: self._retiring.pop(epoch, None))
+        return await asyncio.shield(task)
+
+    async def _undeploy(self, epoch: int, segments: dict[tuple[str, int, int], Segment], drain_timeout_s: float) -> int:
         sources = self._sources.pop(epoch, None)
         if sources is not None:
             await sources.close()
@@ -221,18 +297,24 @@ class Runtime:
         # Segments retire concurrently, each after its upstream: an app's pipeline is acyclic,
         # so waiting for inbound streams to close first never deadlocks.
         drained = sum(await asyncio.gather(*(self._retire(s, deadline) for s in segments.values())))
-        workers = self._workers.pop(epoch)
-        await workers.close()
+        workers = self._workers.pop(epoch, None)
+        if workers is not None:
+            await workers.close()
         for segment in segments.values():
             while not segment.inbox.empty():
                 frame, ack = segment.inbox.get_nowait()
-                await self._drop(frame, f"epoch {epoch} retired before the frame was processed", ack)
+                self._drop(frame, f"epoch {epoch} retired before the frame was processed", ack)
             if segment.partition is not None:
                 self.board.unload(segment.partition.key)
+            if segment.stream is not None:
+                self.telemetry.stream_breaks += segment.stream.breaks
+                self.telemetry.stream_reopens += segment.stream.reopens
         del self._epochs[epoch]
         for key in [k for k in self.telemetry.stage_times if k[1] == epoch]:
             del self.telemetry.stage_times[key]
-        self._log.info("epoch_undeployed", epoch=epoch)
+        self._drops.flush()
+        self._log.info("epoch_undeployed", epoch=epoch, drained=drained)
+        self.on_state_change()
         return drained
 
     async def _retire(self, segment: Segment, deadline: float) -> int:
@@ -247,23 +329,23 @@ class Runtime:
     def _segment_busy(self, segment: Segment) -> bool:
         return bool(self._inbound.get(segment.key) or segment.inbox.qsize() or segment.busy)
 
-    def inbound_opened(self, app_id: str, epoch: int, index: int) -> None:
+    def inbound_opened(self, target: StreamTarget) -> None:
         # Counted apart from the segment: upstream may connect before this epoch is deployed here.
-        key = (app_id, epoch, index)
+        key = (target.app_id, target.epoch, target.segment)
         self._inbound[key] = self._inbound.get(key, 0) + 1
 
-    def inbound_closed(self, app_id: str, epoch: int, index: int) -> None:
-        key = (app_id, epoch, index)
+    def inbound_closed(self, target: StreamTarget) -> None:
+        key = (target.app_id, target.epoch, target.segment)
         left = self._inbound.get(key, 0) - 1
         if left > 0:
             self._inbound[key] = left
         else:
             self._inbound.pop(key, None)
 
-    async def reset(self) -> None:
-        """Drop every deployment (after registering anew, the coordinator redeploys)."""
-        for epoch in list(self._epochs):
-            await self.undeploy(epoch, drain_timeout_s=0.5)
+    async def close(self, drain_timeout_s: float = 1.0) -> None:
+        """Retire every epoch at once, each draining until one shared deadline."""
+        await self.stop_sources()
+        await asyncio.gather(*(self.undeploy(epoch, drain_timeout_s) for epoch in list(self._epochs)))
 
     # -- data plane ------------------------------------------------------------------------
 
@@ -276,6 +358,10 @@ class Runtime:
             )
         return segment
 
+    def receive(self, frames: AsyncIterator[Frame]) -> AsyncGenerator[FrameAck, None]:
+        """One inbound frame stream: its acks (see :func:`agent.dataplane.receive`)."""
+        return receive(frames, self.accept)
+
     async def accept(self, frame: Frame, ack: AckFn) -> None:
         """A frame from a peer: validate and queue it (waits while the inbox is full)."""
         self.telemetry.frames_in += 1
@@ -284,11 +370,11 @@ class Runtime:
             segment = self.segment_for(frame.app_id, frame.epoch, frame.segment)
             check_matches(frame.specs(), segment.inputs)
         except SynergyError as exc:
-            await self._drop(frame, str(exc), ack)
+            self._drop(frame, str(exc), ack)
             return
         await segment.inbox.put((frame, ack))
 
-    async def inject(self, app_id: str, seq: int, tensors: dict[str, np.ndarray]) -> int:
+    async def inject(self, app_id: str, seq: int, tensors: dict[str, Array]) -> int:
         """An input of a client-fed app, entering at this device's source segment."""
         epoch = self.active_epoch
         segment = self.segment_for(app_id, epoch, 0)
@@ -319,20 +405,30 @@ class Runtime:
         while True:
             frame, ack = await segment.inbox.get()
             segment.busy += 1
+            handed_on = False
             try:
-                await self._process(segment, frame)
+                out = await self._compute(segment, frame)
+                if segment.stream is not None:
+                    await segment.stream.send(out)  # from here on the stream accounts for it
+                else:
+                    self._deliver(segment, out)
+                handed_on = True
                 segment.processed += 1
                 if ack is not None:
-                    ack(agent_pb2.FRAME_OUTCOME_ACCEPTED, "")
+                    ack(FrameOutcome.ACCEPTED, "")
+            except asyncio.CancelledError:
+                if not handed_on:
+                    self._drop(frame, f"{segment.label}: epoch retired while the frame was processed", ack)
+                raise
             except SynergyError as exc:
-                await self._drop(frame, f"{segment.label}: {exc}", ack)
+                self._drop(frame, f"{segment.label}: {exc}", ack)
             except Exception as exc:
                 self._log.exception("segment_failed", segment=segment.label)
-                await self._drop(frame, f"{segment.label}: internal error {type(exc).__name__}: {exc}", ack)
+                self._drop(frame, f"{segment.label}: internal error {type(exc).__name__}: {exc}", ack)
             finally:
                 segment.busy -= 1
 
-    async def _process(self, segment: Segment, frame: Frame) -> None:
+    async def _compute(self, segment: Segment, frame: Frame) -> Frame:
         tensors = frame.tensors
         if segment.partition is not None:
             tensors, timing = await self.board.run(segment.partition, tensors)
@@ -340,52 +436,53 @@ class Runtime:
             entry = self.telemetry.stage_times.setdefault((segment.app_id, segment.epoch), [timing.modelled_s, 0.0, 0])
             entry[1] += timing.elapsed_s
             entry[2] += 1
-        out = Frame(
+        return Frame(
             frame.app_id, frame.epoch, segment.index + 1, frame.seq, frame.capture_time, tensors, self.device.device_id
         )
-        if segment.stream is not None:
-            await segment.stream.send(out)
-        else:
-            self._deliver(segment, out)
 
     def _deliver(self, segment: Segment, frame: Frame) -> None:
         seen = self._delivered.setdefault(frame.app_id, OrderedDict())
         if frame.seq in seen:
-            self._log.info("duplicate_frame_ignored", app=frame.app_id, seq=frame.seq)
+            self._log.debug("duplicate_frame_ignored", app=frame.app_id, seq=frame.seq)
             return
         seen[frame.seq] = None
         while len(seen) > DEDUP_WINDOW:
             seen.popitem(last=False)
         summary = _summarize(frame)
-        self._log.info(
+        done = time.time()
+        self._log.debug(
             "output",
             output=segment.output_type,
             app=frame.app_id,
             epoch=frame.epoch,
             seq=frame.seq,
             result=summary,
-            latency_ms=round(1000 * (time.time() - frame.capture_time), 2),
+            latency_ms=round(1000 * (done - frame.capture_time), 2),
         )
-        result = common_pb2.Result(
-            app_id=frame.app_id,
-            epoch=frame.epoch,
-            seq=frame.seq,
-            capture_time_unix=frame.capture_time,
-            done_time_unix=time.time(),
-            tensors=[array_to_proto(a, s) for s, a in zip(frame.specs(), frame.tensors.values(), strict=True)],
-            device_id=self.device.device_id,
-            output_type=segment.output_type,
-            summary=summary,
-        )
-        self.reporter.submit(result)
-
-    async def _drop(self, frame: Frame, reason: str, ack: AckFn | None) -> None:
-        self.telemetry.frames_dropped += 1
-        self._log.warning("frame_dropped", app=frame.app_id, epoch=frame.epoch, seq=frame.seq, reason=reason)
-        if ack is not None:
-            ack(agent_pb2.FRAME_OUTCOME_REJECTED, reason)
         self.reporter.submit(
-            common_pb2.Result(
+            Result(
+                app_id=frame.app_id,
+                epoch=frame.epoch,
+                seq=frame.seq,
+                capture_time_unix=frame.capture_time,
+                done_time_unix=done,
+                tensors=tuple(
+                    WireTensor(spec, encode_array(array, spec))
+                    for spec, array in zip(frame.specs(), frame.tensors.values(), strict=True)
+                ),
+                device_id=self.device.device_id,
+                output_type=segment.output_type,
+                summary=summary,
+            )
+        )
+
+    def _drop(self, frame: Frame, reason: str, ack: AckFn | None) -> None:
+        self.telemetry.frames_dropped += 1
+        self._drops.dropped(frame, reason)
+        if ack is not None:
+            ack(FrameOutcome.REJECTED, reason)
+        self.reporter.submit(
+            Result(
                 app_id=frame.app_id,
                 epoch=frame.epoch,
                 seq=frame.seq,
@@ -397,24 +494,41 @@ class Runtime:
             )
         )
 
-    async def _dropped_in_flight(self, frame: Frame, reason: str) -> None:
-        await self._drop(frame, reason, None)
+    def _dropped_in_flight(self, frame: Frame, reason: str) -> None:
+        self._drop(frame, reason, None)
 
     def _count_sent(self, nbytes: int) -> None:
         self.telemetry.frames_out += 1
         self.telemetry.bytes_to_peers += nbytes
 
-    def stage_timings(self) -> list[common_pb2.StageTiming]:
-        return [
-            common_pb2.StageTiming(
-                app_id=app, epoch=epoch, predicted_s=v[0], measured_s=v[1] / v[2] if v[2] else 0.0, samples=int(v[2])
-            )
-            for (app, epoch), v in self.telemetry.stage_times.items()
-        ]
+    # -- reports ---------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        for epoch in list(self._epochs):
-            await self.undeploy(epoch, drain_timeout_s=1.0)
+    def stage_timings(self) -> tuple[StageTiming, ...]:
+        return tuple(
+            StageTiming(app, epoch, v[0], v[1] / v[2] if v[2] else 0.0, int(v[2]))
+            for (app, epoch), v in self.telemetry.stage_times.items()
+        )
+
+    def device_telemetry(self, bytes_to_coordinator: int) -> DeviceTelemetry:
+        t = self.telemetry
+        return DeviceTelemetry(
+            frames_in=t.frames_in,
+            frames_out=t.frames_out,
+            bytes_to_peers=t.bytes_to_peers,
+            bytes_from_peers=t.bytes_from_peers,
+            bytes_to_coordinator=bytes_to_coordinator,
+            frames_dropped=t.frames_dropped,
+            accelerator_busy_s=t.accelerator_busy_s,
+            stage_timings=self.stage_timings(),
+        )
+
+    def stream_counts(self) -> tuple[int, int]:
+        """(breaks, re-opens) of every peer stream, retired or live."""
+        live = [s.stream for segs in self._epochs.values() for s in segs.values() if s.stream is not None]
+        return (
+            self.telemetry.stream_breaks + sum(s.breaks for s in live),
+            self.telemetry.stream_reopens + sum(s.reopens for s in live),
+        )
 
 
 def _summarize(frame: Frame) -> str:

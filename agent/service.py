@@ -1,48 +1,68 @@
 """The agent daemon: represent one device, join the coordinator, run partitions, move frames.
 
-Lifecycle: start the gRPC server (deployments and peer frames), then register with the
-coordinator and heartbeat. When the coordinator is unreachable or forgets the lease (it
-restarted, or the lease expired), the agent registers again with exponential backoff and
-drops its deployments: the coordinator redeploys what the new plan needs.
+Lifecycle (``start`` = ``serve`` + ``join``; ``shutdown``):
+
+- **serve**: the gRPC server (deployments and peer frames) and, when configured, the MQTT
+  publisher.
+- **join**: the vital loops — *membership* (:mod:`agent.membership`: register with what the
+  agent holds, heartbeat, register again when the lease is lost) and the *reporter* (results
+  and drops to the coordinator).
+- **vital loops are supervised**: a crash of membership, reporter or publisher is logged with
+  its traceback and the loop is restarted after a backoff (0.1 s doubling to 5 s, back to
+  0.1 s after it ran 30 s). Membership resumes heartbeating the lease it held, the reporter
+  resumes with the report it had in hand, so a crash costs neither. (Restarting rather than
+  exiting: the agent's pipelines keep running through a glitch of the control path.)
+- **shutdown** (SIGTERM/SIGINT; idempotent, a second call waits for the first): stop the
+  membership loop and deregister first, so the coordinator re-plans at once instead of
+  waiting for the lease to expire (bounded to about a second: a coordinator that is down or
+  does not know Deregister does not hold the agent up), then stop the sources, drain the
+  pipelines (bounded), send the last reports (bounded), and stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import dataclasses
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from functools import partial
 
-import grpc
 import structlog
 
-from agent.board import EmulatedBoard
-from agent.peers import Radio
+from agent.board import Board, EmulatedBoard
+from agent.dataplane import Radio
+from agent.membership import Backoff, Membership
 from agent.reporter import Reporter
 from agent.runtime import Runtime
-from agent.servicer import AgentServicer
+from agent.servicer import AgentServicer, registration
+from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
 from synergy.events import EventPublisher, MqttConfig
+from synergy.reports import DeviceTelemetry
 from synergy.tasks import TaskOwner
 from synergy.types import DeviceSpec
-from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
-from synergy.wire.convert import device_to_proto
-from synergy.wire.server import ServingServer, announce_listening, channel_options, start_server
+from synergy.wire.registry_client import Registry, RegistryClient
+from synergy.wire.server import ServingServer, announce_listening, start_server
 
-__all__ = ["Agent", "AgentConfig"]
+__all__ = ["Agent", "AgentConfig", "serve_agent"]
 
 log = structlog.get_logger(__name__)
 
-BACKOFF_MIN_S = 0.2
-BACKOFF_MAX_S = 5.0
+RESTART_BACKOFF_MIN_S = 0.1
+RESTART_BACKOFF_MAX_S = 5.0
+#: A vital loop that ran this long before crashing restarts with the shortest backoff again.
+RESTART_RESET_AFTER_S = 30.0
+#: Bounds at shutdown: stopping the membership loop, draining the pipelines, the last reports.
+SHUTDOWN_MEMBERSHIP_S = 0.5
+SHUTDOWN_DRAIN_S = 1.0
+SHUTDOWN_REPORT_S = 2.0
 SHUTDOWN_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     device: DeviceSpec
-    coordinator: str = "127.0.0.1:50051"
+    coordinator: str = DEFAULT_COORDINATOR
     bind: str = "127.0.0.1:0"
     #: Address peers and the coordinator use to reach this agent (default: the bound one).
     advertise: str = ""
@@ -50,35 +70,56 @@ class AgentConfig:
     link_shaping: bool = True
     slowdown: float = 1.0
     mqtt_url: str = ""
-    mqtt_prefix: str = "synergy"
+    mqtt_prefix: str = DEFAULT_MQTT_PREFIX
 
 
 class Agent:
-    def __init__(self, config: AgentConfig) -> None:
+    """One device's daemon. ``registry`` and ``board`` default to the real ones (tests pass fakes)."""
+
+    def __init__(self, config: AgentConfig, *, registry: Registry | None = None, board: Board | None = None) -> None:
         self.config = config
         self.device = config.device
-        self.board = EmulatedBoard(config.device.board, chip_timing=config.chip_timing, slowdown=config.slowdown)
+        self.board = board or EmulatedBoard(
+            config.device.board, chip_timing=config.chip_timing, slowdown=config.slowdown
+        )
         self.reporter = Reporter()
         self.radio = Radio(config.device.link, shaped=config.link_shaping)
         self.runtime = Runtime(config.device, self.board, self.reporter, self.radio)
+        self.membership = Membership(
+            registry or RegistryClient(config.coordinator),
+            lambda: self.device,
+            self.runtime.state,
+            self.telemetry,
+            self.reporter,
+            on_heartbeat=self._publish_telemetry,
+        )
+        self.runtime.on_state_change = self.membership.state_changed
         self.events: EventPublisher | None = None
         self.server: ServingServer | None = None
-        self.registered = asyncio.Event()
+        #: Restarts of each vital loop after a crash.
+        self.restarts: dict[str, int] = {}
         self._tasks = TaskOwner(f"agent:{config.device.device_id}")
-        self._channel: grpc.aio.Channel | None = None
-        self._stopped = False
+        self._membership_task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
         self._log = log.bind(device=config.device.device_id)
 
     @property
     def address(self) -> str:
         return self.device.address
 
+    @property
+    def registered(self) -> asyncio.Event:
+        return self.membership.registered
+
     async def start(self) -> None:
-        name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+        await self.serve()
+        self.join()
+        self._log.info("agent_started", address=self.address, board=self.device.board.name)
+
+    async def serve(self) -> None:
+        """Start the gRPC server (and the MQTT publisher when configured)."""
         servicer = AgentServicer(self.runtime, self.telemetry)
-        self.server = await start_server(
-            self.config.bind, [(partial(agent_pb2_grpc.add_AgentServiceServicer_to_server, servicer), name)]
-        )
+        self.server = await start_server(self.config.bind, [registration(servicer)])
         host = self.config.bind.rsplit(":", 1)[0]
         advertised = self.config.advertise or f"{host}:{self.server.port}"
         self.device = replace(self.device, address=advertised)
@@ -97,16 +138,17 @@ class Agent:
                 will_topic=f"{mqtt.prefix}/devices/{self.device.device_id}/state",
                 will_payload=will,
             )
-            self._tasks.spawn(self.events.run(), "mqtt")
+            self._tasks.spawn(self._supervise("mqtt", self.events.run), "mqtt")
             self.events.publish(
-                self.events.topics.device_state(self.device.device_id), self._state("online"), retain=True
+                self.events.topics.device_state(self.device.device_id), self._presence("online"), retain=True
             )
-        self._channel = grpc.aio.insecure_channel(self.config.coordinator, options=channel_options())
-        self._tasks.spawn(self.reporter.run(), "reporter")
-        self._tasks.spawn(self._membership(), "membership")
-        self._log.info("agent_started", address=advertised, board=self.device.board.name)
 
-    def _state(self, state: str) -> dict[str, object]:
+    def join(self) -> None:
+        """Start the vital loops: the reporter and membership (register, heartbeat)."""
+        self._tasks.spawn(self._supervise("reporter", self.reporter.run), "reporter")
+        self._membership_task = self._tasks.spawn(self._supervise("membership", self.membership.run), "membership")
+
+    def _presence(self, state: str) -> dict[str, object]:
         return {
             "device_id": self.device.device_id,
             "state": state,
@@ -118,100 +160,65 @@ class Agent:
             "time": time.time(),
         }
 
-    def telemetry(self) -> common_pb2.DeviceTelemetry:
-        t = self.runtime.telemetry
-        return common_pb2.DeviceTelemetry(
-            frames_in=t.frames_in,
-            frames_out=t.frames_out,
-            bytes_to_peers=t.bytes_to_peers,
-            bytes_from_peers=t.bytes_from_peers,
-            bytes_to_coordinator=self.reporter.bytes_sent,
-            frames_dropped=t.frames_dropped,
-            accelerator_busy_s=t.accelerator_busy_s,
-            stage_timings=self.runtime.stage_timings(),
+    def telemetry(self) -> DeviceTelemetry:
+        return self.runtime.device_telemetry(bytes_to_coordinator=self.reporter.bytes_sent)
+
+    def _publish_telemetry(self, telemetry: DeviceTelemetry) -> None:
+        if self.events is None:
+            return
+        values: dict[str, object] = {
+            f.name: getattr(telemetry, f.name) for f in dataclasses.fields(telemetry) if f.name != "stage_timings"
+        }
+        values["stream_breaks"], values["stream_reopens"] = self.runtime.stream_counts()
+        self.events.publish(
+            self.events.topics.device_telemetry(self.device.device_id), {"device_id": self.device.device_id, **values}
         )
 
-    async def _membership(self) -> None:
-        """Register, heartbeat, and register again whenever the lease is lost."""
-        assert self._channel is not None
-        stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
-        backoff = BACKOFF_MIN_S
+    async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a vital loop for the agent's life: a crash is logged with its traceback and the loop restarted."""
+        backoff = Backoff(RESTART_BACKOFF_MIN_S, RESTART_BACKOFF_MAX_S)
         while True:
+            started = time.monotonic()
             try:
-                answer = await stub.Register(
-                    registry_pb2.RegisterRequest(device=device_to_proto(self.device)), timeout=5.0
-                )
-            except grpc.aio.AioRpcError as exc:
-                self._log.warning("register_failed", code=exc.code().name, detail=exc.details(), retry_in_s=backoff)
-                await asyncio.sleep(backoff * (1 + random.random() / 2))
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
-                continue
-            backoff = BACKOFF_MIN_S
-            # A fresh lease means the coordinator holds no deployment of ours any more.
-            await self.runtime.reset()
-            self.reporter.connect(stub, answer.lease_id)
-            self.registered.set()
-            self._log.info("registered", lease=answer.lease_id, heartbeat_s=answer.heartbeat_period_s)
-            await self._heartbeat(stub, answer.lease_id, answer.heartbeat_period_s, answer.lease_ttl_s)
-            self.registered.clear()
-            self.reporter.disconnect()
-
-    async def _heartbeat(
-        self, stub: registry_pb2_grpc.RegistryServiceStub, lease_id: str, period_s: float, ttl_s: float
-    ) -> None:
-        """Heartbeat until the lease is lost for sure (NOT_FOUND, or silence past the TTL)."""
-        last_ok = time.monotonic()
-        while True:
-            await asyncio.sleep(period_s)
-            try:
-                await stub.Heartbeat(
-                    registry_pb2.HeartbeatRequest(
-                        device_id=self.device.device_id, lease_id=lease_id, telemetry=self.telemetry()
-                    ),
-                    timeout=max(period_s, 1.0),
-                )
-                last_ok = time.monotonic()
-                if self.events is not None:
-                    self.events.publish(
-                        self.events.topics.device_telemetry(self.device.device_id),
-                        {"device_id": self.device.device_id, **_telemetry_dict(self.telemetry())},
-                    )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND or time.monotonic() - last_ok > ttl_s:
-                    self._log.warning("lease_lost", code=exc.code().name, detail=exc.details())
-                    return
-                self._log.info("heartbeat_failed", code=exc.code().name)
+                await run()
+                self._log.error("vital_task_returned", task=name)  # they loop forever
+            except Exception:
+                self._log.exception("vital_task_crashed", task=name)
+            if time.monotonic() - started > RESTART_RESET_AFTER_S:
+                backoff.reset()
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            delay = backoff.next()
+            self._log.warning("vital_task_restarting", task=name, restarts=self.restarts[name], in_s=round(delay, 3))
+            await asyncio.sleep(delay)
 
     async def shutdown(self) -> None:
-        """Stop sources, drain, report, leave. Idempotent."""
-        if self._stopped:
+        """Deregister, stop sources, drain, report, stop. Idempotent; a second call waits for the first."""
+        if self._stopping is not None:
+            await self._stopping.wait()
             return
-        self._stopped = True
-        await self.runtime.close()
-        await self.reporter.drain(2.0)
+        self._stopping = asyncio.Event()
+        try:
+            await self._shutdown()
+        finally:
+            self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        if self._membership_task is not None:
+            self._membership_task.cancel()  # no registering again while leaving
+            await asyncio.wait([self._membership_task], timeout=SHUTDOWN_MEMBERSHIP_S)
+        await self.membership.deregister()
+        await self.runtime.close(drain_timeout_s=SHUTDOWN_DRAIN_S)
+        await self.reporter.drain(SHUTDOWN_REPORT_S)
         if self.events is not None:
             self.events.publish(
-                self.events.topics.device_state(self.device.device_id), self._state("offline"), retain=True
+                self.events.topics.device_state(self.device.device_id), self._presence("offline"), retain=True
             )
             await self.events.flush()
         await self._tasks.close()
         if self.server is not None:
             await self.server.stop(SHUTDOWN_GRACE_S)
-        if self._channel is not None:
-            await self._channel.close()
-        self._log.info("agent_stopped")
-
-
-def _telemetry_dict(t: common_pb2.DeviceTelemetry) -> dict[str, float]:
-    return {
-        "frames_in": t.frames_in,
-        "frames_out": t.frames_out,
-        "bytes_to_peers": t.bytes_to_peers,
-        "bytes_from_peers": t.bytes_from_peers,
-        "bytes_to_coordinator": t.bytes_to_coordinator,
-        "frames_dropped": t.frames_dropped,
-        "accelerator_busy_s": t.accelerator_busy_s,
-    }
+        await self.membership.registry.close()
+        self._log.info("agent_stopped", reports_sent=self.reporter.sent, reports_lost=self.reporter.lost)
 
 
 async def serve_agent(config: AgentConfig, stop: asyncio.Event | None = None) -> None:

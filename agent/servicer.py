@@ -1,67 +1,31 @@
-"""The agent's gRPC servicer: deployments from the coordinator, frames from peers."""
+"""The agent's gRPC servicer: deployments from the coordinator, frames from peers.
+
+The one module of the agent that sees protos: requests are converted (and validated) with
+the ``synergy.wire`` converters, the runtime works on our types, answers are converted back.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import grpc
-import structlog
 
-from agent.runtime import AckFn, Runtime
-from synergy.errors import InvalidArgument, SynergyError
-from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from synergy.wire.tensors import FrameAssembler, array_from_proto
+from agent.runtime import Runtime
+from synergy.errors import InvalidArgument
+from synergy.reports import DeviceTelemetry
+from synergy.v1 import agent_pb2, agent_pb2_grpc
+from synergy.wire.deployment import agent_state_to_proto, assignment_from_proto
+from synergy.wire.frames import serve_frames, stream_target
+from synergy.wire.reports import telemetry_to_proto
+from synergy.wire.tensors import array_from_proto
 
-__all__ = ["AgentServicer"]
-
-log = structlog.get_logger(__name__)
-
-
-class _AckQueue:
-    """Acks of one Frames stream; ends after the sender half-closed and every frame is acked."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[agent_pb2.FrameAck | SynergyError | None] = asyncio.Queue()
-        self._pending = 0
-        self._reading = True
-
-    def expect(self, seq: int) -> AckFn:
-        self._pending += 1
-
-        def ack(outcome: int, reason: str) -> None:
-            self._pending -= 1
-            self._queue.put_nowait(agent_pb2.FrameAck(seq=seq, outcome=outcome, reason=reason))  # type: ignore[arg-type]
-            self._settle()
-
-        return ack
-
-    def fail(self, error: SynergyError) -> None:
-        self._queue.put_nowait(error)
-
-    def reading_done(self) -> None:
-        self._reading = False
-        self._settle()
-
-    def _settle(self) -> None:
-        if not self._reading and self._pending == 0:
-            self._queue.put_nowait(None)
-
-    async def get(self) -> agent_pb2.FrameAck | SynergyError | None:
-        return await self._queue.get()
-
-
-def _stream_target(context: grpc.aio.ServicerContext) -> tuple[str, int, int] | None:
-    """The (app, epoch, segment) a frame stream feeds, from its metadata (absent: unknown)."""
-    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-    try:
-        return metadata["synergy-app"], int(metadata["synergy-epoch"]), int(metadata["synergy-segment"])
-    except (KeyError, ValueError):
-        return None
+__all__ = ["AgentServicer", "registration"]
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc]  # untyped generated base
-    def __init__(self, runtime: Runtime, telemetry: Callable[[], common_pb2.DeviceTelemetry]) -> None:
+    def __init__(self, runtime: Runtime, telemetry: Callable[[], DeviceTelemetry]) -> None:
         self._runtime = runtime
         self._telemetry = telemetry
 
@@ -70,7 +34,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     ) -> agent_pb2.DeployResponse:
         if request.epoch == 0:
             raise InvalidArgument("epoch 0 is reserved for 'nothing deployed'")
-        await self._runtime.deploy(request.epoch, request.assignments)
+        assignments = [assignment_from_proto(a) for a in request.assignments]
+        await self._runtime.deploy(request.epoch, assignments)
         return agent_pb2.DeployResponse()
 
     async def Activate(
@@ -88,39 +53,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Frames(
         self, request_iterator: AsyncIterator[agent_pb2.FrameChunk], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FrameAck]:
-        acks = _AckQueue()
-        target = _stream_target(context)
+        target = stream_target(context.invocation_metadata())
         if target is not None:
-            self._runtime.inbound_opened(*target)
-
-        async def read() -> None:
-            assembler = FrameAssembler()
-            try:
-                async for chunk in request_iterator:
-                    frame = assembler.feed(chunk)
-                    if frame is not None:
-                        await self._runtime.accept(frame, acks.expect(frame.seq))
-            except SynergyError as exc:
-                acks.fail(exc)
-            finally:
-                if assembler.pending_seq is not None:
-                    # The sender still holds that frame unacknowledged and reports it.
-                    log.info("frame_stream_cut_mid_frame", seq=assembler.pending_seq)
-                acks.reading_done()
-
-        reader = asyncio.ensure_future(read())
+            self._runtime.inbound_opened(target)
         try:
-            while True:
-                item = await acks.get()
-                if item is None:
-                    return
-                if isinstance(item, SynergyError):
-                    raise item
-                yield item
+            async with contextlib.aclosing(serve_frames(request_iterator, self._runtime.receive)) as acks:
+                async for ack in acks:
+                    yield ack
         finally:
-            reader.cancel()
             if target is not None:
-                self._runtime.inbound_closed(*target)
+                self._runtime.inbound_closed(target)
 
     async def Inject(
         self, request: agent_pb2.InjectRequest, context: grpc.aio.ServicerContext
@@ -135,11 +77,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Status(
         self, request: agent_pb2.StatusRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.AgentStatus:
-        telemetry = self._telemetry()
+        state = self._runtime.state()
         return agent_pb2.AgentStatus(
             device_id=self._runtime.device.device_id,
-            active_epoch=self._runtime.active_epoch,
-            loaded_epochs=self._runtime.loaded_epochs,
-            telemetry=telemetry,
+            active_epoch=state.active_epoch,
+            loaded_epochs=list(state.loaded_epochs),
+            telemetry=telemetry_to_proto(self._telemetry()),
             weight_bytes_loaded=self._runtime.board.weight_bytes_loaded(),
+            state=agent_state_to_proto(state),
         )
+
+
+def registration(servicer: AgentServicer) -> tuple[Callable[[grpc.aio.Server], None], str]:
+    """What :func:`synergy.wire.server.start_server` needs to serve ``servicer``."""
+    name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+    return partial(agent_pb2_grpc.add_AgentServiceServicer_to_server, servicer), name

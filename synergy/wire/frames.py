@@ -1,0 +1,230 @@
+"""The peer frame stream over gRPC: ``AgentService.Frames``, both ends.
+
+Sending end: :class:`GrpcFrameTransport` opens one call per (app, epoch, hop) with the
+metadata that tells the receiver which segment it feeds, writes each frame as chunks
+(:func:`~synergy.wire.tensors.frame_to_chunks`) and turns the receiver's acks into
+:class:`FrameAck` values. A call that fails raises :class:`StreamBroken` (with the peer's
+address, the status code and its details); a frame that cannot be encoded raises the
+frame's own error (e.g. :class:`~synergy.errors.ResourceExhausted`) *before* anything is
+written, so the call stays usable.
+
+Receiving end: :func:`stream_target` reads the metadata, :func:`serve_frames` rebuilds frames
+from chunks (:class:`~synergy.wire.tensors.FrameAssembler`), hands them to the data plane and
+writes its acks back as protos.
+
+The data plane (``agent.dataplane``) works on :class:`FrameTransport` / :class:`FrameCall`
+and never sees a proto; its tests use a fake transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+import grpc
+import structlog
+
+from synergy.errors import Unavailable
+from synergy.reports import FrameOutcome
+from synergy.v1 import agent_pb2, agent_pb2_grpc
+from synergy.wire.reports import outcome_from_proto, outcome_to_proto
+from synergy.wire.server import channel_options
+from synergy.wire.status import error_from_rpc
+from synergy.wire.tensors import DEFAULT_CHUNK_BYTES, Frame, FrameAssembler, frame_to_chunks
+
+__all__ = [
+    "FrameAck",
+    "FrameCall",
+    "FrameTransport",
+    "GrpcFrameTransport",
+    "StreamBroken",
+    "StreamTarget",
+    "serve_frames",
+    "stream_target",
+]
+
+log = structlog.get_logger(__name__)
+
+_APP_KEY, _EPOCH_KEY, _SEGMENT_KEY = "synergy-app", "synergy-epoch", "synergy-segment"
+_MAX_EPOCH = 2**64 - 1
+_MAX_SEGMENT = 2**32 - 1
+_MAX_APP_ID = 256
+
+
+class StreamBroken(Unavailable):
+    """The frame call failed or ended; frames written on it and not acknowledged are lost."""
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """The receiving segment a stream feeds."""
+
+    app_id: str
+    epoch: int
+    segment: int
+
+
+@dataclass(frozen=True)
+class FrameAck:
+    """The receiver's word on one frame (see :class:`~synergy.reports.FrameOutcome`)."""
+
+    seq: int
+    outcome: FrameOutcome
+    reason: str = ""
+
+
+class FrameCall(Protocol):
+    """One open frame stream (the sending end)."""
+
+    async def write(self, frame: Frame) -> None:
+        """Send one frame; StreamBroken if the call failed, the frame's own error if it cannot travel."""
+        ...
+
+    def acks(self) -> AsyncIterator[FrameAck]:
+        """The receiver's acks; ends when the receiver ends the call, StreamBroken when it fails."""
+        ...
+
+    async def done_writing(self) -> None:
+        """No more frames: the receiver finishes after acknowledging what it got."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
+class FrameTransport(Protocol):
+    """Opens frame calls to one peer; a broken call is replaced by opening another."""
+
+    def open(self, target: StreamTarget) -> FrameCall: ...
+
+    async def close(self) -> None: ...
+
+
+# -- sending end -------------------------------------------------------------------------------
+
+
+class _GrpcFrameCall:
+    def __init__(self, call: grpc.aio.StreamStreamCall, address: str, chunk_bytes: int) -> None:
+        self._call = call
+        self._address = address
+        self._chunk_bytes = chunk_bytes
+
+    def _broken(self, cause: BaseException) -> NoReturn:
+        if isinstance(cause, grpc.aio.AioRpcError):
+            error = error_from_rpc(cause)
+            raise StreamBroken(f"next hop {self._address} unavailable: {error.grpc_code}: {error}") from cause
+        raise StreamBroken(f"next hop {self._address}: stream ended ({type(cause).__name__})") from cause
+
+    @staticmethod
+    def _own_cancellation() -> bool:
+        # grpc.aio raises CancelledError out of reads and writes of a call cancelled by anyone;
+        # only a cancellation of *this task* must propagate as one.
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+
+    async def write(self, frame: Frame) -> None:
+        chunks = list(frame_to_chunks(frame, self._chunk_bytes))  # refuses the frame before any byte is sent
+        try:
+            for chunk in chunks:
+                await self._call.write(chunk)
+        except asyncio.CancelledError as exc:
+            if self._own_cancellation():
+                raise
+            self._broken(exc)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+            self._broken(exc)
+
+    async def acks(self) -> AsyncIterator[FrameAck]:
+        try:
+            async for msg in self._call:
+                outcome = outcome_from_proto(msg.outcome)
+                if outcome is None:
+                    yield FrameAck(msg.seq, FrameOutcome.REJECTED, f"peer sent an unknown outcome {msg.outcome}")
+                else:
+                    yield FrameAck(msg.seq, outcome, msg.reason)
+        except asyncio.CancelledError as exc:
+            if self._own_cancellation():
+                raise
+            self._broken(exc)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            self._broken(exc)
+
+    async def done_writing(self) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+            await self._call.done_writing()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class GrpcFrameTransport:
+    """Frame calls to the agent at ``address`` over one channel (gRPC reconnects it as needed)."""
+
+    def __init__(
+        self, address: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, channel: grpc.aio.Channel | None = None
+    ) -> None:
+        self.address = address
+        self._chunk_bytes = chunk_bytes
+        self._channel = channel or grpc.aio.insecure_channel(address, options=channel_options())
+        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+
+    def open(self, target: StreamTarget) -> FrameCall:
+        # Tells the receiver which segment this stream feeds before the first frame arrives.
+        metadata = (
+            (_APP_KEY, target.app_id),
+            (_EPOCH_KEY, str(target.epoch)),
+            (_SEGMENT_KEY, str(target.segment)),
+        )
+        return _GrpcFrameCall(self._stub.Frames(metadata=metadata), self.address, self._chunk_bytes)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+# -- receiving end -----------------------------------------------------------------------------
+
+
+def stream_target(metadata: Sequence[tuple[str, str | bytes]] | None) -> StreamTarget | None:
+    """The segment a frame stream feeds, from its invocation metadata (None: not said, or nonsense)."""
+    values = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
+    try:
+        app_id, epoch, segment = values[_APP_KEY], int(values[_EPOCH_KEY]), int(values[_SEGMENT_KEY])
+    except (KeyError, ValueError):
+        return None
+    if not app_id or len(app_id) > _MAX_APP_ID or not 0 <= epoch <= _MAX_EPOCH or not 0 <= segment <= _MAX_SEGMENT:
+        return None
+    return StreamTarget(app_id, epoch, segment)
+
+
+async def _frames_from_chunks(chunks: AsyncIterator[agent_pb2.FrameChunk]) -> AsyncGenerator[Frame, None]:
+    assembler = FrameAssembler()
+    try:
+        async for chunk in chunks:
+            frame = assembler.feed(chunk)
+            if frame is not None:
+                yield frame
+    finally:
+        if assembler.pending_seq is not None:
+            # The sender still holds that frame unacknowledged and reports it.
+            log.info("frame_stream_cut_mid_frame", seq=assembler.pending_seq)
+
+
+def _ack_to_proto(ack: FrameAck) -> agent_pb2.FrameAck:
+    return agent_pb2.FrameAck(seq=ack.seq, outcome=outcome_to_proto(ack.outcome), reason=ack.reason)  # type: ignore[arg-type]
+
+
+async def serve_frames(
+    chunks: AsyncIterator[agent_pb2.FrameChunk],
+    receive: Callable[[AsyncIterator[Frame]], AsyncGenerator[FrameAck, None]],
+) -> AsyncGenerator[agent_pb2.FrameAck, None]:
+    """The servicer's body of ``Frames``: chunks in, frames to ``receive``, its acks out.
+
+    A malformed chunk stream ends the call with the assembler's error (a SynergyError, mapped
+    to its status code by the server's interceptor).
+    """
+    # ``receive`` consumes the frames in a task of its own and stops it before it ends.
+    async with contextlib.aclosing(receive(_frames_from_chunks(chunks))) as acks:
+        async for ack in acks:
+            yield _ack_to_proto(ack)
