@@ -13,12 +13,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from coordinator.models import StoredPartition
+from synergy.deployment import PartitionPayload, PeerRef, SegmentAssignment
 from synergy.errors import FailedPrecondition
 from synergy.hardware.model import HardwareModel
 from synergy.types import AppSpec, DeviceSpec, ExecutionPlan
-from synergy.v1 import agent_pb2
-from synergy.wire.convert import device_to_proto
-from synergy.wire.tensors import spec_to_meta
 
 __all__ = ["Segment", "build_segments", "segments_to_assignments"]
 
@@ -68,7 +66,7 @@ def segments_to_assignments(
     partition_for: Callable[[int, int], StoredPartition],
     source_rate_hz: float,
     held: Mapping[str, Collection[str]],
-) -> dict[str, list[agent_pb2.Assignment]]:
+) -> dict[str, list[SegmentAssignment]]:
     """Every device's Deploy assignments for this app, keyed by device id.
 
     ``held`` names, per device, the partition digests it already holds: those travel without
@@ -77,39 +75,37 @@ def segments_to_assignments(
     if plan.stages and plan.stages[-1].last_layer != len(model.layers) - 1:
         raise FailedPrecondition(f"app {app.app_id}: the plan does not run every layer of {model.name}")
     segments = build_segments(plan)
-    out: dict[str, list[agent_pb2.Assignment]] = {}
+    out: dict[str, list[SegmentAssignment]] = {}
     for segment in segments:
         all_done = segment.last_layer_before == len(model.layers) - 1
         inputs = model.outputs if all_done else model.entering(segment.last_layer_before + 1)
-        assignment = agent_pb2.Assignment(
-            app_id=app.app_id,
-            segment=segment.index,
-            inputs=[spec_to_meta(t) for t in inputs],
-            model=model.name,
-        )
-        if segment.senses:
-            assignment.sensor_type = app.source_type
-            assignment.rate_hz = source_rate_hz
+        partition = None
         if segment.layers is not None:
             stored = partition_for(*segment.layers)
             part = stored.partition
             already_there = stored.digest in held.get(segment.device_id, ())
-            assignment.partition.CopyFrom(
-                agent_pb2.Partition(
-                    first_layer=part.first,
-                    last_layer=part.last,
-                    onnx=b"" if already_there else part.onnx,
-                    inputs=[spec_to_meta(t) for t in part.inputs],
-                    outputs=[spec_to_meta(t) for t in part.outputs],
-                    digest=stored.digest,
-                )
+            partition = PartitionPayload(
+                first_layer=part.first,
+                last_layer=part.last,
+                onnx=b"" if already_there else part.onnx,
+                inputs=tuple(part.inputs),
+                outputs=tuple(part.outputs),
+                digest=stored.digest,
             )
-        if segment.delivers:
-            assignment.output_type = app.target_type
+        peer = None
         if segment.index + 1 < len(segments):
             nxt = devices[segments[segment.index + 1].device_id]
-            assignment.next.CopyFrom(
-                agent_pb2.Peer(device_id=nxt.device_id, address=nxt.address, link=device_to_proto(nxt).link)
-            )
+            peer = PeerRef(nxt.device_id, nxt.address, nxt.link)
+        assignment = SegmentAssignment(
+            app_id=app.app_id,
+            segment=segment.index,
+            inputs=tuple(inputs),
+            model=model.name,
+            sensor_type=app.source_type if segment.senses else "",
+            rate_hz=source_rate_hz if segment.senses else 0.0,
+            partition=partition,
+            output_type=app.target_type if segment.delivers else "",
+            next=peer,
+        )
         out.setdefault(segment.device_id, []).append(assignment)
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from synergy.v1 import common_pb2
+from synergy.reports import StageTiming
 
 __all__ = ["Calibrator"]
 
@@ -39,7 +39,7 @@ class Calibrator:
         self.min_samples = min_samples
         self._devices: dict[str, _DeviceTimes] = {}
 
-    def observe(self, device_id: str, timings: Iterable[common_pb2.StageTiming]) -> None:
+    def observe(self, device_id: str, timings: Iterable[StageTiming]) -> None:
         """Replace the device's figures with those of its latest heartbeat."""
         times = _DeviceTimes()
         for timing in timings:

@@ -4,24 +4,24 @@ DESIGN.md §4.3. Every involved agent first loads its segments of epoch e (check
 against its board); only when all succeeded is e activated; only then is e - 1 retired.
 A failure while deploying undeploys e wherever it landed; a failure while activating puts
 the agents that had switched back on e - 1 and undeploys e. Nothing half-deployed stays
-active.
+active — also when the deployment is cancelled (the core cancels it when a device it needs
+leaves): the rollback then still runs, bounded, before the cancellation goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import grpc
 import structlog
 
-from synergy.errors import SynergyError, Unavailable
-from synergy.v1 import agent_pb2, agent_pb2_grpc
-from synergy.wire.server import channel_options
-from synergy.wire.status import error_from_rpc
+from synergy.deployment import SegmentAssignment
+from synergy.errors import DeadlineExceeded, SynergyError
+from synergy.wire.agent_client import AgentClients
 
-__all__ = ["AgentClients", "DeployFailed", "Deployer", "DeviceDeployment"]
+__all__ = ["DeployFailed", "Deployer", "DeviceDeployment"]
 
 log = structlog.get_logger(__name__)
 
@@ -31,56 +31,30 @@ DEPLOY_TIMEOUT_S = 20.0
 CONTROL_TIMEOUT_S = 5.0
 #: Retiring waits for in-flight frames of the old epoch to drain, up to this long.
 RETIRE_TIMEOUT_S = 15.0
+#: A rollback after a cancellation must not hold the coordinator up for long.
+ROLLBACK_TIMEOUT_S = 2.0
 
 
 class DeployFailed(SynergyError):
-    """A deployment step failed on a device; the previous epoch stays active."""
+    """Deployment steps failed on some devices; the previous epoch stays active."""
 
     grpc_code = "FAILED_PRECONDITION"
 
-    def __init__(self, device_id: str, cause: SynergyError) -> None:
-        super().__init__(f"deploy to {device_id} failed: {cause}")
-        self.device_id = device_id
-        self.cause = cause
+    def __init__(self, failures: Mapping[str, SynergyError]) -> None:
+        text = "; ".join(f"deploy to {d} failed: {cause}" for d, cause in failures.items())
+        super().__init__(text)
+        self.failures = dict(failures)
+
+    @property
+    def timed_out(self) -> bool:
+        return all(isinstance(c, DeadlineExceeded) for c in self.failures.values())
 
 
 @dataclass(frozen=True)
 class DeviceDeployment:
     device_id: str
     address: str
-    assignments: tuple[agent_pb2.Assignment, ...]
-
-
-class AgentClients:
-    """One channel per agent address, reused across epochs."""
-
-    def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def stub(self, address: str) -> agent_pb2_grpc.AgentServiceStub:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=channel_options())
-            self._channels[address] = channel
-        return agent_pb2_grpc.AgentServiceStub(channel)
-
-    async def drop(self, address: str) -> None:
-        channel = self._channels.pop(address, None)
-        if channel is not None:
-            await channel.close()
-
-    async def close(self) -> None:
-        for address in list(self._channels):
-            await self.drop(address)
-
-
-async def _call(device_id: str, call: Awaitable[object]) -> None:
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        raise DeployFailed(device_id, error_from_rpc(exc)) from exc
-    except (TimeoutError, OSError) as exc:
-        raise DeployFailed(device_id, Unavailable(str(exc))) from exc
+    assignments: tuple[SegmentAssignment, ...]
 
 
 class Deployer:
@@ -93,68 +67,77 @@ class Deployer:
         deployments: Sequence[DeviceDeployment],
         previous_epoch: int,
         previous_addresses: Mapping[str, str],
+        on_active: Callable[[], None] | None = None,
     ) -> None:
         """Make ``epoch`` the active one on ``deployments``; retire ``previous_epoch``.
 
         ``previous_addresses`` are the agents that hold ``previous_epoch`` (device -> address).
+        ``on_active`` is called once every agent runs ``epoch`` (before the retirement).
         Raises :class:`DeployFailed` after rolling back; the previous epoch is then intact.
         """
         bound = log.bind(epoch=epoch)
-        failures = await self._deploy_all(epoch, deployments)
-        if failures:
-            # _deploy_all already undeployed what landed; report the first failure.
-            raise failures[0]
+        addresses = {d.device_id: d.address for d in deployments}
+        try:
+            await self._deploy_all(epoch, deployments)
+        except BaseException:
+            await self._bounded(self._undeploy_everywhere(epoch, addresses))
+            raise
         activated: list[DeviceDeployment] = []
         try:
             for deployment in deployments:
-                stub = self._clients.stub(deployment.address)
-                await _call(
-                    deployment.device_id,
-                    stub.Activate(agent_pb2.ActivateRequest(epoch=epoch), timeout=CONTROL_TIMEOUT_S),
-                )
+                try:
+                    await self._clients.activate(deployment.address, epoch, CONTROL_TIMEOUT_S)
+                except SynergyError as cause:
+                    raise DeployFailed({deployment.device_id: cause}) from cause
                 activated.append(deployment)
-        except DeployFailed as failure:
-            bound.warning("activate_failed_rolling_back", device=failure.device_id, reason=str(failure.cause))
-            await self._rollback_activation(activated, previous_epoch, previous_addresses)
-            await self._undeploy_everywhere(epoch, {d.device_id: d.address for d in deployments})
+        except BaseException as failure:
+            reason = str(failure) or type(failure).__name__
+            bound.warning("activate_failed_rolling_back", reason=reason)
+            await self._bounded(self._rollback_activation(activated, previous_epoch, previous_addresses))
+            await self._bounded(self._undeploy_everywhere(epoch, addresses))
             raise
-        bound.info("epoch_active", devices=[d.device_id for d in deployments])
+        bound.info("epoch_active", devices=sorted(addresses))
+        if on_active is not None:
+            on_active()
         if previous_epoch:
             await self._undeploy_everywhere(previous_epoch, previous_addresses, call_timeout_s=RETIRE_TIMEOUT_S)
 
-    async def _deploy_all(self, epoch: int, deployments: Sequence[DeviceDeployment]) -> list[DeployFailed]:
-        """Deploy in parallel; on any failure undeploy where it landed. Returns the failures."""
+    async def _bounded(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        """Run a rollback step to its end even if we are being cancelled, within a bound."""
+        task = asyncio.ensure_future(cleanup)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), ROLLBACK_TIMEOUT_S)
+        except (TimeoutError, asyncio.CancelledError):
+            # Either way the agents drop stale epochs themselves when told by the core's
+            # drift repair; waiting longer here would hold up every other app.
+            if not task.done():
+                task.cancel()
+            log.info("rollback_cut_short")
 
-        async def one(deployment: DeviceDeployment) -> DeployFailed | None:
-            stub = self._clients.stub(deployment.address)
-            request = agent_pb2.DeployRequest(epoch=epoch, assignments=list(deployment.assignments))
+    async def _deploy_all(self, epoch: int, deployments: Sequence[DeviceDeployment]) -> None:
+        """Deploy in parallel; raises DeployFailed naming every device that failed."""
+
+        async def one(deployment: DeviceDeployment) -> tuple[str, SynergyError] | None:
             try:
-                await _call(deployment.device_id, stub.Deploy(request, timeout=DEPLOY_TIMEOUT_S))
-            except DeployFailed as failure:
-                return failure
+                await self._clients.deploy(deployment.address, epoch, deployment.assignments, DEPLOY_TIMEOUT_S)
+            except SynergyError as cause:
+                return deployment.device_id, cause
             return None
 
         results = await asyncio.gather(*(one(d) for d in deployments))
-        failures = [r for r in results if r is not None]
+        failures = dict(r for r in results if r is not None)
         if failures:
-            log.warning("deploy_failed_rolling_back", epoch=epoch, failures=[str(f) for f in failures])
-            failed = {f.device_id for f in failures}
-            addresses = {d.device_id: d.address for d in deployments if d.device_id not in failed}
-            await self._undeploy_everywhere(epoch, addresses)
-        return failures
+            log.warning("deploy_failed_rolling_back", epoch=epoch, failures={d: str(c) for d, c in failures.items()})
+            raise DeployFailed(failures)
 
     async def _rollback_activation(
         self, activated: Sequence[DeviceDeployment], previous_epoch: int, previous: Mapping[str, str]
     ) -> None:
         for deployment in activated:
             if previous_epoch and deployment.device_id in previous:
-                stub = self._clients.stub(deployment.address)
                 try:
-                    await _call(
-                        deployment.device_id,
-                        stub.Activate(agent_pb2.ActivateRequest(epoch=previous_epoch), timeout=CONTROL_TIMEOUT_S),
-                    )
-                except DeployFailed as failure:
+                    await self._clients.activate(deployment.address, previous_epoch, CONTROL_TIMEOUT_S)
+                except SynergyError as failure:
                     log.warning("rollback_activate_failed", device=deployment.device_id, reason=str(failure))
 
     async def _undeploy_everywhere(
@@ -162,15 +145,10 @@ class Deployer:
     ) -> None:
         async def one(device_id: str, address: str) -> None:
             try:
-                await _call(
-                    device_id,
-                    self._clients.stub(address).Undeploy(
-                        agent_pb2.UndeployRequest(epoch=epoch), timeout=call_timeout_s
-                    ),
-                )
-            except DeployFailed as failure:
-                # An agent that is gone holds nothing any more; one that is alive retries
-                # nothing: it drops stale epochs itself when it activates a newer one.
-                log.info("undeploy_skipped", device=device_id, epoch=epoch, reason=str(failure.cause))
+                await self._clients.undeploy(address, epoch, call_timeout_s)
+            except SynergyError as failure:
+                # An agent that is gone holds nothing any more; one that is alive and still
+                # holds the epoch is told again by the core's drift repair.
+                log.info("undeploy_skipped", device=device_id, epoch=epoch, reason=str(failure))
 
         await asyncio.gather(*(one(d, a) for d, a in addresses.items()))

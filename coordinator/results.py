@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 from synergy.errors import ResourceExhausted
-from synergy.v1 import common_pb2
+from synergy.reports import Result
 
 __all__ = ["ResultsHub"]
 
@@ -22,23 +22,23 @@ WATCHER_QUEUE = 1024
 class _Watcher:
     def __init__(self, app_ids: Iterable[str]) -> None:
         self.app_ids = frozenset(app_ids)
-        self.queue: asyncio.Queue[common_pb2.Result | None] = asyncio.Queue(WATCHER_QUEUE)
+        self.queue: asyncio.Queue[Result | None] = asyncio.Queue(WATCHER_QUEUE)
         self.overflowed = False
 
-    def wants(self, result: common_pb2.Result) -> bool:
+    def wants(self, result: Result) -> bool:
         return not self.app_ids or result.app_id in self.app_ids
 
 
 class ResultsHub:
     def __init__(self) -> None:
         self._watchers: set[_Watcher] = set()
-        self._waiters: dict[tuple[str, int], asyncio.Future[common_pb2.Result]] = {}
+        self._waiters: dict[tuple[str, int], asyncio.Future[Result]] = {}
 
     @property
     def watcher_count(self) -> int:
         return len(self._watchers)
 
-    def publish(self, result: common_pb2.Result) -> None:
+    def publish(self, result: Result) -> None:
         waiter = self._waiters.pop((result.app_id, result.seq), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
@@ -50,7 +50,7 @@ class ResultsHub:
             except asyncio.QueueFull:
                 watcher.overflowed = True
 
-    async def watch(self, app_ids: Iterable[str]) -> AsyncIterator[common_pb2.Result]:
+    async def watch(self, app_ids: Iterable[str]) -> AsyncIterator[Result]:
         watcher = _Watcher(app_ids)
         self._watchers.add(watcher)
         try:
@@ -66,8 +66,8 @@ class ResultsHub:
         finally:
             self._watchers.discard(watcher)
 
-    def expect(self, app_id: str, seq: int) -> asyncio.Future[common_pb2.Result]:
-        future: asyncio.Future[common_pb2.Result] = asyncio.get_running_loop().create_future()
+    def expect(self, app_id: str, seq: int) -> asyncio.Future[Result]:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiters[(app_id, seq)] = future
         return future
 

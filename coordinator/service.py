@@ -1,106 +1,175 @@
-"""The coordinator daemon: the virtual computing space, re-planning and deployment.
+"""The coordinator's driver: performs what the control core decides and feeds back outcomes.
 
-One :class:`Coordinator` owns the VCS, the model store, the results hub, the deployer and
-its background tasks (lease expiry, the reconcile loop, the MQTT publisher). Every change of
-the space or the apps asks the reconcile loop for a new plan; the loop coalesces requests,
-calls the pure planner, and deploys the next epoch when the plan changed.
+DESIGN.md §4. The :class:`~coordinator.core.ControlCore` decides; this module does the I/O:
+it turns RPCs, the clock and MQTT messages into core events, and performs the core's
+instructions — the planner and model analysis in worker threads, deployments through the
+:class:`~coordinator.deployer.Deployer`, state writes on one writer thread, MQTT events.
+Every task it starts ends by feeding its outcome back as an event, including cancellation
+and its own crash, so the core can never wait forever. Its long-running loops (the clock,
+the state writer, MQTT) are supervised: a crash is logged with its traceback and the loop
+restarted; a loop that keeps crashing makes the daemon NOT_SERVING and exit non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import functools
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
-from google.protobuf.json_format import MessageToDict
 
 from coordinator.assignments import segments_to_assignments
-from coordinator.calibration import Calibrator
-from coordinator.deployer import AgentClients, Deployer, DeployFailed, DeviceDeployment
+from coordinator.core import CLIENT_SOURCE_RATE_HZ, ControlCore, CoreConfig, RestoredState
+from coordinator.deployer import Deployer, DeployFailed, DeviceDeployment
+from coordinator.messages import (
+    AppRemoved,
+    AppSubmitted,
+    CancelDeploy,
+    CloseChannel,
+    DeleteApp,
+    DeployFinished,
+    DeployOutcome,
+    DeviceDeregistered,
+    DeviceRegistered,
+    DeviceWentOffline,
+    Event,
+    FanOutResult,
+    HeartbeatReceived,
+    Instruction,
+    PlanComputed,
+    PlanFailed,
+    PublishPlan,
+    ReplanSettled,
+    ResultReported,
+    SaveCounters,
+    SaveDeployment,
+    SaveDevice,
+    SaveQuarantines,
+    StartDeploy,
+    StartPlanning,
+    Tick,
+    UndeployStale,
+)
 from coordinator.models import LoadedModel, ModelStore, check_runnable_somewhere
 from coordinator.results import ResultsHub
-from coordinator.vcs import CLIENT_SOURCE, AppRecord, VirtualComputingSpace
-from synergy.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PlanningError,
-    ResourceExhausted,
-    Unavailable,
-)
+from coordinator.store import StateStore
+from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
+from synergy.deployment import AgentState
+from synergy.errors import FailedPrecondition, ResourceExhausted, SynergyError, Unavailable
 from synergy.events import EventPublisher, MqttConfig
-from synergy.planning.api import Planner, PlanningApp
-from synergy.planning.registry import get_planner
+from synergy.hardware.model import TensorSpec
+from synergy.planning.api import PlanningApp
+from synergy.planning.registry import MethodPlanner, get_planner
+from synergy.reports import CoordinatorStats, DeviceTelemetry, Result
 from synergy.tasks import TaskOwner
-from synergy.types import AppSpec, DeviceSpec, JointPlan, SensorSpec
-from synergy.v1 import apps_pb2, common_pb2
-from synergy.wire.convert import joint_plan_to_proto
+from synergy.types import CLIENT_SOURCE, AppInfo, AppSpec, DeviceInfo, DeviceSpec, JointPlan
+from synergy.wire.agent_client import AgentClients
+from synergy.wire.tensors import check_matches
 
-__all__ = ["Coordinator", "CoordinatorConfig"]
+__all__ = ["Coordinator", "CoordinatorConfig", "Lease", "ModelSource"]
 
 log = structlog.get_logger(__name__)
 
-#: How often leases are checked for expiry.
-LEASE_CHECK_S = 0.25
-#: After a failed deployment, try again after this long (the failing device may be dying).
-REDEPLOY_BACKOFF_S = 2.0
-#: How often measured stage times are compared with the cost model.
-CALIBRATION_CHECK_S = 2.0
-#: The rate a client-fed app's virtual sensor allows (Infer calls are the real limit).
-CLIENT_SOURCE_RATE_HZ = 1000.0
+#: How often the clock ticks into the core (lease expiry, quarantines, watchdogs).
+TICK_S = 0.25
+#: A supervised loop that crashes more often than this within the window is fatal.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+#: Undeploying a stale epoch is cheap on the agent.
+UNDEPLOY_TIMEOUT_S = 5.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class CoordinatorConfig:
-    bind: str = "127.0.0.1:50051"
+    bind: str = DEFAULT_COORDINATOR
     lease_ttl_s: float = 5.0
     heartbeat_s: float = 1.0
-    planner: str = "synergy"
+    planner: str = DEFAULT_PLANNER
     mqtt_url: str = ""
-    mqtt_prefix: str = "synergy"
+    mqtt_prefix: str = DEFAULT_MQTT_PREFIX
     infer_timeout_s: float = 30.0
-    submit_timeout_s: float = 60.0
+    #: A submit or remove answers once the new plan is deployed, or after this long with the
+    #: app's state at that moment (the deployment goes on; `synergy apps` shows it).
+    submit_wait_s: float = 3.0
     #: Re-plan when measured stage times drift from the cost model (online estimation).
     calibrate: bool = True
+    #: Where the state survives restarts; None keeps nothing (an ephemeral coordinator).
+    state_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    lease_id: str
+    heartbeat_period_s: float
+    lease_ttl_s: float
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How a client gave the model: a zoo name, or ONNX bytes with a display name."""
+
+    zoo_name: str = ""
+    onnx: bytes = b""
+    display_name: str = ""
 
 
 class Coordinator:
     def __init__(self, config: CoordinatorConfig) -> None:
-        if config.heartbeat_s >= config.lease_ttl_s:
-            raise InvalidArgument(
-                f"heartbeat period {config.heartbeat_s}s must be shorter than the lease TTL {config.lease_ttl_s}s"
-            )
         self.config = config
-        self.vcs = VirtualComputingSpace(config.lease_ttl_s)
+        self.core = ControlCore(
+            CoreConfig(lease_ttl_s=config.lease_ttl_s, heartbeat_s=config.heartbeat_s, calibrate=config.calibrate)
+        )
         self.models = ModelStore()
         self.results = ResultsHub()
         self.clients = AgentClients()
         self.deployer = Deployer(self.clients)
-        self._base_planner = get_planner(config.planner)
-        self.planner: Planner = self._base_planner
-        self.calibrator = Calibrator()
-        #: The calibration factors the current planner uses.
-        self.planned_factors: dict[str, float] = {}
-        self.stats = apps_pb2.CoordinatorStats()
+        self._planner: MethodPlanner = get_planner(config.planner)
         self.events: EventPublisher | None = None
+        self.store: StateStore | None = None
+        #: Set (with the reason) when a vital loop kept crashing: the daemon must exit non-zero.
+        self.fatal = asyncio.Event()
+        self.fatal_reason = ""
+        #: Set once the state is restored: until then every request is UNAVAILABLE.
+        self.ready = asyncio.Event()
         self._tasks = TaskOwner("coordinator")
-        self._wanted = 0
-        self._done = 0
-        self._changed = asyncio.Condition()
-        self._dirty = asyncio.Event()
-        self._deployed_key: tuple[Any, ...] = ()
-        #: Per device: (lease id, partition digests) of the deployed epoch — what it holds.
-        self._held: dict[str, tuple[str, frozenset[str]]] = {}
-        self._infer_seq: dict[str, int] = {}
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
+        self._settled = asyncio.Condition()
+        self._submits = asyncio.Lock()
+        self._deploy_task: asyncio.Task[None] | None = None
+        self._deploy_epoch = 0
+        self._undeploying: set[tuple[str, int]] = set()
+        self._infer_base = 0
         self._stopped = False
+
+    @property
+    def stats(self) -> CoordinatorStats:
+        return self.core.stats
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        now, now_unix = time.monotonic(), time.time()
+        if self.config.state_dir is not None:
+            self.store = await self._write(StateStore.open, self.config.state_dir)
+            restored = await self._restore(self.store)
+            boots = await self._write(self.store.next_boot)
+        else:
+            # Nothing survives. Epochs are never reused all the same: the core numbers past
+            # every epoch an agent reports holding, and no agent is deployed to unreported.
+            restored = RestoredState()
+            boots = secrets.randbelow(1 << 16)
+            log.warning("state_not_persisted", hint="give --state-dir to keep apps across restarts")
+        # Infer inputs are numbered per run in the high bits: targets de-duplicate by seq.
+        self._infer_base = (boots & 0xFFFF) << 32
         if self.config.mqtt_url:
             mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix)
             self.events = EventPublisher(
@@ -110,15 +179,35 @@ class Coordinator:
                 will_payload={"state": "offline", "reason": "last_will"},
                 on_device_state=self._on_device_state,
             )
-            self._tasks.spawn(self.events.run(), "mqtt")
+            self._supervise("mqtt", self.events.run)
             self.events.publish(self.events.topics.coordinator_state(), {"state": "online"}, retain=True)
-        self._tasks.spawn(self._expire_leases(), "leases")
-        self._tasks.spawn(self._reconcile_loop(), "reconcile")
-        if self.config.calibrate:
-            self._tasks.spawn(self._watch_calibration(), "calibration")
+        self._perform(self.core.restore(restored, now, now_unix))
+        self._supervise("clock", self._clock)
+
+    async def _restore(self, store: StateStore) -> RestoredState:
+        stored = await self._write(store.load)
+        apps: list[tuple[AppSpec, LoadedModel]] = []
+        for app in stored.apps:
+            try:
+                model = await asyncio.to_thread(self.models.load, onnx_bytes=app.onnx, display_name=app.model_name)
+            except SynergyError as exc:
+                log.error("stored_app_unusable", app=app.spec.app_id, error=str(exc))
+                continue
+            apps.append((app.spec, model))
+        now_unix = time.time()
+        quarantines = {d: (r, until, n) for d, (r, until, n) in stored.quarantines.items() if until > now_unix}
+        return RestoredState(
+            next_app=stored.next_app,
+            next_epoch=stored.next_epoch,
+            apps=apps,
+            devices=stored.devices,
+            plan=stored.plan,
+            expected=stored.expected,
+            quarantines=quarantines,
+        )
 
     async def shutdown(self) -> None:
-        """Stop background work and close channels. Idempotent."""
+        """Stop background work, close channels and the state store. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -128,127 +217,208 @@ class Coordinator:
             await self.events.flush()
         await self._tasks.close()
         await self.clients.close()
+        if self.store is not None:
+            await self._write(self.store.close)
+        self._writer.shutdown(wait=True)
 
-    # -- devices ---------------------------------------------------------------------------
+    def _supervise(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        async def run() -> None:
+            crashes: list[float] = []
+            while True:
+                try:
+                    await loop()
+                    log.error("loop_returned", loop=name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("loop_crashed", loop=name)
+                now = time.monotonic()
+                crashes = [t for t in crashes if now - t < RESTART_WINDOW_S] + [now]
+                if len(crashes) > MAX_RESTARTS:
+                    self.fatal_reason = f"the {name} loop crashed {len(crashes)} times in {RESTART_WINDOW_S:.0f}s"
+                    log.critical("coordinator_unhealthy", reason=self.fatal_reason)
+                    self.fatal.set()
+                    return
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** len(crashes)))
+                log.info("loop_restarted", loop=name)
 
-    def register(self, spec: DeviceSpec) -> tuple[str, float]:
-        lease = self.vcs.register(spec, time.monotonic(), time.time())
-        log.info("device_registered", device=spec.device_id, address=spec.address, board=spec.board.name)
-        self.request_replan()
-        return lease.lease_id, self.config.lease_ttl_s
+        self._tasks.spawn(run(), name)
 
-    def heartbeat(self, device_id: str, lease_id: str, telemetry: common_pb2.DeviceTelemetry) -> None:
-        self.vcs.heartbeat(device_id, lease_id, time.monotonic(), time.time(), telemetry)
-        self.calibrator.observe(device_id, telemetry.stage_timings)
-
-    async def _watch_calibration(self) -> None:
+    async def _clock(self) -> None:
         while True:
-            await asyncio.sleep(CALIBRATION_CHECK_S)
-            drifted = self.calibrator.drifted(self.planned_factors)
-            if not drifted:
-                continue
-            self.planned_factors = {**self.planned_factors, **drifted}
-            self.planner = self._base_planner.calibrated(self.planned_factors)
-            self.stats.recalibrations += 1
-            log.info("calibration_drift_replanning", factors={d: round(f, 3) for d, f in drifted.items()})
-            self.request_replan()
+            await asyncio.sleep(TICK_S)
+            self._feed(Tick(time.monotonic(), time.time()))
 
-    async def _expire_leases(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_CHECK_S)
-            gone = self.vcs.expire(time.monotonic())
-            for device_id in gone:
-                log.warning("device_lease_expired", device=device_id)
-                self.calibrator.forget(device_id)
-            if gone:
-                await self._forget_devices(gone)
+    # -- the core's events and instructions ------------------------------------------------
 
-    async def _forget_devices(self, device_ids: Sequence[str]) -> None:
-        for device_id in device_ids:
-            record = self.vcs.devices.get(device_id)
-            if record is not None:
-                await self.clients.drop(record.spec.address)
-        self.request_replan()
+    def _feed(self, event: Event) -> None:
+        self._perform(self.core.handle(event))
 
-    async def _on_device_state(self, device_id: str, payload: dict[str, Any]) -> None:
-        """MQTT: an agent's last will (or clean goodbye) marks it offline at once."""
-        if payload.get("state") != "offline":
-            return
-        record = self.vcs.devices.get(device_id)
-        if record is None or payload.get("address") != record.spec.address:
-            return
-        if self.vcs.mark_offline(device_id):
-            log.warning("device_offline_by_mqtt", device=device_id, reason=payload.get("reason", ""))
-            await self._forget_devices([device_id])
+    def _perform(self, instructions: Sequence[Instruction]) -> None:
+        for instruction in instructions:
+            match instruction:
+                case StartPlanning():
+                    self._tasks.spawn(self._plan(instruction), f"plan{instruction.plan_id}")
+                case StartDeploy():
+                    self._deploy_epoch = instruction.epoch
+                    self._deploy_task = self._tasks.spawn(self._deploy(instruction), f"deploy{instruction.epoch}")
+                case CancelDeploy():
+                    if self._deploy_task is not None and self._deploy_epoch == instruction.epoch:
+                        log.warning("deploy_cancelling", epoch=instruction.epoch, reason=instruction.reason)
+                        self._deploy_task.cancel()
+                case UndeployStale():
+                    key = (instruction.device_id, instruction.epoch)
+                    if key not in self._undeploying:
+                        self._undeploying.add(key)
+                        self._tasks.spawn(self._undeploy_stale(instruction), f"undeploy:{instruction.device_id}")
+                case CloseChannel():
+                    self._tasks.spawn(self.clients.drop(instruction.address), "close-channel")
+                case FanOutResult():
+                    self._fan_out(instruction.result)
+                case PublishPlan():
+                    if self.events is not None:
+                        self.events.publish(self.events.topics.plan(), _plan_payload(instruction.plan), retain=True)
+                case ReplanSettled():
+                    self._tasks.spawn(self._notify_settled(), "settled")
+                case SaveDevice() | SaveCounters() | SaveDeployment() | SaveQuarantines() | DeleteApp():
+                    self._save(instruction)
 
-    # -- apps ------------------------------------------------------------------------------
+    async def _notify_settled(self) -> None:
+        async with self._settled:
+            self._settled.notify_all()
 
-    def load_model(self, zoo_name: str, onnx_bytes: bytes, display_name: str) -> LoadedModel:
-        model = self.models.load(zoo_name=zoo_name, onnx_bytes=onnx_bytes, display_name=display_name)
-        devices = self.vcs.online_devices()
-        check_runnable_somewhere(model.hardware, [d.board for d in devices])
-        return model
-
-    def validate_app(self, spec: AppSpec, model: LoadedModel) -> None:
-        """Refuse an app this space can never run, naming why; changes nothing."""
-        devices = {d.device_id: d for d in self.vcs.online_devices()}
-        if spec.source_type != CLIENT_SOURCE and spec.source_type not in self.vcs.sensor_types():
-            raise InvalidArgument(
-                f"unknown sensor type {spec.source_type!r}; the space has: "
-                f"{sorted(self.vcs.sensor_types()) or 'none'} (or 'client' for apps fed through Infer)"
-            )
-        if spec.target_type not in self.vcs.output_types():
-            raise InvalidArgument(
-                f"unknown output type {spec.target_type!r}; the space has: {sorted(self.vcs.output_types()) or 'none'}"
-            )
-        for role, pinned in (("source", spec.source_device), ("target", spec.target_device)):
-            if pinned and pinned not in devices:
-                raise NotFound(f"{role} pinned to device {pinned!r}, which is not in the space: {sorted(devices)}")
-        if (
-            spec.source_device
-            and spec.source_type != CLIENT_SOURCE
-            and devices[spec.source_device].sensor(spec.source_type) is None
-        ):
-            raise InvalidArgument(f"device {spec.source_device!r} has no {spec.source_type!r} sensor")
-        if spec.target_device and not devices[spec.target_device].has_output(spec.target_type):
-            raise InvalidArgument(f"device {spec.target_device!r} has no {spec.target_type!r} output")
-        alone = self.planner(self._planning_devices([spec]), [PlanningApp(spec, model.hardware)])
-        if spec.app_id in alone.unplaced:
-            raise ResourceExhausted(f"model {model.name!r} cannot run on this space: {alone.unplaced[spec.app_id]}")
-
-    async def submit(self, spec: AppSpec, model: LoadedModel) -> AppRecord:
-        self.validate_app(spec, model)
-        record = AppRecord(spec, model)
-        self.vcs.add_app(record)
-        log.info("app_submitted", app=spec.app_id, model=model.name, source=spec.source_type, target=spec.target_type)
-        await self._replan_and_wait(f"app {spec.app_id} was accepted")
-        return record
-
-    async def remove(self, app_id: str) -> None:
-        removed = self.vcs.remove_app(app_id)
-        if all(a.model.digest != removed.model.digest for a in self.vcs.apps.values()):
-            self.models.forget(removed.model.digest)
-        log.info("app_removed", app=app_id)
-        await self._replan_and_wait(f"app {app_id} was removed")
-
-    async def _replan_and_wait(self, what: str) -> None:
+    async def _plan(self, instruction: StartPlanning) -> None:
         try:
-            await self.wait_for_plan(self.request_replan())
-        except TimeoutError as exc:
-            raise Unavailable(
-                f"{what}, but the new plan is not deployed after {self.config.submit_timeout_s}s; "
-                "it will be (see `synergy apps`)"
-            ) from exc
+            planner = self._planner.calibrated(instruction.factors) if instruction.factors else self._planner
+            plan = await asyncio.to_thread(planner, instruction.devices, instruction.apps)
+        except asyncio.CancelledError:
+            if not self._stopped:
+                self._feed(PlanFailed(instruction.plan_id, "planning was cancelled", time.monotonic()))
+            raise
+        except Exception as exc:
+            log.exception("planner_crashed", plan_id=instruction.plan_id)
+            self._feed(PlanFailed(instruction.plan_id, f"{type(exc).__name__}: {exc}", time.monotonic()))
+            return
+        self._feed(PlanComputed(instruction.plan_id, plan, time.monotonic()))
 
-    # -- results ---------------------------------------------------------------------------
+    async def _deploy(self, instruction: StartDeploy) -> None:
+        epoch = instruction.epoch
+        progress = _Progress()
+        finished: DeployFinished
+        try:
+            deployments, counts = await asyncio.to_thread(self._build_deployments, instruction)
+            expected = {
+                d.device_id: frozenset((a.app_id, a.segment, a.digest) for a in d.assignments) for d in deployments
+            }
+            await self.deployer.deploy(
+                epoch,
+                deployments,
+                instruction.previous_epoch,
+                instruction.previous,
+                on_active=functools.partial(progress.mark_active, expected),
+            )
+            finished = DeployFinished(
+                epoch,
+                DeployOutcome.ACTIVE,
+                time.monotonic(),
+                expected=expected,
+                partitions_sent=counts.sent,
+                partitions_reused=counts.reused,
+                partition_bytes_sent=counts.bytes_sent,
+            )
+        except DeployFailed as failure:
+            outcome = DeployOutcome.TIMED_OUT if failure.timed_out else DeployOutcome.FAILED
+            reasons = {d: str(c) for d, c in failure.failures.items()}
+            finished = DeployFinished(epoch, outcome, time.monotonic(), failures=reasons, detail=str(failure))
+        except asyncio.CancelledError:
+            if self._stopped:
+                raise
+            if progress.active:
+                # Cancelled while retiring the previous epoch: the new one is live already.
+                finished = DeployFinished(epoch, DeployOutcome.ACTIVE, time.monotonic(), expected=progress.expected)
+            else:
+                finished = DeployFinished(epoch, DeployOutcome.CANCELLED, time.monotonic(), detail="cancelled")
+        except Exception as exc:
+            log.exception("deploy_crashed", epoch=epoch)
+            finished = DeployFinished(
+                epoch, DeployOutcome.CRASHED, time.monotonic(), detail=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            if self._deploy_epoch == epoch:
+                self._deploy_task = None
+        if progress.active and finished.outcome is DeployOutcome.ACTIVE and not finished.expected:
+            finished = replace(finished, expected=progress.expected)
+        self._feed(finished)
 
-    def report_result(self, result: common_pb2.Result) -> None:
-        self.stats.results_received += 1
-        self.stats.result_bytes_received += sum(len(t.data) for t in result.tensors)
-        record = self.vcs.apps.get(result.app_id)
-        if record is not None:
-            latency = None if result.dropped else max(0.0, result.done_time_unix - result.capture_time_unix)
-            record.stats.record(time.monotonic(), latency)
+    def _build_deployments(self, instruction: StartDeploy) -> tuple[list[DeviceDeployment], _MoveCounts]:
+        """Every device's segments for the epoch (cuts ONNX partitions: runs in a thread)."""
+        per_device: dict[str, list[Any]] = {}
+        for exec_plan in instruction.plan.plans:
+            spec, model = instruction.apps[exec_plan.app_id]
+            rate = _source_rate(spec, instruction.devices[exec_plan.source_device])
+            assignments = segments_to_assignments(
+                spec,
+                exec_plan,
+                model.hardware,
+                instruction.devices,
+                functools.partial(self.models.partition, model),
+                rate,
+                instruction.held,
+            )
+            for device_id, items in assignments.items():
+                per_device.setdefault(device_id, []).extend(items)
+        deployments = [
+            DeviceDeployment(d, instruction.devices[d].address, tuple(items)) for d, items in per_device.items()
+        ]
+        counts = _MoveCounts()
+        for deployment in deployments:
+            for a in deployment.assignments:
+                if a.partition is None:
+                    continue
+                if a.partition.onnx:
+                    counts.sent += 1
+                    counts.bytes_sent += len(a.partition.onnx)
+                else:
+                    counts.reused += 1
+        return deployments, counts
+
+    async def _undeploy_stale(self, instruction: UndeployStale) -> None:
+        try:
+            await self.clients.undeploy(instruction.address, instruction.epoch, UNDEPLOY_TIMEOUT_S)
+            log.info("stale_epoch_undeployed", device=instruction.device_id, epoch=instruction.epoch)
+        except SynergyError as exc:
+            log.info("stale_undeploy_failed", device=instruction.device_id, epoch=instruction.epoch, reason=str(exc))
+        finally:
+            self._undeploying.discard((instruction.device_id, instruction.epoch))
+
+    def _save(self, instruction: Instruction) -> None:
+        store = self.store
+        if store is None:
+            return
+        call: Callable[[], None]
+        match instruction:
+            case SaveDevice():
+                call = functools.partial(store.save_device, instruction.spec, instruction.lease_id)
+            case SaveCounters():
+                call = functools.partial(store.save_counters, instruction.next_app, instruction.next_epoch)
+            case SaveDeployment():
+                call = functools.partial(store.save_deployment, instruction.plan, instruction.expected)
+            case SaveQuarantines():
+                now_unix = time.time()
+                deadlines = {d: (r, now_unix + left, n) for d, (r, left, n) in instruction.quarantines.items()}
+                call = functools.partial(store.save_quarantines, deadlines)
+            case DeleteApp():
+                return  # removed durably before the core saw the event
+            case _:
+                return
+        future = asyncio.get_running_loop().run_in_executor(self._writer, call)
+        future.add_done_callback(_log_write_failure)
+
+    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a state-store call on the single writer thread (writes stay in order)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, functools.partial(fn, *args))
+
+    def _fan_out(self, result: Result) -> None:
         self.results.publish(result)
         if self.events is not None:
             self.events.publish(
@@ -262,160 +432,160 @@ class Coordinator:
                     "dropped": result.dropped,
                     "drop_reason": result.drop_reason,
                     "summary": result.summary,
-                    "latency_ms": 1000.0 * (result.done_time_unix - result.capture_time_unix),
+                    "latency_ms": 1000.0 * result.latency_s,
                 },
             )
 
-    def next_infer_seq(self, app_id: str) -> int:
-        seq = self._infer_seq.get(app_id, 0) + 1
-        self._infer_seq[app_id] = seq
-        return seq
-
-    # -- planning and deployment ------------------------------------------------------------
-
-    def request_replan(self) -> int:
-        """Ask for a new plan; returns a ticket :meth:`wait_for_plan` can wait for."""
-        self._wanted += 1
-        self._dirty.set()
-        return self._wanted
-
-    async def wait_for_plan(self, ticket: int) -> None:
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: self._done >= ticket), timeout=self.config.submit_timeout_s
-            )
-
-    async def _reconcile_loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            ticket = self._wanted
-            try:
-                await self._reconcile()
-            except DeployFailed as failure:
-                self.stats.deploy_failures += 1
-                log.warning("deploy_failed", error=str(failure), retry_in_s=REDEPLOY_BACKOFF_S)
-                self._tasks.spawn(self._replan_later(REDEPLOY_BACKOFF_S), "redeploy")
-            except Exception:
-                log.exception("reconcile_failed")
-            async with self._changed:
-                self._done = ticket
-                self._changed.notify_all()
-
-    async def _replan_later(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        self.request_replan()
-
-    def _planning_devices(self, apps: Sequence[AppSpec]) -> list[DeviceSpec]:
-        """Online devices; each gets a virtual 'client' sensor when a client-fed app exists."""
-        devices = self.vcs.online_devices()
-        if any(a.source_type == CLIENT_SOURCE for a in apps):
-            virtual = SensorSpec(CLIENT_SOURCE, CLIENT_SOURCE_RATE_HZ)
-            devices = [replace(d, sensors=(*d.sensors, virtual)) for d in devices]
-        return devices
-
-    async def _reconcile(self) -> None:
-        apps = list(self.vcs.apps.values())
-        specs = [a.spec for a in apps]
-        devices = self._planning_devices(specs)
-        planning_apps = [PlanningApp(a.spec, a.model.hardware) for a in apps]
-        plan = await asyncio.to_thread(self.planner, devices, planning_apps)
-        key = self._deployment_key(plan)
-        for record in apps:
-            record.reason = plan.unplaced.get(record.spec.app_id, "")
-        if key == self._deployed_key:
-            self.vcs.plan = replace(plan, epoch=self.vcs.plan.epoch)
+    async def _on_device_state(self, device_id: str, payload: dict[str, Any]) -> None:
+        """MQTT: an agent's last will (or clean goodbye) marks it offline at once."""
+        if payload.get("state") != "offline":
             return
-        epoch = self.vcs.plan.epoch + 1
-        by_id = {d.device_id: d for d in devices}
-        deployments = self._deployments(plan, apps, by_id)
-        previous = {
-            d: self.vcs.devices[d].spec.address
-            for p in self.vcs.plan.plans
-            for d in p.devices
-            if d in self.vcs.devices and self.vcs.devices[d].online
-        }
-        await self.deployer.deploy(epoch, deployments, self.vcs.plan.epoch, previous)
-        self._count_moves(deployments)
-        self._held = {d.device_id: self._lease_digests(d) for d in deployments}
-        self.vcs.plan = replace(plan, epoch=epoch)
-        self._deployed_key = key
-        self.stats.epoch = epoch
-        self.stats.replans += 1
-        log.info(
-            "plan_deployed",
-            epoch=epoch,
-            method=plan.method,
-            apps=len(plan.plans),
-            unplaced=dict(plan.unplaced),
-            throughput=round(plan.system_throughput, 3),
-        )
-        if self.events is not None:
-            self.events.publish(
-                self.events.topics.plan(), MessageToDict(joint_plan_to_proto(self.vcs.plan)), retain=True
+        address = payload.get("address")
+        if isinstance(address, str):
+            reason = str(payload.get("reason", "offline"))[:200]
+            self._feed(DeviceWentOffline(device_id, address, f"MQTT: {reason}", time.monotonic()))
+
+    async def wait_settled(self, ticket: int, timeout_s: float) -> bool:
+        """Until every replan requested up to ``ticket`` has settled; False on timeout."""
+        async with self._settled:
+            try:
+                await asyncio.wait_for(
+                    self._settled.wait_for(lambda: self.core.settled_ticket >= ticket), timeout=timeout_s
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    # -- requests (called by the servicers) -------------------------------------------------
+
+    def require_ready(self) -> None:
+        if not self.ready.is_set():
+            raise Unavailable("the coordinator is starting (restoring its state); try again in a moment")
+
+    def register(self, spec: DeviceSpec, state: AgentState) -> Lease:
+        self._feed(DeviceRegistered(spec, state, time.monotonic(), time.time()))
+        lease_id = self.core.devices[spec.device_id].lease_id
+        return Lease(lease_id, self.config.heartbeat_s, self.config.lease_ttl_s)
+
+    def heartbeat(self, device_id: str, lease_id: str, telemetry: DeviceTelemetry, state: AgentState) -> None:
+        self._feed(HeartbeatReceived(device_id, lease_id, telemetry, state, time.monotonic(), time.time()))
+
+    def deregister(self, device_id: str, lease_id: str) -> None:
+        self._feed(DeviceDeregistered(device_id, lease_id, time.monotonic()))
+
+    def report_result(self, lease_id: str, result: Result) -> None:
+        self._feed(ResultReported(lease_id, result, time.monotonic()))
+
+    async def submit(self, spec: AppSpec, source: ModelSource) -> AppInfo:
+        """Accept an app (durably) and wait, bounded, for the plan that includes it."""
+        async with self._submits:
+            model = await asyncio.to_thread(
+                self.models.load, zoo_name=source.zoo_name, onnx_bytes=source.onnx, display_name=source.display_name
             )
+            now = time.monotonic()
+            boards = [d.board for d in self.core.online_devices()]
+            await asyncio.to_thread(check_runnable_somewhere, model.hardware, boards)
+            app_id = self.core.peek_app_id()
+            spec = replace(spec, app_id=app_id, name=spec.name or app_id, model=spec.model or model.name)
+            self.core.check_submission(spec, now)
+            devices = self.core.planning_devices([spec], now)
+            alone = await asyncio.to_thread(self._planner, devices, [PlanningApp(spec, model.hardware)])
+            if app_id in alone.unplaced:
+                raise ResourceExhausted(f"model {model.name!r} cannot run on this space: {alone.unplaced[app_id]}")
+            if self.store is not None:
+                next_app = int(app_id.rsplit("-", 1)[1])
+                await self._write(self.store.add_app, spec, model.name, model.digest, model.onnx_bytes, next_app)
+            self._feed(AppSubmitted(spec, model, time.monotonic()))
+            ticket = self.core.wanted_ticket
+        await self.wait_settled(ticket, self.config.submit_wait_s)
+        return self.core.app_info(self.core.app(app_id), time.monotonic())
 
-    def _deployment_key(self, plan: JointPlan) -> tuple[Any, ...]:
-        """What must be equal for a deployed plan to still be right: stages and live agents."""
-        parts: list[Any] = []
-        for p in sorted(plan.plans, key=lambda p: p.app_id):
-            leases = tuple(self.vcs.devices[d].lease.lease_id for d in p.devices if d in self.vcs.devices)
-            parts.append((p.app_id, p.source_device, p.stages, p.target_device, leases))
-        return tuple(parts)
+    async def remove(self, app_id: str) -> None:
+        async with self._submits:
+            record = self.core.app(app_id)
+            if self.store is not None:
+                await self._write(self.store.remove_app, app_id)
+            self._feed(AppRemoved(app_id, time.monotonic()))
+            if all(a.model.digest != record.model.digest for a in self.core.apps.values()):
+                self.models.forget(record.model.digest)
+            ticket = self.core.wanted_ticket
+        await self.wait_settled(ticket, self.config.submit_wait_s)
 
-    def _deployments(
-        self, plan: JointPlan, apps: Sequence[AppRecord], devices: dict[str, DeviceSpec]
-    ) -> list[DeviceDeployment]:
-        by_app = {a.spec.app_id: a for a in apps}
-        per_device: dict[str, list[Any]] = {}
-        # What each agent holds from the epoch being replaced, if it is still the same agent.
-        held = {
-            device: digests
-            for device, (lease_id, digests) in self._held.items()
-            if device in self.vcs.devices and self.vcs.devices[device].lease.lease_id == lease_id
-        }
-        for exec_plan in plan.plans:
-            record = by_app[exec_plan.app_id]
-            source = devices[exec_plan.source_device].sensor(record.spec.source_type)
-            if source is None:
-                raise PlanningError(f"app {exec_plan.app_id}: source device has no {record.spec.source_type} sensor")
-            rate = source.rate_hz
-            if record.spec.max_rate_hz > 0:
-                rate = min(rate, record.spec.max_rate_hz)
-            assignments = segments_to_assignments(
-                record.spec,
-                exec_plan,
-                record.model.hardware,
-                devices,
-                functools.partial(self.models.partition, record.model),
-                rate,
-                held,
+    def list_apps(self) -> list[AppInfo]:
+        return self.core.list_apps(time.monotonic())
+
+    def list_devices(self) -> list[DeviceInfo]:
+        return self.core.list_devices(time.monotonic(), time.time())
+
+    def plan(self) -> JointPlan:
+        return self.core.current_plan(time.monotonic())
+
+    async def infer(self, app_id: str, inputs: Mapping[TensorSpec, bytes], timeout_s: float) -> Result:
+        """Feed one input into a client-fed app and wait for its result."""
+        record = self.core.app(app_id)
+        if record.spec.source_type != CLIENT_SOURCE:
+            raise FailedPrecondition(
+                f"app {app_id} senses {record.spec.source_type!r}; Infer feeds only apps "
+                f"submitted with source type {CLIENT_SOURCE!r}"
             )
-            for device_id, items in assignments.items():
-                per_device.setdefault(device_id, []).extend(items)
-        return [DeviceDeployment(d, devices[d].address, tuple(items)) for d, items in per_device.items()]
+        check_matches(list(inputs), record.model.hardware.inputs)
+        device = self.core.source_device(app_id)
+        seq = self._infer_base | self.core.next_infer_seq(app_id)
+        timeout = timeout_s or self.config.infer_timeout_s
+        waiter = self.results.expect(app_id, seq)
+        try:
+            await self.clients.inject(device.address, app_id, seq, inputs, timeout)
+            self.stats.input_bytes_forwarded += sum(len(b) for b in inputs.values())
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError as exc:
+            raise Unavailable(f"app {app_id}: no result for input {seq & 0xFFFFFFFF} within {timeout}s") from exc
+        finally:
+            self.results.forget(app_id, seq)
 
-    def _lease_digests(self, deployment: DeviceDeployment) -> tuple[str, frozenset[str]]:
-        lease = self.vcs.devices[deployment.device_id].lease.lease_id
-        return lease, frozenset(a.partition.digest for a in deployment.assignments if a.HasField("partition"))
 
-    def _count_moves(self, deployments: Sequence[DeviceDeployment]) -> None:
-        for deployment in deployments:
-            for assignment in deployment.assignments:
-                if not assignment.HasField("partition"):
-                    continue
-                if assignment.partition.onnx:
-                    self.stats.partitions_sent += 1
-                    self.stats.partition_bytes_sent += len(assignment.partition.onnx)
-                else:
-                    self.stats.partitions_reused += 1
+@dataclass
+class _MoveCounts:
+    """Partitions whose bytes travel, and those an agent already holds (only changes move)."""
 
-    def plan_source_device(self, app_id: str) -> DeviceSpec:
-        record = self.vcs.app(app_id)
-        plan = self.vcs.plan.plan_for(app_id)
-        if plan is None:
-            raise FailedPrecondition(f"app {app_id} is not running: {record.reason or 'no plan yet'}")
-        device = self.vcs.devices.get(plan.source_device)
-        if device is None or not device.online:
-            raise FailedPrecondition(f"app {app_id}: its source device {plan.source_device} is offline")
-        return device.spec
+    sent: int = 0
+    reused: int = 0
+    bytes_sent: int = 0
+
+
+class _Progress:
+    """How far a deployment got (so a late cancellation does not undo a live epoch)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.expected: dict[str, frozenset[tuple[str, int, str]]] = {}
+
+    def mark_active(self, expected: Mapping[str, frozenset[tuple[str, int, str]]]) -> None:
+        self.active = True
+        self.expected = dict(expected)
+
+
+def _source_rate(spec: AppSpec, device: DeviceSpec) -> float:
+    if spec.source_type == CLIENT_SOURCE:
+        rate = CLIENT_SOURCE_RATE_HZ
+    else:
+        sensor = device.sensor(spec.source_type)
+        if sensor is None:
+            raise FailedPrecondition(f"app {spec.app_id}: source device has no {spec.source_type} sensor")
+        rate = sensor.rate_hz
+    return min(rate, spec.max_rate_hz) if spec.max_rate_hz > 0 else rate
+
+
+def _plan_payload(plan: JointPlan) -> dict[str, Any]:
+    payload = dataclasses.asdict(plan)
+    payload["unplaced"] = dict(plan.unplaced)
+    payload["quarantined"] = dict(plan.quarantined)
+    return payload
+
+
+def _log_write_failure(future: asyncio.Future[None]) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        # Memory still holds the truth; only durability is lost until the next write.
+        log.error("state_write_failed", error=str(exc))

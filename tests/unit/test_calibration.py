@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from coordinator.calibration import FACTOR_RANGE, Calibrator
-from synergy.v1 import common_pb2
+from synergy.reports import StageTiming
 
 
-def timing(predicted: float, measured: float, samples: int) -> common_pb2.StageTiming:
-    return common_pb2.StageTiming(app_id="a", epoch=1, predicted_s=predicted, measured_s=measured, samples=samples)
+def timing(predicted: float, measured: float, samples: int) -> StageTiming:
+    return StageTiming(app_id="a", epoch=1, predicted_s=predicted, measured_s=measured, samples=samples)
 
 
 def test_factor_is_frame_weighted_measured_over_predicted() -> None:
