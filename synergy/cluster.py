@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from types import TracebackType
 
 from synergy.errors import Unavailable
 from synergy.sdk import SynergyClient
+from synergy.types import DeviceState
 
 __all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess"]
 
@@ -72,8 +74,10 @@ async def _spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, s
     try:
         address = await asyncio.wait_for(_read_address(process.stdout), START_TIMEOUT_S)
     except (TimeoutError, EOFError) as exc:
+        # Through its process group, not process.kill(): Popen.kill() would reap a child that
+        # already exited behind asyncio's back, which then reports exit 255, not the real status.
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         tail = log_path.read_text(errors="replace")[-2000:]
         raise Unavailable(f"{name} did not start (exit {process.returncode}); log tail:\n{tail}") from exc
@@ -119,6 +123,12 @@ class LocalCluster:
         self.coordinator: ManagedProcess | None = None
         self.agents: dict[str, ManagedProcess] = {}
         self._env = {**os.environ, "SYNERGY_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        # The coordinator keeps its state in a directory of this cluster's own unless told
+        # where (or told to keep nothing): never in the user's, never shared between clusters.
+        self._state: tempfile.TemporaryDirectory[str] | None = None
+        if not {"--state-dir", "--ephemeral"} & set(self.coordinator_args):
+            self._state = tempfile.TemporaryDirectory(prefix="synergy-state-")
+            self.coordinator_args += ["--state-dir", self._state.name]
 
     @property
     def address(self) -> str:
@@ -152,12 +162,15 @@ class LocalCluster:
         )
         await asyncio.gather(*(self.start_agent(spec) for spec in self.agent_specs))
 
-    async def restart_coordinator(self) -> None:
-        """Stop the coordinator and start it again on the same address (agents must rejoin)."""
+    async def restart_coordinator(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the coordinator and start it again on the same address (agents must rejoin).
+
+        ``sig=signal.SIGKILL`` is a crash: no drain, no goodbye, state only as last written.
+        """
         if self.coordinator is None:
             raise Unavailable("the cluster is not started")
         address = self.coordinator.address
-        await self._stop(self.coordinator)
+        await self._stop(self.coordinator, sig)
         self.coordinator = await _spawn(
             "coordinator",
             ["--log-level", self.log_level, "coordinator", *self.coordinator_args, "--bind", address],
@@ -177,7 +190,7 @@ class LocalCluster:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while True:
                 devices = await client.list_devices()
-                online = [d for d in devices if d.state == 1]
+                online = [d for d in devices if d.state is DeviceState.ONLINE]
                 if len(online) >= count:
                     return
                 if asyncio.get_running_loop().time() > deadline:
@@ -195,11 +208,13 @@ class LocalCluster:
         await asyncio.gather(*(self._stop(p) for p in self.agents.values()))
         if self.coordinator is not None:
             await self._stop(self.coordinator)
+        if self._state is not None:
+            self._state.cleanup()
 
-    async def _stop(self, managed: ManagedProcess) -> None:
+    async def _stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM) -> None:
         if managed.running:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(managed.process.pid, signal.SIGTERM)
+                os.killpg(managed.process.pid, sig)
             try:
                 await asyncio.wait_for(managed.process.wait(), STOP_GRACE_S)
             except TimeoutError:

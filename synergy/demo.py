@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from synergy.cli.client_cmds import format_apps, plan_placements
 from synergy.cluster import AgentProcessSpec, LocalCluster
+from synergy.defaults import DEFAULT_PLANNER
 from synergy.sdk import AppRequest, SynergyClient
+from synergy.tables import format_apps, plan_placements
 
 __all__ = ["DEMO_APPS", "DEMO_DEVICES", "DemoOptions", "run_demo"]
 
@@ -40,7 +41,7 @@ DEMO_APPS = (
 class DemoOptions:
     duration_s: float = 20.0
     refresh_s: float = 2.0
-    planner: str = "synergy"
+    planner: str = DEFAULT_PLANNER
     log_dir: Path = Path("demo-logs")
     mqtt_url: str = ""
 

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import aiomqtt
 import structlog
 
+from synergy.defaults import DEFAULT_MQTT_PREFIX
 from synergy.errors import InvalidArgument
 
 __all__ = ["EventPublisher", "MqttConfig", "Topics"]
@@ -46,12 +47,12 @@ StateHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 class MqttConfig:
     host: str
     port: int = DEFAULT_PORT
-    prefix: str = "synergy"
+    prefix: str = DEFAULT_MQTT_PREFIX
     username: str = ""
     password: str = ""
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "synergy") -> MqttConfig:
+    def from_url(cls, url: str, prefix: str = DEFAULT_MQTT_PREFIX) -> MqttConfig:
         """Parse ``mqtt://[user:pass@]host[:port]``."""
         parsed = urlparse(url if "://" in url else f"mqtt://{url}")
         if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:

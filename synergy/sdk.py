@@ -1,12 +1,21 @@
 """The Python SDK: submit apps as sensor type + model + output type, watch their results.
 
-    async with SynergyClient("127.0.0.1:50051") as client:
-        app = await client.submit_app(AppRequest("camera", "simplenet", "display"))
-        async for result in client.watch_results([app.app_id]):
-            print(result.summary)
+    import asyncio
+    from synergy.sdk import AppRequest, SynergyClient
 
-Failed calls raise the :mod:`synergy.errors` class matching the status code (e.g.
-:class:`~synergy.errors.NotFound` for an unknown app id), translated in one place.
+    async def main() -> None:
+        async with SynergyClient("127.0.0.1:50051") as client:
+            app = await client.submit_app(AppRequest("camera", "simplenet", "display"))
+            async for result in client.watch_results([app.app_id]):
+                print(result.summary)
+
+    asyncio.run(main())
+
+Every answer is one of our dataclasses (:class:`~synergy.types.AppInfo`,
+:class:`~synergy.types.DeviceInfo`, :class:`~synergy.types.JointPlan`,
+:class:`~synergy.reports.Result`, :class:`~synergy.reports.CoordinatorStats`), never a
+protobuf message. Failed calls raise the :mod:`synergy.errors` class matching the status code
+(e.g. :class:`~synergy.errors.NotFound` for an unknown app id), translated in one place.
 """
 
 from __future__ import annotations
@@ -16,23 +25,18 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-import grpc
 import numpy.typing as npt
 
-from synergy.errors import Unavailable
+from synergy.defaults import DEFAULT_COORDINATOR
+from synergy.errors import InvalidArgument
 from synergy.hardware.model import TensorSpec
-from synergy.types import JointPlan
-from synergy.v1 import apps_pb2, apps_pb2_grpc, common_pb2
-from synergy.wire.convert import joint_plan_from_proto
-from synergy.wire.server import channel_options
-from synergy.wire.status import error_from_rpc
-from synergy.wire.tensors import array_to_proto
+from synergy.reports import CoordinatorStats, Result
+from synergy.types import AppInfo, AppSpec, DeviceInfo, JointPlan
+from synergy.wire.apps_client import AppsTransport
+from synergy.wire.tensors import encode_array
 
-__all__ = ["AppRequest", "SynergyClient", "DEFAULT_COORDINATOR"]
-
-DEFAULT_COORDINATOR = "127.0.0.1:50051"
+__all__ = ["DEFAULT_COORDINATOR", "AppRequest", "SynergyClient"]
 
 
 @dataclass(frozen=True)
@@ -47,21 +51,21 @@ class AppRequest:
     target_device: str = ""
     max_rate_hz: float = 0.0
 
-    def to_proto(self) -> apps_pb2.SubmitAppRequest:
-        path = Path(self.model)
-        is_file = self.model.endswith(".onnx") or path.is_file()
-        spec = common_pb2.AppSpec(
+    def is_file(self) -> bool:
+        return self.model.endswith(".onnx") or Path(self.model).is_file()
+
+    def spec(self) -> AppSpec:
+        """The spec the coordinator receives (it assigns the id)."""
+        return AppSpec(
+            app_id="",
             name=self.name,
-            model=path.stem if is_file else self.model,
+            model=Path(self.model).stem if self.is_file() else self.model,
             source_type=self.source_type,
             target_type=self.target_type,
             source_device=self.source_device,
             target_device=self.target_device,
             max_rate_hz=self.max_rate_hz,
         )
-        if is_file:
-            return apps_pb2.SubmitAppRequest(spec=spec, onnx=path.read_bytes())
-        return apps_pb2.SubmitAppRequest(spec=spec, zoo_name=self.model)
 
 
 class SynergyClient:
@@ -70,8 +74,7 @@ class SynergyClient:
     def __init__(self, address: str = DEFAULT_COORDINATOR, *, timeout_s: float = 60.0) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
-        self._stub = apps_pb2_grpc.AppsServiceStub(self._channel)
+        self._transport = AppsTransport(address, timeout_s)
 
     async def __aenter__(self) -> SynergyClient:
         return self
@@ -82,59 +85,41 @@ class SynergyClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
-
-    async def _unary(self, method: Any, request: Any) -> Any:
-        try:
-            return await method(request, timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from exc
+        await self._transport.close()
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
-        try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
-        except TimeoutError as exc:
-            raise Unavailable(f"coordinator {self.address} not reachable within {timeout_s}s") from exc
+        await self._transport.wait_ready(timeout_s)
 
-    async def submit_app(self, request: AppRequest) -> common_pb2.App:
-        return await self._unary(self._stub.SubmitApp, request.to_proto())  # type: ignore[no-any-return]
+    async def submit_app(self, request: AppRequest) -> AppInfo:
+        if request.is_file():
+            path = Path(request.model)
+            try:
+                onnx = await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                raise InvalidArgument(f"model file {path}: {exc.strerror or exc}") from exc
+            return await self._transport.submit(request.spec(), onnx=onnx)
+        return await self._transport.submit(request.spec(), zoo_name=request.model)
 
     async def remove_app(self, app_id: str) -> None:
-        await self._unary(self._stub.RemoveApp, apps_pb2.RemoveAppRequest(app_id=app_id))
+        await self._transport.remove(app_id)
 
-    async def list_apps(self) -> list[common_pb2.App]:
-        answer = await self._unary(self._stub.ListApps, apps_pb2.ListAppsRequest())
-        return list(answer.apps)
+    async def list_apps(self) -> list[AppInfo]:
+        return await self._transport.list_apps()
 
-    async def list_devices(self) -> list[common_pb2.Device]:
-        answer = await self._unary(self._stub.ListDevices, apps_pb2.ListDevicesRequest())
-        return list(answer.devices)
+    async def list_devices(self) -> list[DeviceInfo]:
+        return await self._transport.list_devices()
 
     async def get_plan(self) -> JointPlan:
-        return joint_plan_from_proto(await self._unary(self._stub.GetPlan, apps_pb2.GetPlanRequest()))
+        return await self._transport.plan()
 
-    async def get_plan_proto(self) -> common_pb2.JointPlan:
-        return await self._unary(self._stub.GetPlan, apps_pb2.GetPlanRequest())  # type: ignore[no-any-return]
+    async def stats(self) -> CoordinatorStats:
+        return await self._transport.stats()
 
-    async def stats(self) -> apps_pb2.CoordinatorStats:
-        return await self._unary(self._stub.GetStats, apps_pb2.GetStatsRequest())  # type: ignore[no-any-return]
+    async def watch_results(self, app_ids: Sequence[str] = ()) -> AsyncIterator[Result]:
+        async for result in self._transport.watch(app_ids):
+            yield result
 
-    async def watch_results(self, app_ids: Sequence[str] = ()) -> AsyncIterator[common_pb2.Result]:
-        call = self._stub.WatchResults(apps_pb2.WatchResultsRequest(app_ids=list(app_ids)))
-        try:
-            async for result in call:
-                yield result
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                raise error_from_rpc(exc) from exc
-        finally:
-            call.cancel()
-
-    async def infer(
-        self, app_id: str, inputs: Mapping[TensorSpec, npt.ArrayLike], timeout_s: float = 0.0
-    ) -> common_pb2.Result:
+    async def infer(self, app_id: str, inputs: Mapping[TensorSpec, npt.ArrayLike], timeout_s: float = 0.0) -> Result:
         """Feed one input to a client-fed app (source type "client") and wait for its result."""
-        request = apps_pb2.InferRequest(
-            app_id=app_id, inputs=[array_to_proto(a, s) for s, a in inputs.items()], timeout_s=timeout_s
-        )
-        return await self._unary(self._stub.Infer, request)  # type: ignore[no-any-return]
+        encoded = {spec: encode_array(array, spec) for spec, array in inputs.items()}
+        return await self._transport.infer(app_id, encoded, timeout_s)

@@ -1,7 +1,7 @@
 """Client commands: ``synergy devices | apps | submit | plan | results | remove``.
 
 Each prints a table for people, or JSON with ``--json`` (protobuf JSON mapping, field names
-as in the .proto files).
+as in the .proto files: the SDK's dataclasses go through the wire converters for that).
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from synergy.cli.tables import render_table
+from synergy.defaults import DEFAULT_COORDINATOR
 from synergy.sdk import AppRequest, SynergyClient
-from synergy.v1 import common_pb2
+from synergy.tables import format_apps, plan_placements, render_table
+from synergy.types import JointPlan
+from synergy.wire.convert import joint_plan_to_proto
+from synergy.wire.reports import app_info_to_proto, device_info_to_proto, result_to_proto
 
 __all__ = ["format_plan", "register"]
 
@@ -30,7 +32,7 @@ def _client_parser(
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument(
         "--coordinator",
-        default=os.environ.get("SYNERGY_COORDINATOR", "127.0.0.1:50051"),
+        default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
         help="coordinator host:port (env SYNERGY_COORDINATOR)",
     )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def add_live_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--coordinator",
-        default=os.environ.get("SYNERGY_COORDINATOR", "127.0.0.1:50051"),
+        default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
         help="coordinator host:port (env SYNERGY_COORDINATOR); used without --space",
     )
 
@@ -90,18 +92,18 @@ def _dump(messages: list[Message] | Message) -> str:
 async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
     devices = await client.list_devices()
     if args.json:
-        print(_dump(list(devices)))
+        print(_dump([device_info_to_proto(d) for d in devices]))
         return 0
     rows = [
         [
-            d.capabilities.device_id,
-            d.capabilities.kind,
-            common_pb2.DeviceState.Name(d.state).removeprefix("DEVICE_STATE_").lower(),
-            d.capabilities.board.accelerator,
-            ", ".join(f"{s.type}@{s.rate_hz:g}Hz" for s in d.capabilities.sensors) or "-",
-            ", ".join(o.type for o in d.capabilities.outputs) or "-",
-            d.capabilities.link.name,
-            d.capabilities.address,
+            d.spec.device_id,
+            d.spec.kind,
+            d.state.value,
+            d.spec.board.accelerator,
+            ", ".join(f"{s.type}@{s.rate_hz:g}Hz" for s in d.spec.sensors) or "-",
+            ", ".join(o.type for o in d.spec.outputs) or "-",
+            d.spec.link.name,
+            d.spec.address,
         ]
         for d in devices
     ]
@@ -116,40 +118,11 @@ def _devices(args: argparse.Namespace) -> int:
 async def _apps_body(client: SynergyClient, args: argparse.Namespace) -> int:
     apps = await client.list_apps()
     if args.json:
-        print(_dump(list(apps)))
+        print(_dump([app_info_to_proto(a) for a in apps]))
         return 0
     plan = await client.get_plan()
     print(format_apps(apps, plan_placements(plan)))
     return 0
-
-
-def plan_placements(plan: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in plan.plans:
-        stages = " -> ".join(f"{s.device_id}[{s.first_layer}-{s.last_layer}]" for s in p.stages)
-        out[p.app_id] = f"{p.source_device} => {stages} => {p.target_device}"
-    return out
-
-
-def format_apps(apps: list[common_pb2.App], placements: dict[str, str]) -> str:
-    rows = [
-        [
-            a.app_id,
-            a.spec.model,
-            f"{a.spec.source_type}->{a.spec.target_type}",
-            common_pb2.AppState.Name(a.state).removeprefix("APP_STATE_").lower(),
-            placements.get(a.app_id, a.reason or "-"),
-            round(a.stats.rate_hz, 2),
-            round(a.stats.latency_ms, 1),
-            a.stats.frames_delivered,
-            a.stats.frames_dropped,
-        ]
-        for a in apps
-    ]
-    return render_table(
-        ["app", "model", "io", "state", "where (source => device[layers] => target)", "fps", "lat_ms", "done", "drop"],
-        rows,
-    )
 
 
 def _apps(args: argparse.Namespace) -> int:
@@ -169,10 +142,9 @@ async def _submit_body(client: SynergyClient, args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        print(_dump(app))
+        print(_dump(app_info_to_proto(app)))
     else:
-        state = common_pb2.AppState.Name(app.state).removeprefix("APP_STATE_").lower()
-        print(f"{app.app_id}  {state}" + (f"  ({app.reason})" if app.reason else ""))
+        print(f"{app.app_id}  {app.state.value}" + (f"  ({app.reason})" if app.reason else ""))
     return 0
 
 
@@ -193,7 +165,7 @@ def _remove(args: argparse.Namespace) -> int:
     return _run(args, _remove_body)
 
 
-def format_plan(plan: common_pb2.JointPlan) -> str:
+def format_plan(plan: JointPlan) -> str:
     lines = [
         f"epoch {plan.epoch}  method {plan.method or '-'}  predicted {plan.system_throughput:.2f} frames/s"
         + (f"  bottleneck {plan.bottleneck}" if plan.bottleneck else "")
@@ -219,8 +191,8 @@ def format_plan(plan: common_pb2.JointPlan) -> str:
 
 
 async def _plan(client: SynergyClient, args: argparse.Namespace) -> int:
-    plan = await client.get_plan_proto()
-    print(_dump(plan) if args.json else format_plan(plan))
+    plan = await client.get_plan()
+    print(_dump(joint_plan_to_proto(plan)) if args.json else format_plan(plan))
     return 0
 
 
@@ -228,7 +200,7 @@ async def _results_body(client: SynergyClient, args: argparse.Namespace) -> int:
     seen = 0
     async for result in client.watch_results(args.app_ids):
         if args.json:
-            print(json.dumps(MessageToDict(result, preserving_proto_field_name=True)), flush=True)
+            print(json.dumps(MessageToDict(result_to_proto(result), preserving_proto_field_name=True)), flush=True)
         elif result.dropped:
             print(f"{result.app_id} seq {result.seq}: DROPPED at {result.device_id}: {result.drop_reason}", flush=True)
         else:

@@ -8,12 +8,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from synergy.devices import DEVICE_PRESETS, parse_link, parse_sensor, preset_device
+from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
+from synergy.devices import DEVICE_PRESETS, load_device_file, parse_link, parse_sensor, preset_device
 from synergy.errors import InvalidArgument
 from synergy.hardware.boards import load_board
-from synergy.planning.space_files import device_from_entry
 from synergy.types import DeviceSpec, OutputSpec
 
 __all__ = ["register"]
@@ -26,16 +24,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the coordinator (virtual computing space + orchestrator)",
         description="Hold the virtual computing space, plan apps across devices and deploy them to agents.",
     )
-    c.add_argument("--bind", default=env("SYNERGY_BIND", "127.0.0.1:50051"), help="host:port to serve gRPC on")
+    c.add_argument("--bind", default=env("SYNERGY_BIND", DEFAULT_COORDINATOR), help="host:port to serve gRPC on")
     c.add_argument("--lease-ttl", type=float, default=5.0, help="seconds without heartbeat before a device is gone")
     c.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat period agents are told to use (s)")
     c.add_argument(
         "--planner",
-        default=env("SYNERGY_PLANNER", "synergy"),
+        default=env("SYNERGY_PLANNER", DEFAULT_PLANNER),
         help="planning method (see `synergy plan --list-methods`)",
     )
     c.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
-    c.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
+    c.add_argument("--mqtt-prefix", default=DEFAULT_MQTT_PREFIX, help="MQTT topic prefix")
+    state = c.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(env("SYNERGY_STATE_DIR") or default_state_dir()),
+        help="directory where apps, devices and the plan survive restarts; one coordinator at a time "
+        "(env SYNERGY_STATE_DIR; default: %(default)s)",
+    )
+    state.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep no state: a restart forgets every app (for throwaway clusters)",
+    )
     c.add_argument(
         "--no-calibration",
         action="store_true",
@@ -48,7 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run an agent for one (emulated) device",
         description="Represent one device: register it, run the partitions it is given, stream frames to peers.",
     )
-    a.add_argument("--coordinator", default=env("SYNERGY_COORDINATOR", "127.0.0.1:50051"), help="coordinator host:port")
+    a.add_argument(
+        "--coordinator", default=env("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR), help="coordinator host:port"
+    )
     a.add_argument("--preset", choices=sorted(DEVICE_PRESETS), help="start from a typical wearable")
     a.add_argument("--device-file", type=Path, help="YAML file describing the device (space-file device format)")
     a.add_argument("--device-id", default=env("SYNERGY_DEVICE_ID", ""), help="stable id of this device")
@@ -69,7 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="emulate a board this many times slower than its profile (tests online calibration)",
     )
     a.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
-    a.add_argument("--mqtt-prefix", default="synergy", help="MQTT topic prefix")
+    a.add_argument("--mqtt-prefix", default=DEFAULT_MQTT_PREFIX, help="MQTT topic prefix")
     a.set_defaults(func=_run_agent)
 
 
@@ -85,18 +98,21 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
         calibrate=not args.no_calibration,
+        state_dir=None if args.ephemeral else args.state_dir,
     )
-    asyncio.run(serve_coordinator(config))
-    return 0
+    return asyncio.run(serve_coordinator(config))
+
+
+def default_state_dir() -> Path:
+    """Where a coordinator keeps its state by default ($XDG_STATE_HOME/synergy/coordinator)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "synergy" / "coordinator"
 
 
 def device_from_args(args: argparse.Namespace) -> DeviceSpec:
     """Preset or device file first, then each flag overrides its part."""
     if args.device_file:
-        data = yaml.safe_load(args.device_file.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise InvalidArgument(f"{args.device_file}: expected a mapping describing one device")
-        device = device_from_entry(data, args.device_file.parent, str(args.device_file))
+        device = load_device_file(args.device_file)
     elif args.preset:
         device = preset_device(args.preset, args.device_id)
     else:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from synergy.defaults import DEFAULT_PLANNER
 from synergy.demo import DemoOptions, run_demo
 
 __all__ = ["register"]
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
     p.add_argument("--refresh", type=float, default=2.0, help="seconds between table refreshes")
-    p.add_argument("--planner", default="synergy", help="planning method (see `synergy plan --list-methods`)")
+    p.add_argument("--planner", default=DEFAULT_PLANNER, help="planning method (see `synergy plan --list-methods`)")
     p.add_argument("--log-dir", type=Path, default=Path("demo-logs"), help="where the daemons' logs go")
     p.add_argument("--mqtt", default="", help="also publish events to this MQTT broker URL")
     p.set_defaults(func=_run)

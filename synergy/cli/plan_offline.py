@@ -14,15 +14,17 @@ The lead wires these functions into the ``synergy`` command::
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from synergy.defaults import DEFAULT_PLANNER
 from synergy.errors import SynergyError
+from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
+from synergy.models.loader import load_model
 from synergy.planning.api import PlanningApp
 from synergy.planning.registry import METHODS, MethodPlanner, PlanningOptions, PlanOutcome
 from synergy.planning.space_files import AppEntry, load_apps, load_space
@@ -39,7 +41,10 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", metavar="FILE", help="space file: devices, boards, sensors, outputs, links")
     parser.add_argument("--apps", metavar="FILE", help="apps file: model, source and target of each app")
     parser.add_argument(
-        "--method", default="synergy", metavar="NAME", help="planning method (default: synergy; see --list-methods)"
+        "--method",
+        default=DEFAULT_PLANNER,
+        metavar="NAME",
+        help=f"planning method (default: {DEFAULT_PLANNER}; see --list-methods)",
     )
     parser.add_argument("--list-methods", action="store_true", help="list the planning methods and exit")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
@@ -48,16 +53,13 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _analyse(entries: Sequence[AppEntry]) -> list[PlanningApp]:
     """Load and analyse each app's model; one model referenced twice is analysed once."""
-    loader = importlib.import_module("synergy.models.loader")
-    analysis = importlib.import_module("synergy.hardware.analysis")
     cache: dict[str, HardwareModel] = {}
     apps = []
     for entry in entries:
         model = cache.get(entry.model_ref)
         if model is None:
-            proto, name = loader.load_model(entry.model_ref)
-            model = analysis.analyze_model(proto, name)
-            assert isinstance(model, HardwareModel)
+            proto, name = load_model(entry.model_ref)
+            model = analyze_model(proto, name)
             cache[entry.model_ref] = model
         apps.append(PlanningApp(entry.spec, model))
     return apps

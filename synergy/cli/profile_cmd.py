@@ -21,13 +21,13 @@ import sys
 import time
 from typing import Any
 
-from synergy.cli.tables import render_table
 from synergy.errors import SynergyError
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import BOARD_PRESETS, BoardProfile, load_board
 from synergy.hardware.checker import check_partition
 from synergy.hardware.costs import layer_time_s, partition_times
 from synergy.hardware.model import FitReport, HardwareModel
+from synergy.tables import render_table
 
 __all__ = ["profile_json", "register", "run"]
 

@@ -3,7 +3,7 @@
     synergy synth MODEL --board B [--cuts 3,7] --out DIR
 
 Writes ``partN.onnx``, ``partN.yaml`` (the ai8x-synthesis network description),
-``partN_sample_input.npy`` and ``manifest.json`` into DIR (:func:`synergy.hardware.synth.synthesize`).
+``partN_sample_input.npy`` and ``manifest.json`` into DIR (:func:`synergy.models.synth.synthesize`).
 ``--cuts 3,7`` cuts after layers 3 and 7 (three partitions); no cuts keeps the model whole.
 Exit status: 0 when every partition fits the board; 1 when the files were written but some
 partition does not fit (the reasons go to stderr); 2 for a model, board or cut list that cannot
@@ -18,7 +18,7 @@ import sys
 from synergy.errors import InvalidArgument, SynergyError
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import load_board
-from synergy.hardware.synth import synthesize
+from synergy.models.synth import synthesize
 
 __all__ = ["parse_cuts", "register", "run"]
 

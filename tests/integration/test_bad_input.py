@@ -35,6 +35,23 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
         yield running
 
 
+#: Channels the stub helpers below opened during the running test; closed when it ends.
+_open_channels: list[grpc.aio.Channel] = []
+
+
+def channel(address: str) -> grpc.aio.Channel:
+    opened = grpc.aio.insecure_channel(address)
+    _open_channels.append(opened)
+    return opened
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def close_channels() -> AsyncIterator[None]:
+    yield
+    while _open_channels:
+        await _open_channels.pop().close()
+
+
 async def assert_status(call: object, code: grpc.StatusCode, *needles: str) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call  # type: ignore[misc]
@@ -46,7 +63,7 @@ async def assert_status(call: object, code: grpc.StatusCode, *needles: str) -> s
 
 
 def apps_stub(cluster: LocalCluster) -> apps_pb2_grpc.AppsServiceStub:
-    return apps_pb2_grpc.AppsServiceStub(grpc.aio.insecure_channel(cluster.address))
+    return apps_pb2_grpc.AppsServiceStub(channel(cluster.address))
 
 
 def submit(spec: common_pb2.AppSpec, **model: object) -> apps_pb2.SubmitAppRequest:
@@ -175,7 +192,7 @@ async def test_unknown_app_id(cluster: LocalCluster) -> None:
 
 
 async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(grpc.aio.insecure_channel(cluster.address))
+    registry = registry_pb2_grpc.RegistryServiceStub(channel(cluster.address))
     impostor = device_to_proto(preset_device("glasses"))
     impostor.address = "127.0.0.1:1"
     await assert_status(
@@ -184,12 +201,12 @@ async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None
         "'glasses' is already live",
     )
     async with cluster.client() as client:
-        glasses = next(d for d in await client.list_devices() if d.capabilities.device_id == "glasses")
-    assert glasses.capabilities.address == cluster.agents["glasses"].address, "the live agent must be kept"
+        glasses = next(d for d in await client.list_devices() if d.spec.device_id == "glasses")
+    assert glasses.spec.address == cluster.agents["glasses"].address, "the live agent must be kept"
 
 
 def agent_stub(cluster: LocalCluster, name: str) -> agent_pb2_grpc.AgentServiceStub:
-    return agent_pb2_grpc.AgentServiceStub(grpc.aio.insecure_channel(cluster.agents[name].address))
+    return agent_pb2_grpc.AgentServiceStub(channel(cluster.agents[name].address))
 
 
 def partition_assignment(model_name: str, app_id: str, weights_8bit: bool = False) -> agent_pb2.Assignment:
@@ -265,10 +282,9 @@ async def test_clients_disconnecting_mid_stream_harm_nothing(cluster: LocalClust
     # A results watcher that goes away...
     async with cluster.client() as client:
         app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=20))
-        watcher = SynergyClient(cluster.address)
-        stream = watcher.watch_results([app.app_id])
-        await asyncio.wait_for(stream.__anext__(), 30)
-        await watcher.close()
+        async with SynergyClient(cluster.address) as watcher:
+            stream = watcher.watch_results([app.app_id])
+            await asyncio.wait_for(stream.__anext__(), 30)
         # ...and a peer that cuts a frame stream in the middle of a frame.
         stub = agent_stub(cluster, "ring")
         frame = Frame("nobody", 5, 1, 1, 0.0, {"input": np.zeros((1, 1, 28, 28), np.int8)})

@@ -11,21 +11,23 @@ import pytest
 
 from synergy.cluster import AgentProcessSpec, LocalCluster
 from synergy.hardware.model import TensorSpec
+from synergy.reports import CoordinatorStats, Result
 from synergy.sdk import AppRequest, SynergyClient
-from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from synergy.wire.tensors import array_from_proto
+from synergy.types import AppState, DeviceInfo, DeviceState, JointPlan
+from synergy.v1 import agent_pb2, agent_pb2_grpc
 from tests.integration.conftest import EARBUD, GLASSES, RING, THREE_DEVICES, WATCH, model_input, whole_model_output
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 
 async def collect(
     client: SynergyClient, app_ids: list[str], per_app: int, timeout_s: float, min_epoch: int = 0
-) -> dict[str, list[common_pb2.Result]]:
+) -> dict[str, list[Result]]:
     """Results of ``app_ids`` until each has ``per_app`` delivered ones of epoch >= ``min_epoch``."""
-    got: dict[str, list[common_pb2.Result]] = {a: [] for a in app_ids}
+    got: dict[str, list[Result]] = {a: [] for a in app_ids}
 
-    def enough(results: list[common_pb2.Result]) -> bool:
+    def enough(results: list[Result]) -> bool:
         return len([r for r in results if not r.dropped and r.epoch >= min_epoch]) >= per_app
 
     async def watch() -> None:
@@ -47,7 +49,7 @@ async def test_results_reach_a_watching_client(log_dir: Path) -> None:
                 await client.submit_app(AppRequest("camera", "convnet5", "display")),
                 await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=5)),
             ]
-            assert all(a.state == common_pb2.APP_STATE_RUNNING for a in apps), [a.reason for a in apps]
+            assert all(a.state is AppState.RUNNING for a in apps), [a.reason for a in apps]
             results = await collect(client, [a.app_id for a in apps], per_app=3, timeout_s=60)
             for app in apps:
                 delivered = [r for r in results[app.app_id] if not r.dropped]
@@ -65,14 +67,14 @@ async def test_split_model_equals_whole_model(model: str, log_dir: Path) -> None
         await cluster.wait_for_devices(3)
         async with cluster.client() as client:
             app = await client.submit_app(AppRequest("client", model, "display"))
-            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            assert app.state is AppState.RUNNING, app.reason
             plan = (await client.get_plan()).plan_for(app.app_id)
             assert plan is not None and 2 <= len({s.device_id for s in plan.stages}) <= 3, plan
             for seed in (1, 2, 3):
                 spec, array = model_input(model, seed)
                 result = await client.infer(app.app_id, {spec: array}, timeout_s=30)
                 assert not result.dropped, result.drop_reason
-                _, got = array_from_proto(result.tensors[0])
+                got = result.tensors[0].array()
                 expected = whole_model_output(model, array)
                 assert got.shape == expected.shape
                 assert np.array_equal(got.astype(np.float32), expected.astype(np.float32))
@@ -88,9 +90,14 @@ async def test_coordinator_carries_no_activations(log_dir: Path) -> None:
             results = await collect(client, [app.app_id], per_app=10, timeout_s=60)
             delivered = [r for r in results[app.app_id] if not r.dropped]
             await client.remove_app(app.app_id)
-            await asyncio.sleep(2.5)  # two heartbeats carry the final telemetry
-            stats = await client.stats()
-            devices = await client.list_devices()
+
+            async def settled() -> tuple[CoordinatorStats, list[DeviceInfo]] | None:
+                # Heartbeats carry the final telemetry: wait until both sides count the same bytes.
+                stats, devices = await client.stats(), await client.list_devices()
+                to_coordinator = sum(d.telemetry.bytes_to_coordinator for d in devices)
+                return (stats, devices) if stats.result_bytes_received == to_coordinator else None
+
+            stats, devices = await eventually(settled, timeout_s=10, what="the final telemetry of both sides")
     peer_bytes = sum(d.telemetry.bytes_to_peers for d in devices)
     to_coordinator = sum(d.telemetry.bytes_to_coordinator for d in devices)
     result_bytes = sum(len(t.data) for t in delivered[0].tensors)
@@ -115,37 +122,64 @@ async def test_killed_agent_leads_to_a_new_plan_and_results_flow_again(log_dir: 
             victim = next(s.device_id for s in plan.stages if s.device_id not in ("glasses",))
             await collect(client, [app.app_id], per_app=3, timeout_s=60)
             await cluster.kill_agent(victim)
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
+
+            async def replanned() -> JointPlan | None:
                 after = await client.get_plan()
                 new = after.plan_for(app.app_id)
-                if after.epoch > before.epoch and new is not None and victim not in new.devices:
-                    break
-                assert asyncio.get_running_loop().time() < deadline, "no re-plan after the lease expired"
-                await asyncio.sleep(0.2)
-            devices = {d.capabilities.device_id: d.state for d in await client.list_devices()}
-            assert devices[victim] == common_pb2.DEVICE_STATE_OFFLINE
+                return after if after.epoch > before.epoch and new is not None and victim not in new.devices else None
+
+            after = await eventually(replanned, timeout_s=30, interval_s=0.2, what="a re-plan after the lease expired")
+            devices = {d.spec.device_id: d.state for d in await client.list_devices()}
+            assert devices[victim] is DeviceState.OFFLINE
             results = await collect(client, [app.app_id], per_app=3, timeout_s=60, min_epoch=after.epoch)
             fresh = [r for r in results[app.app_id] if not r.dropped and r.epoch >= after.epoch]
             assert len(fresh) >= 3, "results did not flow again on the new plan"
 
 
-async def test_agents_rejoin_a_restarted_coordinator(log_dir: Path) -> None:
+async def loaded_epochs(cluster: LocalCluster) -> dict[str, list[int]]:
+    out = {}
+    for name, agent in cluster.agents.items():
+        async with grpc.aio.insecure_channel(agent.address) as channel:
+            status = await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest())
+        out[name] = list(status.loaded_epochs)
+    return out
+
+
+async def test_agents_carry_on_across_a_coordinator_restart(log_dir: Path) -> None:
     async with LocalCluster(THREE_DEVICES, log_dir=log_dir) as cluster:
+        await cluster.wait_for_devices(3)
+        async with cluster.client() as client:
+            app = await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=10))
+            epoch = (await client.get_plan()).epoch
+        held = await loaded_epochs(cluster)
+        await cluster.restart_coordinator()
+        await cluster.wait_for_devices(3, timeout_s=30)
+        async with cluster.client() as client:
+            # The app came back from the state dir, nothing was redeployed, results flow.
+            assert [a.app_id for a in await client.list_apps()] == [app.app_id]
+            assert (await client.get_plan()).epoch == epoch
+            await collect(client, [app.app_id], per_app=3, timeout_s=60, min_epoch=epoch)
+        assert await loaded_epochs(cluster) == held
+
+
+async def test_an_ephemeral_coordinator_has_agents_drop_what_it_forgot(log_dir: Path) -> None:
+    async with LocalCluster(THREE_DEVICES, log_dir=log_dir, coordinator_args=["--ephemeral"]) as cluster:
         await cluster.wait_for_devices(3)
         async with cluster.client() as client:
             await client.submit_app(AppRequest("camera", "simplenet", "display", max_rate_hz=10))
         await cluster.restart_coordinator()
-        # Agents notice the lost lease, back off and register again...
+        # Agents register again (their leases are unknown), reporting what they hold; the new
+        # coordinator knows no app, so it has them undeploy it.
         await cluster.wait_for_devices(3, timeout_s=30)
-        # ...dropping what the old coordinator had deployed (the new one knows no apps).
-        for name, agent in cluster.agents.items():
-            async with grpc.aio.insecure_channel(agent.address) as channel:
-                status = await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest())
-            assert list(status.loaded_epochs) == [], (name, status.loaded_epochs)
+
+        async def nothing_held() -> bool:
+            return all(epochs == [] for epochs in (await loaded_epochs(cluster)).values())
+
+        await eventually(nothing_held, timeout_s=20, what="agents dropping the forgotten epoch")
         async with cluster.client() as client:
             app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=10))
-            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            assert app.state is AppState.RUNNING, app.reason
+            assert (await client.get_plan()).epoch > 1, "an epoch the agents held must not be reused"
             await collect(client, [app.app_id], per_app=3, timeout_s=60)
 
 
@@ -184,7 +218,7 @@ async def test_a_pytorch_style_onnx_file_runs_split_and_exact(log_dir: Path, tmp
         await cluster.wait_for_devices(3)
         async with cluster.client() as client:
             app = await client.submit_app(AppRequest("client", str(path), "display"))
-            assert app.state == common_pb2.APP_STATE_RUNNING, app.reason
+            assert app.state is AppState.RUNNING, app.reason
             assert app.spec.model == "lenet"
             plan = (await client.get_plan()).plan_for(app.app_id)
             assert plan is not None and len(plan.stages) >= 2
@@ -192,7 +226,7 @@ async def test_a_pytorch_style_onnx_file_runs_split_and_exact(log_dir: Path, tmp
             array = np.random.default_rng(5).integers(-64, 64, size=spec.shape).astype(np.int8)
             result = await client.infer(app.app_id, {spec: array}, timeout_s=30)
     assert not result.dropped, result.drop_reason
-    _, got = array_from_proto(result.tensors[0])
+    got = result.tensors[0].array()
     expected = reference.run(None, {spec.name: array.astype(np.float32)})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -210,11 +244,10 @@ async def test_a_board_slower_than_modelled_is_calibrated(log_dir: Path) -> None
             app = await client.submit_app(AppRequest("camera", "simplenet", "display"))
             plan = (await client.get_plan()).plan_for(app.app_id)
             assert plan is not None and "ring" in {s.device_id for s in plan.stages}
-            deadline = asyncio.get_running_loop().time() + 40
-            while True:
+
+            async def recalibrated() -> CoordinatorStats | None:
                 stats = await client.stats()
-                if stats.recalibrations and "ring" in stats.calibration:
-                    break
-                assert asyncio.get_running_loop().time() < deadline, "no recalibration"
-                await asyncio.sleep(0.5)
+                return stats if stats.recalibrations and "ring" in stats.calibration else None
+
+            stats = await eventually(recalibrated, timeout_s=40, interval_s=0.5, what="a recalibration of the ring")
     assert 10 <= stats.calibration["ring"] <= 40, dict(stats.calibration)
