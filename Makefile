@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/synergy/v1/*.proto)
 
 
-.PHONY: system-deps venv demo test lint typecheck proto bench clean help
+.PHONY: system-deps venv demo test test-slow lint typecheck proto bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ test: $(STAMP) system-deps  ## the whole regular suite (unit + integration), the
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+test-slow: $(STAMP)  ## the slow tests (benchmark smoke runs, tens of seconds), not part of `make test`
+	$(BIN)/pytest -q -p no:cacheprovider tests/slow
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
 """Where a partition's kernels, biases and activations live on the chip (HARDWARE.md §1).
 
 The partition checker (:mod:`synergy.hardware.checker`) asks whether they fit; model
-synthesis (:mod:`synergy.hardware.synth`) writes the same processor choices into the YAML, so
+synthesis (:mod:`synergy.models.synth`) writes the same processor choices into the YAML, so
 the two never disagree.
 
 **Kernels.** A layer with ``C_in`` input channels runs in ``m = ceil(C_in / 64)`` passes over

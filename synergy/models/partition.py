@@ -1,4 +1,6 @@
-"""Cut an ONNX model into the sub-model that runs one partition (a range of hardware layers).
+"""Cut an ONNX model into the sub-models that run its partitions (ranges of hardware layers).
+
+:func:`partition_ranges` turns cuts into layer ranges.
 
 :func:`split_model` keeps the nodes of layers ``first..last`` (and the CPU work those layers
 own: work before the first layer goes with the first partition, work after layer ``i`` with
@@ -20,6 +22,7 @@ layers (a float32 cut stays float32; only the model's last layer outputs 32 bit)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -31,7 +34,7 @@ from synergy.hardware.costs import partition_cpu_ops
 from synergy.hardware.model import HardwareModel, TensorSpec
 from synergy.hardware.onnx_graph import node_ids
 
-__all__ = ["PARTITION_KEY", "Partition", "split_model"]
+__all__ = ["PARTITION_KEY", "Partition", "partition_ranges", "split_model"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,16 @@ class Partition:
     def model(self) -> ModelProto:
         """The sub-model, parsed."""
         return onnx.load_from_string(self.onnx)
+
+
+def partition_ranges(cuts: Sequence[int], layers: int) -> list[tuple[int, int]]:
+    """(first, last) per partition for cuts after the given layers (sorted, unique, in range)."""
+    ordered = sorted(set(cuts))
+    if any(not 0 <= c < layers - 1 for c in ordered):
+        raise InvalidArgument(f"cuts {list(cuts)} must lie between layers 0 and {layers - 2}")
+    starts = [0, *(c + 1 for c in ordered)]
+    ends = [*ordered, layers - 1]
+    return list(zip(starts, ends, strict=True))
 
 
 def _value_info(spec: TensorSpec) -> onnx.ValueInfoProto:

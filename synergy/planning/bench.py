@@ -17,14 +17,15 @@ testable without timing assumptions.
 
 from __future__ import annotations
 
-import importlib
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
+from synergy.models.loader import load_model
 from synergy.planning.cost import CostModel
 from synergy.planning.registry import BASELINES, MethodPlanner, PlanningOptions
 from synergy.planning.workloads import MODEL_NAMES, Workload, make_workloads
@@ -88,14 +89,10 @@ class BenchResult:
 
 def load_models(names: Iterable[str] = MODEL_NAMES) -> dict[str, HardwareModel]:
     """Zoo models through the model loader and the hardware analysis (cached by them)."""
-    loader = importlib.import_module("synergy.models.loader")
-    analysis = importlib.import_module("synergy.hardware.analysis")
     out: dict[str, HardwareModel] = {}
     for name in names:
-        proto, display = loader.load_model(name)
-        model = analysis.analyze_model(proto, display)
-        assert isinstance(model, HardwareModel)
-        out[name] = model
+        proto, display = load_model(name)
+        out[name] = analyze_model(proto, display)
     return out
 
 

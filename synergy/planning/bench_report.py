@@ -8,7 +8,6 @@ is told why the PNG is missing.
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import math
 from collections.abc import Mapping
@@ -47,12 +46,15 @@ def write_outputs(result: BenchResult, summary: Mapping[str, Any], out_dir: Path
     (out_dir / "bench.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     notes = [f"wrote {out_dir / 'bench.csv'} and {out_dir / 'bench.json'}"]
     try:
-        matplotlib = importlib.import_module("matplotlib")
+        # Optional (the dev extra): only the chart needs it, so it is imported only here.
+        import matplotlib
     except ImportError:
         notes.append("matplotlib is not installed: skipped bench.png (pip install matplotlib)")
         return notes
     matplotlib.use("Agg")
-    _chart(result, importlib.import_module("matplotlib.pyplot"), out_dir / "bench.png")
+    import matplotlib.pyplot as plt
+
+    _chart(result, plt, out_dir / "bench.png")
     notes.append(f"wrote {out_dir / 'bench.png'}")
     return notes
 

@@ -3,9 +3,9 @@
 The real checker (:func:`synergy.hardware.checker.check_partition`, exact per-processor
 weight packing, data-memory instances, streaming...) is owned by the hardware analysis. The
 planner reaches it only through :func:`default_checker`, so that the orchestrator and the
-agents' emulated boards refuse exactly the same partitions. While that module is missing
-(e.g. in a partial checkout) :func:`estimate_fit` stands in: the first-estimate checks of
-HARDWARE.md §1 (total bytes instead of per-processor words).
+agents' emulated boards refuse exactly the same partitions. :func:`estimate_fit` is the
+first-estimate check of HARDWARE.md §1 (total bytes instead of per-processor words): the cost
+model's vectorised fast path, and a checker tests can reason about by hand.
 
 Also here: whether several partitions can stay resident on one accelerator *together*
 (:func:`co_resident_violation`), which decides the weight-reload cost of the cost model.
@@ -13,13 +13,12 @@ Also here: whether several partitions can stay resident on one accelerator *toge
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from synergy.hardware.boards import BoardProfile
+from synergy.hardware.checker import check_partition
 from synergy.hardware.model import FitReport, HardwareModel
 
 __all__ = [
@@ -33,18 +32,10 @@ __all__ = [
 #: ``checker(model, first, last, board) -> FitReport`` (inclusive layer range).
 FitChecker = Callable[[HardwareModel, int, int, BoardProfile], FitReport]
 
-#: Module and function of the real checker (looked up at run time, see module docstring).
-_CHECKER_MODULE = "synergy.hardware.checker"
-_CHECKER_FUNCTION = "check_partition"
-
 
 def default_checker() -> FitChecker:
-    """The hardware analysis' checker when installed, else the first-estimate fallback."""
-    try:
-        module = importlib.import_module(_CHECKER_MODULE)
-    except ImportError:
-        return estimate_fit
-    return cast(FitChecker, getattr(module, _CHECKER_FUNCTION))
+    """The hardware analysis' partition checker: the one the agents' boards apply too."""
+    return check_partition
 
 
 def _layer_data_bytes(in_shape: Sequence[int], out_bytes: int, operands: int) -> int:

@@ -23,7 +23,8 @@ Apps file::
         max_rate_hz: 10            # optional
 
 Relative paths are resolved against the file's directory. Errors name the file, the entry
-and the field.
+and the field. One device entry is parsed by :func:`synergy.devices.device_from_entry`, the
+same parser ``synergy agent --device-file`` uses.
 """
 
 from __future__ import annotations
@@ -35,15 +36,13 @@ from typing import Any
 
 import yaml
 
-from synergy.errors import InvalidArgument, NotFound, SynergyError
-from synergy.hardware.boards import BOARD_PRESETS, load_board
-from synergy.types import LINK_PRESETS, AppSpec, DeviceSpec, LinkProfile, OutputSpec, SensorSpec
+from synergy.devices import check_fields, device_from_entry
+from synergy.errors import InvalidArgument, NotFound
+from synergy.types import AppSpec, DeviceSpec
 
-__all__ = ["AppEntry", "Space", "device_from_entry", "link_from", "load_apps", "load_space"]
+__all__ = ["AppEntry", "Space", "load_apps", "load_space"]
 
-_DEVICE_FIELDS = {"name", "board", "sensors", "outputs", "link", "kind"}
 _APP_FIELDS = {"name", "model", "source", "target", "source_device", "target_device", "max_rate_hz"}
-_LINK_FIELDS = {"bandwidth_bytes_per_s", "latency_s", "per_message_overhead_bytes", "name"}
 
 
 @dataclass(frozen=True)
@@ -83,89 +82,11 @@ def _entries(data: Mapping[str, Any], key: str, origin: str) -> list[dict[str, A
     return items
 
 
-def _check_fields(item: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise InvalidArgument(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-
-
-def link_from(value: Any, where: str) -> LinkProfile:
-    """A link preset name, or a mapping with ``bandwidth_bytes_per_s`` (+ latency, overhead)."""
-    if value is None:
-        return LINK_PRESETS["ble_24k"]
-    if isinstance(value, str):
-        if value not in LINK_PRESETS:
-            raise NotFound(f"{where}: unknown link preset {value!r}; known: {', '.join(LINK_PRESETS)}")
-        return LINK_PRESETS[value]
-    if isinstance(value, dict):
-        _check_fields(value, _LINK_FIELDS, f"{where}.link")
-        if "bandwidth_bytes_per_s" not in value:
-            raise InvalidArgument(f"{where}.link: needs bandwidth_bytes_per_s")
-        bandwidth = float(value["bandwidth_bytes_per_s"])
-        if bandwidth <= 0:
-            raise InvalidArgument(f"{where}.link: bandwidth_bytes_per_s must be positive")
-        return LinkProfile(
-            name=str(value.get("name", "custom")),
-            bandwidth_bytes_per_s=bandwidth,
-            latency_s=float(value.get("latency_s", 0.0)),
-            per_message_overhead_bytes=int(value.get("per_message_overhead_bytes", 0)),
-        )
-    raise InvalidArgument(f"{where}.link: a preset name or a mapping")
-
-
-def _sensor(value: Any, where: str) -> SensorSpec:
-    if not isinstance(value, dict) or "type" not in value or "rate_hz" not in value:
-        raise InvalidArgument(f"{where}: a sensor is {{type: <name>, rate_hz: <frames per second>}}")
-    rate = float(value["rate_hz"])
-    if rate <= 0:
-        raise InvalidArgument(f"{where}: rate_hz must be positive")
-    return SensorSpec(str(value["type"]), rate, str(value.get("source", "")))
-
-
-def _output(value: Any, where: str) -> OutputSpec:
-    if isinstance(value, str):
-        return OutputSpec(value)
-    if isinstance(value, dict) and "type" in value:
-        return OutputSpec(str(value["type"]))
-    raise InvalidArgument(f"{where}: an output is a name or {{type: <name>}}")
-
-
-def _board_ref(ref: str, base: Path) -> str:
-    if ref.strip().lower() in BOARD_PRESETS:
-        return ref
-    candidate = base / ref
-    return str(candidate) if candidate.is_file() else ref
-
-
-def device_from_entry(item: Mapping[str, Any], base: Path, origin: str, index: int = 0) -> DeviceSpec:
-    """One device of a space file (also what ``synergy agent --device-file`` reads).
-
-    ``origin`` names the file in messages; board files are looked up relative to ``base``.
-    """
-    _check_fields(item, _DEVICE_FIELDS, f"{origin}: devices[{index}]")
-    name = item.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidArgument(f"{origin}: devices[{index}]: needs a name")
-    where = f"{origin}: device {name!r}"
-    try:
-        board = load_board(_board_ref(str(item.get("board", "")), base))
-    except SynergyError as exc:
-        raise type(exc)(f"{where}: {exc}") from exc
-    return DeviceSpec(
-        device_id=name,
-        board=board,
-        sensors=tuple(_sensor(s, f"{where}.sensors") for s in item.get("sensors") or []),
-        outputs=tuple(_output(o, f"{where}.outputs") for o in item.get("outputs") or []),
-        link=link_from(item.get("link"), where),
-        kind=str(item.get("kind", "")),
-    )
-
-
 def load_space(path: str | Path) -> Space:
     """Devices (and optional calibration factors) of a space file."""
     origin = str(path)
     data = _read(path, "space")
-    _check_fields(data, {"devices", "calibration"}, origin)
+    check_fields(data, {"devices", "calibration"}, origin)
     base = Path(path).parent
     devices: list[DeviceSpec] = []
     for k, item in enumerate(_entries(data, "devices", origin)):
@@ -189,12 +110,12 @@ def load_apps(path: str | Path) -> tuple[AppEntry, ...]:
     """The apps of an apps file; model references are resolved by the caller."""
     origin = str(path)
     data = _read(path, "apps")
-    _check_fields(data, {"apps"}, origin)
+    check_fields(data, {"apps"}, origin)
     base = Path(path).parent
     out: list[AppEntry] = []
     for k, item in enumerate(_entries(data, "apps", origin)):
         where = f"{origin}: apps[{k}]"
-        _check_fields(item, _APP_FIELDS, where)
+        check_fields(item, _APP_FIELDS, where)
         for required in ("name", "model", "source", "target"):
             if not isinstance(item.get(required), str) or not item[required]:
                 raise InvalidArgument(f"{where}: needs {required!r}")

@@ -1,12 +1,23 @@
-"""Integration fixtures: whole clusters as real processes on 127.0.0.1, and a real broker."""
+"""Integration fixtures: whole clusters as real processes on 127.0.0.1, a real broker, and a
+check that every test leaves no child process behind.
+
+No fixed ports: the daemons bind port 0 and report the address they got (see
+:mod:`synergy.cluster`). Only mosquitto needs a number up front; it is started on a port the
+kernel just handed out and, should another process take that port in between, started again
+on another one (:func:`start_mosquitto`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import shutil
+import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +28,7 @@ from synergy.cluster import AgentProcessSpec
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import TensorSpec
 from synergy.models.zoo import build_model
+from tests.support import eventually_sync
 
 #: Three devices with different boards; emulation timing off so tests run fast.
 FAST = ("--no-chip-timing", "--no-link-shaping")
@@ -27,10 +39,10 @@ EARBUD = AgentProcessSpec("earbud", ("--preset", "earbud", *FAST))
 THREE_DEVICES = (GLASSES, WATCH, RING)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: Seconds a test's children get to finish exiting before they count as leaked.
+LEAK_GRACE_S = 5.0
+#: Ports mosquitto is tried on before the fixture gives up.
+MOSQUITTO_ATTEMPTS = 5
 
 
 def model_input(model_name: str, seed: int = 7) -> tuple[TensorSpec, np.ndarray]:
@@ -54,28 +66,152 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "logs"
 
 
+def unused_port() -> int:
+    """A port the kernel considers free right now (it may be taken again before it is used)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Broker:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def listening(self) -> bool:
+        # mosquitto logs "mosquitto version X running" once every listener is open.
+        return " running" in self.log()
+
+    def started(self) -> bool:
+        """Listening, or gone (the caller tells which)."""
+        return self.exited() or self.listening()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_mosquitto(binary: str, work_dir: Path) -> Broker:
+    """mosquitto listening on 127.0.0.1, on a fresh port; another port if the bind fails."""
+    failures: list[str] = []
+    for attempt in range(MOSQUITTO_ATTEMPTS):
+        port = unused_port()
+        # A listener bound to 127.0.0.1 makes mosquitto exit when the bind fails (with `-p`
+        # alone it would carry on with only its IPv6 socket).
+        config = work_dir / f"mosquitto-{attempt}.conf"
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        log_path = work_dir / f"mosquitto-{attempt}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        broker = Broker(port, process, log_path)
+        try:
+            eventually_sync(broker.started, timeout_s=10, what="mosquitto to start")
+        except AssertionError as exc:
+            failures.append(f"port {port}: {exc}")
+            broker.stop()
+            continue
+        if broker.exited():  # most likely the port was taken in between: try another
+            failures.append(f"port {port}: exit {process.returncode}: {broker.log()[-300:]}")
+            continue
+        return broker
+    raise AssertionError("mosquitto did not start:\n" + "\n".join(failures))
+
+
 @pytest.fixture
-def mosquitto() -> Iterator[int]:
+def mosquitto(tmp_path: Path) -> Iterator[int]:
     """A real mosquitto broker on a free port, started and stopped by the test."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.fail("mosquitto is not installed: run `apt-get install mosquitto` (make test does it as root)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail(f"mosquitto did not listen on port {port}")
+    broker = start_mosquitto(binary, tmp_path)
     try:
-        yield port
+        yield broker.port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        broker.stop()
+
+
+# -- leak check ------------------------------------------------------------------------------
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Orphaned grandchildren are re-parented to this process instead of init, so a daemon
+    left behind by a child that exited (e.g. ``synergy demo``'s agents) is still seen below."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _live_descendants() -> dict[int, str]:
+    """pid -> command line of every live (not zombie) process descending from this one."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            fields = stat.read_text().rpartition(")")[2].split()
+            if fields[0] != "Z":
+                parents[int(stat.parent.name)] = int(fields[1])
+    ours: dict[int, str] = {}
+    for pid in parents:
+        ancestor = parents.get(pid)
+        seen = {pid}
+        while ancestor is not None and ancestor not in seen:
+            if ancestor == os.getpid():
+                ours[pid] = _command_line(pid)
+                break
+            seen.add(ancestor)
+            ancestor = parents.get(ancestor)
+    return ours
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _check_no_leaks(before: set[int]) -> None:
+    def new_children() -> dict[int, str]:
+        return {pid: cmd for pid, cmd in _live_descendants().items() if pid not in before}
+
+    try:
+        eventually_sync(lambda: not new_children(), timeout_s=LEAK_GRACE_S, what="child processes to exit")
+        return
+    except AssertionError:
+        leaked = new_children()
+    for pid in leaked:  # so that one leak does not fail the tests after it
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    pytest.fail("processes left behind: " + "; ".join(f"{pid}: {cmd}" for pid, cmd in sorted(leaked.items())))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fail the test if a process it started (directly or not) is still alive after it."""
+    _become_subreaper()
+    before = set(_live_descendants())
+    yield
+    _check_no_leaks(before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_leaked_processes_from_module_fixtures() -> Iterator[None]:
+    """The same for module-scoped fixtures (a cluster shared by a module's tests)."""
+    _become_subreaper()
+    before = set(_live_descendants())
+    yield
+    _check_no_leaks(before)

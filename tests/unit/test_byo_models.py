@@ -26,10 +26,10 @@ from synergy.hardware.boards import MAX78000
 from synergy.hardware.checker import check_partition, greedy_partitions
 from synergy.hardware.cycles import LayerGeometry, geometry_cycles, layer_cycles
 from synergy.hardware.model import HardwareModel
-from synergy.hardware.synth import network_description, synthesize
 from synergy.models.importer import normalize_model
 from synergy.models.loader import load_model, model_from_bytes
 from synergy.models.partition import split_model
+from synergy.models.synth import network_description, synthesize
 from synergy.models.zoo import ZOO_NAMES, build_model
 
 Arrays = dict[str, np.ndarray]

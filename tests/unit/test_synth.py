@@ -17,7 +17,8 @@ from synergy.errors import InvalidArgument
 from synergy.hardware.allocation import layer_processors
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import MAX78000, MAX78002, BoardProfile
-from synergy.hardware.synth import network_description, partition_ranges, render_yaml, synthesize
+from synergy.models.partition import partition_ranges
+from synergy.models.synth import network_description, render_yaml, synthesize
 from synergy.models.zoo import ZOO_NAMES, build_model
 
 #: Keys the izer accepts (izer/yamlcfg.py); anything else is an error in the vendor tool.

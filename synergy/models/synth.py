@@ -13,6 +13,9 @@ For a model cut into partitions, :func:`synthesize` writes into ``out_dir``:
 - ``manifest.json``: model, board, cuts and, per partition, its files, layer range, tensors,
   weight bytes, cycles, latency and fit verdict.
 
+It lives with the models (not in :mod:`synergy.hardware`) because it cuts ONNX models
+(:mod:`synergy.models.partition`): models build on the hardware analysis, never the reverse.
+
 Processors follow :func:`synergy.hardware.checker.place_weights`, so the YAML and the fit
 check agree: a layer's ``processors`` are the block its kernels live on (popcount
 ``ceil(C_in / passes)``, rounded to a multiple of 4 above 64 channels); a layer without
@@ -39,16 +42,15 @@ from typing import Any
 import numpy as np
 import onnx
 
-from synergy.errors import InvalidArgument
 from synergy.hardware.allocation import LayerPlacement, data_format, layer_processors, place_weights
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.checker import check_partition
 from synergy.hardware.costs import partition_times
 from synergy.hardware.cycles import network_cycles
 from synergy.hardware.model import HardwareLayer, HardwareModel, TensorSpec
-from synergy.models.partition import Partition, split_model
+from synergy.models.partition import Partition, partition_ranges, split_model
 
-__all__ = ["Hex", "network_description", "partition_ranges", "render_yaml", "synthesize"]
+__all__ = ["Hex", "network_description", "render_yaml", "synthesize"]
 
 #: The izer's operation names for our layer ops.
 OPERATIONS = {
@@ -81,16 +83,6 @@ class Hex:
 
     def __str__(self) -> str:
         return f"0x{self.value:0{self.digits}x}"
-
-
-def partition_ranges(cuts: Sequence[int], layers: int) -> list[tuple[int, int]]:
-    """(first, last) per partition for cuts after the given layers (sorted, unique, in range)."""
-    ordered = sorted(set(cuts))
-    if any(not 0 <= c < layers - 1 for c in ordered):
-        raise InvalidArgument(f"cuts {list(cuts)} must lie between layers 0 and {layers - 2}")
-    starts = [0, *(c + 1 for c in ordered)]
-    ends = [*ordered, layers - 1]
-    return list(zip(starts, ends, strict=True))
 
 
 def _mask(first: int, count: int) -> Hex:

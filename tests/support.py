@@ -1,0 +1,81 @@
+"""Test helpers shared by the suites: wait for a condition instead of sleeping.
+
+    plan = await eventually(replanned, timeout_s=30, what="a re-plan without the victim")
+
+polls ``replanned`` (a function returning a value or an awaitable) every ``interval_s``
+until it returns something truthy, and returns that value. An exception raised by the
+check counts as "not yet" (e.g. a daemon still restarting); on timeout the AssertionError
+names ``what`` and shows the last value or exception, chained to the latter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
+
+__all__ = ["eventually", "eventually_sync"]
+
+T = TypeVar("T")
+
+
+def _timed_out(what: str, timeout_s: float, last_value: object, last_error: BaseException | None) -> AssertionError:
+    if last_error is not None:
+        last = f"last attempt raised {type(last_error).__name__}: {last_error}"
+    else:
+        last = f"last value: {last_value!r}"
+    return AssertionError(f"{what}: not reached within {timeout_s:g} s ({last})")
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """The first truthy result of ``check()`` (awaited if it is awaitable); see the module doc."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last_value: object = None
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = check()
+            value = cast(T, await result if inspect.isawaitable(result) else result)
+        except Exception as exc:  # any failure means "not yet"; shown if time runs out
+            last_error = exc
+        else:
+            if value:
+                return value
+            last_value, last_error = value, None
+        if loop.time() >= deadline:
+            raise _timed_out(what, timeout_s, last_value, last_error) from last_error
+        await asyncio.sleep(interval_s)
+
+
+def eventually_sync(
+    check: Callable[[], T],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """:func:`eventually` for synchronous code (fixtures outside an event loop)."""
+    deadline = time.monotonic() + timeout_s
+    last_value: object = None
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+        except Exception as exc:  # any failure means "not yet"; shown if time runs out
+            last_error = exc
+        else:
+            if value:
+                return value
+            last_value, last_error = value, None
+        if time.monotonic() >= deadline:
+            raise _timed_out(what, timeout_s, last_value, last_error) from last_error
+        time.sleep(interval_s)
