@@ -35,8 +35,8 @@ test: $(STAMP) system-deps  ## the whole regular suite (unit + integration), the
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test-slow: $(STAMP)  ## the slow tests (benchmark smoke runs, tens of seconds), not part of `make test`
-	$(BIN)/pytest -q -p no:cacheprovider tests/slow
+test-slow: $(STAMP)  ## the slow suite (bench smoke run, recovery figures, idle streams; minutes), not in `make test`
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/slow
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

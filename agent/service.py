@@ -37,7 +37,7 @@ from agent.reporter import Reporter
 from agent.runtime import Runtime
 from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
-from synergy.events import EventPublisher, MqttConfig
+from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.reports import DeviceTelemetry
 from synergy.tasks import TaskOwner
 from synergy.types import DeviceSpec
@@ -135,7 +135,7 @@ class Agent:
             self.events = EventPublisher(
                 mqtt,
                 client_id=f"synergy-agent-{self.device.device_id}",
-                will_topic=f"{mqtt.prefix}/devices/{self.device.device_id}/state",
+                will_topic=Topics(mqtt.prefix).device_state(self.device.device_id),
                 will_payload=will,
             )
             self._tasks.spawn(self._supervise("mqtt", self.events.run), "mqtt")

@@ -56,6 +56,7 @@ from coordinator.vcs import AppRecord, DeviceRecord, Quarantine
 from synergy.deployment import AgentState
 from synergy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from synergy.planning.api import PlanningApp
+from synergy.planning.diff import diff_plans
 from synergy.reports import CoordinatorStats
 from synergy.types import (
     CLIENT_SOURCE,
@@ -560,7 +561,8 @@ class ControlCore:
             self._wanted += 1
             return self._settle(ticket, now)
         key = self._plan_key(plan)
-        if key == self._deployed.key and not self._force_deploy:
+        diff = diff_plans(self._deployed.plan, plan)
+        if diff.empty and key == self._deployed.key and not self._force_deploy:
             # Same stages on the same agents: keep the epoch, refresh the predictions.
             self._deployed.plan = replace(plan, epoch=self.epoch)
             return self._settle(ticket, now)
@@ -585,7 +587,16 @@ class ControlCore:
         held = {d: self._held_digests(d) for d in involved}
         apps = {p.app_id: (self.apps[p.app_id].spec, self.apps[p.app_id].model) for p in plan.plans}
         self._deploying = _Deploying(epoch, replace(plan, epoch=epoch), key, frozenset(involved), now, ticket)
-        log.info("deploying", epoch=epoch, apps=len(plan.plans), devices=sorted(involved))
+        log.info(
+            "deploying",
+            epoch=epoch,
+            apps=len(plan.plans),
+            devices=sorted(involved),
+            stages_kept=len(diff.unchanged),
+            stages_moved=sum(len(v) for v in diff.deploy.values()),
+            stages_dropped=sum(len(v) for v in diff.undeploy.values()),
+            repair=diff.empty and key == self._deployed.key,
+        )
         return [
             self._save_counters(),
             StartDeploy(epoch, replace(plan, epoch=epoch), devices, apps, self.epoch, previous, held),

@@ -63,7 +63,7 @@ from coordinator.store import StateStore
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
 from synergy.deployment import AgentState
 from synergy.errors import FailedPrecondition, ResourceExhausted, SynergyError, Unavailable
-from synergy.events import EventPublisher, MqttConfig
+from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.hardware.model import TensorSpec
 from synergy.planning.api import PlanningApp
 from synergy.planning.registry import MethodPlanner, get_planner
@@ -175,7 +175,7 @@ class Coordinator:
             self.events = EventPublisher(
                 mqtt,
                 client_id=f"synergy-coordinator-{id(self):x}",
-                will_topic=f"{mqtt.prefix}/coordinator/state",
+                will_topic=Topics(mqtt.prefix).coordinator_state(),
                 will_payload={"state": "offline", "reason": "last_will"},
                 on_device_state=self._on_device_state,
             )
@@ -302,9 +302,30 @@ class Coordinator:
         self._feed(PlanComputed(instruction.plan_id, plan, time.monotonic()))
 
     async def _deploy(self, instruction: StartDeploy) -> None:
+        """Deploy, activate, then retire the previous epoch. The core hears ACTIVE as soon as
+        every agent runs the new epoch: the retirement (which waits, bounded, for frames of
+        the old epoch to drain) goes on in this task without holding up the next round."""
         epoch = instruction.epoch
-        progress = _Progress()
-        finished: DeployFinished
+        reported = False
+
+        def activated(expected: Mapping[str, frozenset[tuple[str, int, str]]], counts: _MoveCounts) -> None:
+            nonlocal reported
+            reported = True
+            if self._deploy_epoch == epoch:
+                self._deploy_task = None  # a late CancelDeploy must not cut the retirement short
+            self._feed(
+                DeployFinished(
+                    epoch,
+                    DeployOutcome.ACTIVE,
+                    time.monotonic(),
+                    expected=expected,
+                    partitions_sent=counts.sent,
+                    partitions_reused=counts.reused,
+                    partition_bytes_sent=counts.bytes_sent,
+                )
+            )
+
+        finished: DeployFinished | None = None
         try:
             deployments, counts = await asyncio.to_thread(self._build_deployments, instruction)
             expected = {
@@ -315,16 +336,7 @@ class Coordinator:
                 deployments,
                 instruction.previous_epoch,
                 instruction.previous,
-                on_active=functools.partial(progress.mark_active, expected),
-            )
-            finished = DeployFinished(
-                epoch,
-                DeployOutcome.ACTIVE,
-                time.monotonic(),
-                expected=expected,
-                partitions_sent=counts.sent,
-                partitions_reused=counts.reused,
-                partition_bytes_sent=counts.bytes_sent,
+                on_active=functools.partial(activated, expected, counts),
             )
         except DeployFailed as failure:
             outcome = DeployOutcome.TIMED_OUT if failure.timed_out else DeployOutcome.FAILED
@@ -333,11 +345,7 @@ class Coordinator:
         except asyncio.CancelledError:
             if self._stopped:
                 raise
-            if progress.active:
-                # Cancelled while retiring the previous epoch: the new one is live already.
-                finished = DeployFinished(epoch, DeployOutcome.ACTIVE, time.monotonic(), expected=progress.expected)
-            else:
-                finished = DeployFinished(epoch, DeployOutcome.CANCELLED, time.monotonic(), detail="cancelled")
+            finished = DeployFinished(epoch, DeployOutcome.CANCELLED, time.monotonic(), detail="cancelled")
         except Exception as exc:
             log.exception("deploy_crashed", epoch=epoch)
             finished = DeployFinished(
@@ -346,9 +354,8 @@ class Coordinator:
         finally:
             if self._deploy_epoch == epoch:
                 self._deploy_task = None
-        if progress.active and finished.outcome is DeployOutcome.ACTIVE and not finished.expected:
-            finished = replace(finished, expected=progress.expected)
-        self._feed(finished)
+        if not reported:
+            self._feed(finished or DeployFinished(epoch, DeployOutcome.CRASHED, time.monotonic(), detail="no outcome"))
 
     def _build_deployments(self, instruction: StartDeploy) -> tuple[list[DeviceDeployment], _MoveCounts]:
         """Every device's segments for the epoch (cuts ONNX partitions: runs in a thread)."""
@@ -550,18 +557,6 @@ class _MoveCounts:
     sent: int = 0
     reused: int = 0
     bytes_sent: int = 0
-
-
-class _Progress:
-    """How far a deployment got (so a late cancellation does not undo a live epoch)."""
-
-    def __init__(self) -> None:
-        self.active = False
-        self.expected: dict[str, frozenset[tuple[str, int, str]]] = {}
-
-    def mark_active(self, expected: Mapping[str, frozenset[tuple[str, int, str]]]) -> None:
-        self.active = True
-        self.expected = dict(expected)
 
 
 def _source_rate(spec: AppSpec, device: DeviceSpec) -> float:

@@ -104,10 +104,11 @@ async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
             ", ".join(o.type for o in d.spec.outputs) or "-",
             d.spec.link.name,
             d.spec.address,
+            f"quarantined: {d.quarantine_reason}" if d.quarantine_reason else "",
         ]
         for d in devices
     ]
-    print(render_table(["device", "kind", "state", "board", "sensors", "outputs", "link", "address"], rows))
+    print(render_table(["device", "kind", "state", "board", "sensors", "outputs", "link", "address", "note"], rows))
     return 0
 
 
@@ -187,6 +188,8 @@ def format_plan(plan: JointPlan) -> str:
     lines.append(render_table(["app", "source", "device", "layers", "target", "pred_fps", "pred_ms"], rows))
     for app_id, reason in plan.unplaced.items():
         lines.append(f"waiting: {app_id}: {reason}")
+    for device_id, reason in plan.quarantined.items():
+        lines.append(f"quarantined (left out of planning): {device_id}: {reason}")
     return "\n".join(lines)
 
 

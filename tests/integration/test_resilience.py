@@ -5,6 +5,8 @@
     app runs again with results flowing.
 (b) The coordinator is SIGKILLed while 3 apps run and restarted on the same port and state
     dir: the same apps come back and results flow again within 5 s, with no re-submit.
+(c) A device whose every deployment fails is quarantined with the reason, and apps that do
+    not need it run.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from synergy.cluster import LocalCluster
+from synergy.cluster import AgentProcessSpec, LocalCluster
 from synergy.reports import Result
 from synergy.sdk import AppRequest, SynergyClient
 from synergy.types import AppInfo, AppState
-from tests.integration.conftest import EARBUD, GLASSES, RING, WATCH
+from tests.integration.conftest import EARBUD, FAST, GLASSES, RING, WATCH
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -128,3 +130,34 @@ async def test_coordinator_sigkill_and_restart_resumes_every_app(log_dir: Path, 
             # New apps number past the old ones: ids are never reused.
             extra = await client.submit_app(AppRequest("camera", "convnet5", "display"))
             assert extra.app_id not in ids
+
+
+async def test_a_device_failing_every_deploy_is_quarantined_and_blocks_nobody(log_dir: Path, tmp_path: Path) -> None:
+    """A camera whose recording does not exist: every deployment to it fails on the agent."""
+    broken = AgentProcessSpec(
+        "glasses", ("--preset", "glasses", "--sensor", f"camera:15:{tmp_path / 'missing.npy'}", *FAST)
+    )
+    async with LocalCluster((broken, WATCH, RING, EARBUD), log_dir=log_dir) as cluster:
+        await cluster.wait_for_devices(4)
+        async with cluster.client() as client:
+            camera, took_camera = await timed_submit(client, AppRequest("camera", "convnet5", "display"))
+            voice, took_voice = await timed_submit(client, AppRequest("microphone", "kws20_v3", "speaker"))
+            assert max(took_camera, took_voice) < SUBMIT_BOUND_S
+            # The unrelated app runs; the camera app waits, saying why.
+            await fresh_results(client, [voice.app_id], 0.0, timeout_s=30)
+
+            async def camera_waits_for_quarantine() -> AppInfo | None:
+                app = next(a for a in await client.list_apps() if a.app_id == camera.app_id)
+                return app if app.state is AppState.WAITING and "quarantined" in app.reason else None
+
+            waiting = await eventually(camera_waits_for_quarantine, timeout_s=20, what="the camera app waiting")
+            assert "missing.npy" in waiting.reason
+            devices = {d.spec.device_id: d for d in await client.list_devices()}
+            assert "missing.npy" in devices["glasses"].quarantine_reason
+            assert devices["glasses"].quarantined_until_unix > time.time() - 1
+            assert "glasses" in (await client.get_plan()).quarantined
+            stats = await client.stats()
+            assert stats.quarantines >= 1
+            # Planning goes on: a later submit is still answered at once.
+            _, took = await timed_submit(client, AppRequest("imu", "convnet5", "haptics"))
+            assert took < SUBMIT_BOUND_S

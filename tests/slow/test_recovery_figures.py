@@ -28,8 +28,10 @@ pytestmark = pytest.mark.slow
 RUNS = 5
 
 
-async def test_coordinator_recovery_figures(log_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.timeout(600)
+async def test_coordinator_recovery_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--state-dir", str(tmp_path / "state")]
+    log_dir = tmp_path / "logs"
     rows: list[tuple[float, float, float]] = []
     async with LocalCluster((GLASSES, WATCH, RING, EARBUD), log_dir=log_dir, coordinator_args=args) as cluster:
         await cluster.wait_for_devices(4)
