@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from synergy import __version__
-from synergy.cli import bench_cmd, client_cmds, daemons, demo_cmd, plan_offline, profile_cmd, synth_cmd
+from synergy.cli import bench_cmd, ca_cmd, client_cmds, daemons, demo_cmd, plan_offline, profile_cmd, synth_cmd
 from synergy.errors import SynergyError
 from synergy.logs import configure_logging
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile_cmd.register(sub)
     synth_cmd.register(sub)
     bench_cmd.register(sub)
+    ca_cmd.register(sub)
     return parser
 
 
