@@ -7,7 +7,17 @@ import sys
 from collections.abc import Sequence
 
 from synergy import __version__
-from synergy.cli import bench_cmd, ca_cmd, client_cmds, daemons, demo_cmd, plan_offline, profile_cmd, synth_cmd
+from synergy.cli import (
+    bench_cmd,
+    ca_cmd,
+    client_cmds,
+    daemons,
+    demo_cmd,
+    mqtt_cmd,
+    plan_offline,
+    profile_cmd,
+    synth_cmd,
+)
 from synergy.errors import SynergyError
 from synergy.logs import configure_logging
 
@@ -34,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth_cmd.register(sub)
     bench_cmd.register(sub)
     ca_cmd.register(sub)
+    mqtt_cmd.register(sub)
     return parser
 
 
