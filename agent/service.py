@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -39,8 +40,10 @@ from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
 from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.reports import DeviceTelemetry
+from synergy.security.tls import TlsConfig
 from synergy.tasks import TaskOwner
 from synergy.types import DeviceSpec
+from synergy.wire.frames import GrpcFrameTransport
 from synergy.wire.registry_client import Registry, RegistryClient
 from synergy.wire.server import ServingServer, announce_listening, start_server
 
@@ -71,6 +74,9 @@ class AgentConfig:
     slowdown: float = 1.0
     mqtt_url: str = ""
     mqtt_prefix: str = DEFAULT_MQTT_PREFIX
+    #: The agent's identity for mutual TLS (its server, its channel to the coordinator and
+    #: its frame streams to peers); None speaks plain text.
+    tls: TlsConfig | None = None
 
 
 class Agent:
@@ -84,9 +90,15 @@ class Agent:
         )
         self.reporter = Reporter()
         self.radio = Radio(config.device.link, shaped=config.link_shaping)
-        self.runtime = Runtime(config.device, self.board, self.reporter, self.radio)
+        self.runtime = Runtime(
+            config.device,
+            self.board,
+            self.reporter,
+            self.radio,
+            transport=functools.partial(GrpcFrameTransport, tls=config.tls),
+        )
         self.membership = Membership(
-            registry or RegistryClient(config.coordinator),
+            registry or RegistryClient(config.coordinator, tls=config.tls),
             lambda: self.device,
             self.runtime.state,
             self.telemetry,
@@ -114,18 +126,25 @@ class Agent:
     async def start(self) -> None:
         await self.serve()
         self.join()
-        self._log.info("agent_started", address=self.address, board=self.device.board.name)
+        self._log.info(
+            "agent_started",
+            address=self.address,
+            board=self.device.board.name,
+            tls=str(self.config.tls.identity) if self.config.tls else None,
+        )
 
     async def serve(self) -> None:
         """Start the gRPC server (and the MQTT publisher when configured)."""
         servicer = AgentServicer(self.runtime, self.telemetry)
-        self.server = await start_server(self.config.bind, [registration(servicer)])
+        self.server = await start_server(self.config.bind, [registration(servicer)], tls=self.config.tls)
         host = self.config.bind.rsplit(":", 1)[0]
         advertised = self.config.advertise or f"{host}:{self.server.port}"
         self.device = replace(self.device, address=advertised)
         self.runtime.device = self.device
         if self.config.mqtt_url:
-            mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix)
+            # mqtts:// uses the daemon's own TLS directory: its certificate is its MQTT identity.
+            tls_dir = self.config.tls.directory if self.config.tls is not None else None
+            mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix, tls_dir=tls_dir)
             will = {
                 "device_id": self.device.device_id,
                 "state": "offline",

@@ -31,7 +31,7 @@ async def serve_coordinator(config: CoordinatorConfig, stop: asyncio.Event | Non
     """Serve until ``stop`` (or a signal); returns the process exit status."""
     stop = stop or asyncio.Event()
     coordinator = Coordinator(config)
-    server = await start_server(config.bind, coordinator_services(coordinator))
+    server = await start_server(config.bind, coordinator_services(coordinator), tls=config.tls)
     try:
         await coordinator.start()
     except BaseException:
@@ -50,6 +50,7 @@ async def serve_coordinator(config: CoordinatorConfig, stop: asyncio.Event | Non
         planner=config.planner,
         mqtt=config.mqtt_url or None,
         state_dir=str(config.state_dir) if config.state_dir else None,
+        tls=str(config.tls.identity) if config.tls else None,
     )
     announce_listening("coordinator", address)
     status = 0

@@ -68,6 +68,7 @@ from synergy.hardware.model import TensorSpec
 from synergy.planning.api import PlanningApp
 from synergy.planning.registry import MethodPlanner, get_planner
 from synergy.reports import CoordinatorStats, DeviceTelemetry, Result
+from synergy.security.tls import TlsConfig
 from synergy.tasks import TaskOwner
 from synergy.types import CLIENT_SOURCE, AppInfo, AppSpec, DeviceInfo, DeviceSpec, JointPlan
 from synergy.wire.agent_client import AgentClients
@@ -104,6 +105,9 @@ class CoordinatorConfig:
     calibrate: bool = True
     #: Where the state survives restarts; None keeps nothing (an ephemeral coordinator).
     state_dir: Path | None = None
+    #: The coordinator's identity for mutual TLS (its server and its channels to agents);
+    #: None speaks plain text.
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Coordinator:
         )
         self.models = ModelStore()
         self.results = ResultsHub()
-        self.clients = AgentClients()
+        self.clients = AgentClients(config.tls)
         self.deployer = Deployer(self.clients)
         self._planner: MethodPlanner = get_planner(config.planner)
         self.events: EventPublisher | None = None
@@ -171,7 +175,9 @@ class Coordinator:
         # Infer inputs are numbered per run in the high bits: targets de-duplicate by seq.
         self._infer_base = (boots & 0xFFFF) << 32
         if self.config.mqtt_url:
-            mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix)
+            # mqtts:// uses the daemon's own TLS directory: its certificate is its MQTT identity.
+            tls_dir = self.config.tls.directory if self.config.tls is not None else None
+            mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix, tls_dir=tls_dir)
             self.events = EventPublisher(
                 mqtt,
                 client_id=f"synergy-coordinator-{id(self):x}",

@@ -4,6 +4,12 @@ Used by ``synergy demo`` and by the integration tests (one line to start a clust
 child is started in its own process group, its stdout is read for the "listening" line that
 carries its bound address, its logs go to a file, and :meth:`LocalCluster.stop` ends all of
 them — SIGTERM first, SIGKILL after a grace period — so nothing is left behind.
+
+By default (``tls=True``) the cluster runs on mutual TLS with a throwaway CA in a temporary directory:
+a certificate ``coordinator:coordinator`` for the coordinator, ``agent:DEVICE_ID`` for each
+agent, ``client:tests`` for :meth:`LocalCluster.client` and ``admin:admin`` for
+:meth:`LocalCluster.channel`; :meth:`LocalCluster.tls_dir` issues more (another client, a
+stranger's identity) on demand. With ``tls=False`` every daemon is started with ``--insecure``.
 """
 
 from __future__ import annotations
@@ -19,17 +25,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from synergy.errors import Unavailable
+import grpc
+
+from synergy.devices import load_device_file
+from synergy.errors import FailedPrecondition, SynergyError, Unavailable
 from synergy.sdk import SynergyClient
+from synergy.security.ca import init_ca, issue
+from synergy.security.tls import TlsConfig
 from synergy.types import DeviceState
+from synergy.wire.channels import open_channel
 
-__all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess"]
+__all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess", "agent_device_id"]
 
 #: Seconds a daemon may take to start listening (imports of onnxruntime dominate).
 START_TIMEOUT_S = 60.0
 #: Seconds between SIGTERM and SIGKILL.
 STOP_GRACE_S = 10.0
+#: Flags that already choose how a daemon speaks gRPC (the cluster then adds none).
+_TLS_FLAGS = ("--tls-dir", "--insecure")
+#: Identities of the cluster's own clients.
+CLIENT_NAME = "tests"
+ADMIN_NAME = "admin"
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,37 @@ class ManagedProcess:
     @property
     def running(self) -> bool:
         return self.process.returncode is None
+
+
+def _flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The last value given to ``flag`` ("--flag V" or "--flag=V") in ``args``."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def agent_device_id(spec: AgentProcessSpec, extra_args: Sequence[str] = ()) -> str:
+    """The device id an agent started with ``extra_args + spec.args`` will have.
+
+    ``--device-id``, else the device file's id, else the preset's name, else the spec's name.
+    """
+    args = [*extra_args, *spec.args]
+    device_id = _flag_value(args, "--device-id")
+    if device_id:
+        return device_id
+    device_file = _flag_value(args, "--device-file")
+    if device_file:
+        with contextlib.suppress(SynergyError, OSError):
+            return load_device_file(Path(device_file)).device_id
+    return _flag_value(args, "--preset") or spec.name
+
+
+def _chooses_tls(args: Sequence[str]) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in args for flag in _TLS_FLAGS)
 
 
 async def _spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, str]) -> ManagedProcess:
@@ -114,12 +163,14 @@ class LocalCluster:
         coordinator_args: Sequence[str] = (),
         agent_args: Sequence[str] = (),
         log_level: str = "info",
+        tls: bool = True,
     ) -> None:
         self.agent_specs = list(agents)
         self.log_dir = log_dir
         self.coordinator_args = list(coordinator_args)
         self.agent_args = list(agent_args)
         self.log_level = log_level
+        self.tls = tls
         self.coordinator: ManagedProcess | None = None
         self.agents: dict[str, ManagedProcess] = {}
         self._env = {**os.environ, "SYNERGY_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
@@ -129,6 +180,9 @@ class LocalCluster:
         if not {"--state-dir", "--ephemeral"} & set(self.coordinator_args):
             self._state = tempfile.TemporaryDirectory(prefix="synergy-state-")
             self.coordinator_args += ["--state-dir", self._state.name]
+        #: The throwaway CA and the certificates issued from it (created on first use).
+        self._pki: tempfile.TemporaryDirectory[str] | None = None
+        self._tls_configs: dict[tuple[str, str], TlsConfig] = {}
 
     @property
     def address(self) -> str:
@@ -137,7 +191,44 @@ class LocalCluster:
         return self.coordinator.address
 
     def client(self) -> SynergyClient:
-        return SynergyClient(self.address)
+        """An SDK client of the coordinator (identity ``client:tests`` with TLS)."""
+        return SynergyClient(self.address, tls=self.tls_config("client", CLIENT_NAME) if self.tls else None)
+
+    def channel(self, address: str, *, options: Sequence[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+        """A raw gRPC channel to a daemon of this cluster (identity ``admin:admin`` with TLS).
+
+        ``options`` replaces the standard channel options, as in :func:`~synergy.wire.channels.open_channel`.
+        """
+        return open_channel(address, self.tls_config("admin", ADMIN_NAME) if self.tls else None, options=options)
+
+    @property
+    def ca_dir(self) -> Path:
+        """The throwaway CA's directory (``ca.pem``, ``ca.key``); only with ``tls=True``."""
+        if not self.tls:
+            raise FailedPrecondition("this cluster runs without TLS: start it with LocalCluster(..., tls=True)")
+        if self._pki is None:
+            self._pki = tempfile.TemporaryDirectory(prefix="synergy-pki-")
+            init_ca(Path(self._pki.name) / "ca")
+        return Path(self._pki.name) / "ca"
+
+    def tls_dir(self, role: str, name: str) -> Path:
+        """A ``--tls-dir`` for ``role:name`` issued by the cluster's CA (issued on first use)."""
+        directory = self.ca_dir.parent / "certs" / f"{role}-{name}"
+        if not (directory / "cert.pem").is_file():
+            issue(self.ca_dir, role=role, name=name, out_dir=directory)
+        return directory
+
+    def tls_config(self, role: str, name: str) -> TlsConfig:
+        """The loaded TLS configuration of ``role:name`` (see :meth:`tls_dir`)."""
+        key = (role, name)
+        if key not in self._tls_configs:
+            self._tls_configs[key] = TlsConfig.load(self.tls_dir(role, name))
+        return self._tls_configs[key]
+
+    def _tls_args(self, role: str, name: str, given: Sequence[str]) -> list[str]:
+        if _chooses_tls(given):
+            return []
+        return ["--tls-dir", str(self.tls_dir(role, name))] if self.tls else ["--insecure"]
 
     async def __aenter__(self) -> LocalCluster:
         try:
@@ -156,7 +247,15 @@ class LocalCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.coordinator = await _spawn(
             "coordinator",
-            ["--log-level", self.log_level, "coordinator", "--bind", "127.0.0.1:0", *self.coordinator_args],
+            [
+                "--log-level",
+                self.log_level,
+                "coordinator",
+                "--bind",
+                "127.0.0.1:0",
+                *self.coordinator_args,
+                *self._coordinator_tls_args(),
+            ],
             self.log_dir,
             self._env,
         )
@@ -173,13 +272,26 @@ class LocalCluster:
         await self._stop(self.coordinator, sig)
         self.coordinator = await _spawn(
             "coordinator",
-            ["--log-level", self.log_level, "coordinator", *self.coordinator_args, "--bind", address],
+            [
+                "--log-level",
+                self.log_level,
+                "coordinator",
+                *self.coordinator_args,
+                *self._coordinator_tls_args(),
+                "--bind",
+                address,
+            ],
             self.log_dir,
             self._env,
         )
 
+    def _coordinator_tls_args(self) -> list[str]:
+        return self._tls_args("coordinator", "coordinator", self.coordinator_args)
+
     async def start_agent(self, spec: AgentProcessSpec) -> ManagedProcess:
-        args = ["--log-level", self.log_level, "agent", "--coordinator", self.address, *self.agent_args, *spec.args]
+        given = [*self.agent_args, *spec.args]
+        tls_args = self._tls_args("agent", agent_device_id(spec, self.agent_args), given)
+        args = ["--log-level", self.log_level, "agent", "--coordinator", self.address, *given, *tls_args]
         managed = await _spawn(spec.name, args, self.log_dir, self._env)
         self.agents[spec.name] = managed
         return managed
@@ -210,6 +322,10 @@ class LocalCluster:
             await self._stop(self.coordinator)
         if self._state is not None:
             self._state.cleanup()
+        if self._pki is not None:
+            self._pki.cleanup()
+            self._pki = None
+            self._tls_configs.clear()
 
     async def _stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM) -> None:
         if managed.running:

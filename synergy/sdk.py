@@ -11,6 +11,10 @@
 
     asyncio.run(main())
 
+Mutual TLS: pass ``tls=TlsConfig.load(Path("certs/client-alice"))`` (a directory written by
+``synergy ca issue --role client --name alice``); without it the client speaks plain text,
+which only a coordinator started with ``--insecure`` accepts.
+
 Every answer is one of our dataclasses (:class:`~synergy.types.AppInfo`,
 :class:`~synergy.types.DeviceInfo`, :class:`~synergy.types.JointPlan`,
 :class:`~synergy.reports.Result`, :class:`~synergy.reports.CoordinatorStats`), never a
@@ -32,11 +36,12 @@ from synergy.defaults import DEFAULT_COORDINATOR
 from synergy.errors import InvalidArgument
 from synergy.hardware.model import TensorSpec
 from synergy.reports import CoordinatorStats, Result
+from synergy.security.tls import TlsConfig
 from synergy.types import AppInfo, AppSpec, DeviceInfo, JointPlan
 from synergy.wire.apps_client import AppsTransport
 from synergy.wire.tensors import encode_array
 
-__all__ = ["DEFAULT_COORDINATOR", "AppRequest", "SynergyClient"]
+__all__ = ["DEFAULT_COORDINATOR", "AppRequest", "SynergyClient", "TlsConfig"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,13 @@ class AppRequest:
 class SynergyClient:
     """Async client of the coordinator's Apps API."""
 
-    def __init__(self, address: str = DEFAULT_COORDINATOR, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, address: str = DEFAULT_COORDINATOR, *, timeout_s: float = 60.0, tls: TlsConfig | None = None
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._transport = AppsTransport(address, timeout_s)
+        self.tls = tls
+        self._transport = AppsTransport(address, timeout_s, tls=tls)
 
     async def __aenter__(self) -> SynergyClient:
         return self

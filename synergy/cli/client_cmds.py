@@ -2,6 +2,8 @@
 
 Each prints a table for people, or JSON with ``--json`` (protobuf JSON mapping, field names
 as in the .proto files: the SDK's dataclasses go through the wire converters for that).
+Each takes ``--tls-dir DIR`` (env ``SYNERGY_TLS_DIR``; a client or admin certificate) for
+mutual TLS with the coordinator, or ``--insecure`` for plain text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from google.protobuf.message import Message
 
 from synergy.defaults import DEFAULT_COORDINATOR
 from synergy.sdk import AppRequest, SynergyClient
+from synergy.security.tls import add_tls_arguments, tls_from_args
 from synergy.tables import format_apps, plan_placements, render_table
 from synergy.types import JointPlan
 from synergy.wire.convert import joint_plan_to_proto
@@ -36,6 +39,7 @@ def _client_parser(
         help="coordinator host:port (env SYNERGY_COORDINATOR)",
     )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_tls_arguments(p)
     return p
 
 
@@ -69,6 +73,7 @@ def add_live_plan_arguments(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
         help="coordinator host:port (env SYNERGY_COORDINATOR); used without --space",
     )
+    add_tls_arguments(p)
 
 
 def run_live_plan(args: argparse.Namespace) -> int:
@@ -76,8 +81,10 @@ def run_live_plan(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, body: Callable[[SynergyClient, argparse.Namespace], Awaitable[int]]) -> int:
+    tls = tls_from_args(args)  # loaded when the command runs, before any event loop
+
     async def main() -> int:
-        async with SynergyClient(args.coordinator) as client:
+        async with SynergyClient(args.coordinator, tls=tls) as client:
             return await body(client, args)
 
     return asyncio.run(main())

@@ -1,4 +1,9 @@
-"""``synergy coordinator`` and ``synergy agent``: the two daemons."""
+"""``synergy coordinator`` and ``synergy agent``: the two daemons.
+
+Both take ``--tls-dir DIR`` (env ``SYNERGY_TLS_DIR``) for mutual TLS on every link they serve
+or open, or ``--insecure`` for plain text; the directory's certificate must name the daemon:
+``coordinator:NAME`` for the coordinator, ``agent:DEVICE_ID`` for an agent.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from pathlib import Path
 
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
 from synergy.devices import DEVICE_PRESETS, load_device_file, parse_link, parse_sensor, preset_device
-from synergy.errors import InvalidArgument
+from synergy.errors import FailedPrecondition, InvalidArgument
 from synergy.hardware.boards import load_board
+from synergy.security.tls import TlsConfig, add_tls_arguments, tls_from_args
 from synergy.types import DeviceSpec, OutputSpec
 
 __all__ = ["register"]
@@ -52,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="do not re-plan when measured stage times drift from the cost model",
     )
+    add_tls_arguments(c)
     c.set_defaults(func=_run_coordinator)
 
     a = sub.add_parser(
@@ -83,6 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     a.add_argument("--mqtt-prefix", default=DEFAULT_MQTT_PREFIX, help="MQTT topic prefix")
+    add_tls_arguments(a)
     a.set_defaults(func=_run_agent)
 
 
@@ -90,6 +98,9 @@ def _run_coordinator(args: argparse.Namespace) -> int:
     from coordinator.daemon import serve_coordinator
     from coordinator.service import CoordinatorConfig
 
+    tls = tls_from_args(args)
+    if tls is not None:
+        _check_identity(tls, "coordinator", None)
     config = CoordinatorConfig(
         bind=args.bind,
         lease_ttl_s=args.lease_ttl,
@@ -99,8 +110,21 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         mqtt_prefix=args.mqtt_prefix,
         calibrate=not args.no_calibration,
         state_dir=None if args.ephemeral else args.state_dir,
+        tls=tls,
     )
     return asyncio.run(serve_coordinator(config))
+
+
+def _check_identity(tls: TlsConfig, role: str, name: str | None) -> None:
+    """A daemon must run under a certificate of its own role (and, for an agent, its device id)."""
+    identity = tls.identity
+    if identity.role != role or (name is not None and identity.name != name):
+        wanted = f"{role}:{name}" if name is not None else f"{role}:NAME"
+        flag = f"--role {role} --name {name if name is not None else 'NAME'}"
+        raise FailedPrecondition(
+            f"the TLS certificate names {identity}, but this daemon is {wanted}: "
+            f"issue one with `synergy ca issue --dir CA_DIR {flag} --out DIR` and pass --tls-dir DIR"
+        )
 
 
 def default_state_dir() -> Path:
@@ -135,8 +159,12 @@ def device_from_args(args: argparse.Namespace) -> DeviceSpec:
 def _run_agent(args: argparse.Namespace) -> int:
     from agent.service import AgentConfig, serve_agent
 
+    device = device_from_args(args)
+    tls = tls_from_args(args)
+    if tls is not None:
+        _check_identity(tls, "agent", device.device_id)
     config = AgentConfig(
-        device=device_from_args(args),
+        device=device,
         coordinator=args.coordinator,
         bind=args.bind,
         advertise=args.advertise,
@@ -145,6 +173,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         slowdown=args.slowdown,
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
+        tls=tls,
     )
     asyncio.run(serve_agent(config))
     return 0

@@ -27,7 +27,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--planner", default=DEFAULT_PLANNER, help="planning method (see `synergy plan --list-methods`)")
     p.add_argument("--log-dir", type=Path, default=Path("demo-logs"), help="where the daemons' logs go")
     p.add_argument("--mqtt", default="", help="also publish events to this MQTT broker URL")
-    p.set_defaults(func=_run)
+    security = p.add_mutually_exclusive_group()
+    security.add_argument(
+        "--tls",
+        dest="tls",
+        action="store_true",
+        help="mutual TLS on every link, with certificates from a throwaway CA in a temporary directory "
+        "(the default)",
+    )
+    security.add_argument(
+        "--insecure", dest="tls", action="store_false", help="plain-text gRPC between the processes"
+    )
+    p.set_defaults(func=_run, tls=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,5 +48,6 @@ def _run(args: argparse.Namespace) -> int:
         planner=args.planner,
         log_dir=args.log_dir,
         mqtt_url=args.mqtt,
+        tls=args.tls,
     )
     return asyncio.run(run_demo(options))

@@ -15,9 +15,10 @@ import grpc
 from synergy.deployment import AgentState, SegmentAssignment
 from synergy.errors import DeadlineExceeded, Unavailable
 from synergy.hardware.model import TensorSpec
+from synergy.security.tls import TlsConfig
 from synergy.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from synergy.wire.channels import open_channel
 from synergy.wire.deployment import agent_state_from_proto, assignment_to_proto
-from synergy.wire.server import channel_options
 from synergy.wire.status import error_from_rpc
 from synergy.wire.tensors import spec_to_meta
 
@@ -38,15 +39,19 @@ async def _call(address: str, call: Awaitable[_T]) -> _T:
 
 
 class AgentClients:
-    """One channel per agent address, reused across epochs; closed when the agent leaves."""
+    """One channel per agent address, reused across epochs; closed when the agent leaves.
 
-    def __init__(self) -> None:
+    With ``tls`` (the coordinator's identity) every channel is mutual TLS.
+    """
+
+    def __init__(self, tls: TlsConfig | None = None) -> None:
+        self._tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, address: str) -> agent_pb2_grpc.AgentServiceStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=channel_options())
+            channel = open_channel(address, self._tls)
             self._channels[address] = channel
         return agent_pb2_grpc.AgentServiceStub(channel)
 

@@ -15,11 +15,12 @@ import grpc
 from synergy.errors import DeadlineExceeded, Unavailable
 from synergy.hardware.model import TensorSpec
 from synergy.reports import CoordinatorStats, Result
+from synergy.security.tls import TlsConfig
 from synergy.types import AppInfo, AppSpec, DeviceInfo, JointPlan
 from synergy.v1 import apps_pb2, apps_pb2_grpc, common_pb2
+from synergy.wire.channels import open_channel
 from synergy.wire.convert import app_spec_to_proto, joint_plan_from_proto
 from synergy.wire.reports import app_info_from_proto, device_info_from_proto, result_from_proto, stats_from_proto
-from synergy.wire.server import channel_options
 from synergy.wire.status import error_from_rpc
 from synergy.wire.tensors import spec_to_meta
 
@@ -27,18 +28,34 @@ __all__ = ["AppsTransport"]
 
 _T = TypeVar("_T")
 
+#: How gRPC words a failure to connect (refused, closed, or a failed TLS handshake).
+_NOT_CONNECTED = "failed to connect"
+
 
 class AppsTransport:
-    """One channel to one coordinator."""
+    """One channel to one coordinator (mutual TLS with ``tls``, plain text without)."""
 
-    def __init__(self, address: str, timeout_s: float) -> None:
+    def __init__(self, address: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self.tls = tls
+        self._channel = open_channel(address, tls)
         self._stub = apps_pb2_grpc.AppsServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
+
+    def _tls_hint(self) -> str:
+        if self.tls is None:
+            return (
+                "if it is running with TLS, this client needs --tls-dir DIR (or SYNERGY_TLS_DIR) holding a "
+                "client certificate of its CA"
+            )
+        return (
+            f"if it is running, check that it uses TLS too (not --insecure) and that its certificate and ours "
+            f"({self.tls.identity}) come from the same CA, are valid now, and that its certificate names the "
+            "host dialled (`synergy ca issue --san HOST`)"
+        )
 
     async def wait_ready(self, timeout_s: float) -> None:
         try:
@@ -46,7 +63,8 @@ class AppsTransport:
         except TimeoutError as exc:
             raise Unavailable(
                 f"coordinator {self.address} not reachable within {timeout_s}s: is it running? "
-                "(start one with `synergy coordinator`, or point SYNERGY_COORDINATOR at it)"
+                "(start one with `synergy coordinator`, or point SYNERGY_COORDINATOR at it); "
+                + self._tls_hint()
             ) from exc
 
     async def _call(self, call: Awaitable[_T]) -> _T:
@@ -55,6 +73,8 @@ class AppsTransport:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise DeadlineExceeded(f"coordinator {self.address} did not answer within {self.timeout_s}s") from exc
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and _NOT_CONNECTED in (exc.details() or ""):
+                raise Unavailable(f"coordinator {self.address}: {exc.details()}; {self._tls_hint()}") from exc
             raise error_from_rpc(exc) from exc
 
     async def submit(self, spec: AppSpec, *, zoo_name: str = "", onnx: bytes = b"") -> AppInfo:

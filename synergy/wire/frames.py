@@ -29,9 +29,10 @@ import structlog
 
 from synergy.errors import Unavailable
 from synergy.reports import FrameOutcome
+from synergy.security.tls import TlsConfig
 from synergy.v1 import agent_pb2, agent_pb2_grpc
+from synergy.wire.channels import open_channel
 from synergy.wire.reports import outcome_from_proto, outcome_to_proto
-from synergy.wire.server import channel_options
 from synergy.wire.status import error_from_rpc
 from synergy.wire.tensors import DEFAULT_CHUNK_BYTES, Frame, FrameAssembler, frame_to_chunks
 
@@ -160,14 +161,22 @@ class _GrpcFrameCall:
 
 
 class GrpcFrameTransport:
-    """Frame calls to the agent at ``address`` over one channel (gRPC reconnects it as needed)."""
+    """Frame calls to the agent at ``address`` over one channel (gRPC reconnects it as needed).
+
+    With ``tls`` (the sending agent's identity) the channel is mutual TLS.
+    """
 
     def __init__(
-        self, address: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, channel: grpc.aio.Channel | None = None
+        self,
+        address: str,
+        *,
+        tls: TlsConfig | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
         self._chunk_bytes = chunk_bytes
-        self._channel = channel or grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = channel or open_channel(address, tls)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
     def open(self, target: StreamTarget) -> FrameCall:

@@ -22,12 +22,13 @@ import grpc
 from synergy.deployment import AgentState
 from synergy.errors import Unavailable
 from synergy.reports import DeviceTelemetry, Result
+from synergy.security.tls import TlsConfig
 from synergy.types import DeviceSpec
 from synergy.v1 import registry_pb2, registry_pb2_grpc
+from synergy.wire.channels import open_channel
 from synergy.wire.convert import device_to_proto
 from synergy.wire.deployment import agent_state_to_proto
 from synergy.wire.reports import result_to_proto, telemetry_to_proto
-from synergy.wire.server import channel_options
 from synergy.wire.status import error_from_rpc
 
 __all__ = ["Lease", "Registry", "RegistryClient"]
@@ -75,11 +76,13 @@ def _bounded(value: float, default: float) -> float:
 
 
 class RegistryClient:
-    """:class:`Registry` over gRPC; owns its channel (``close`` ends it)."""
+    """:class:`Registry` over gRPC; owns its channel (``close`` ends it). Mutual TLS with ``tls``."""
 
-    def __init__(self, address: str, *, channel: grpc.aio.Channel | None = None) -> None:
+    def __init__(
+        self, address: str, *, tls: TlsConfig | None = None, channel: grpc.aio.Channel | None = None
+    ) -> None:
         self.address = address
-        self._channel = channel or grpc.aio.insecure_channel(address, options=channel_options())
+        self._channel = channel or open_channel(address, tls)
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     async def _call(self, method: Callable[..., Awaitable[T]], request: Any, timeout_s: float) -> T:

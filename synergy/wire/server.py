@@ -24,6 +24,11 @@ numbers below are chosen together:
 - clients reconnect quickly: gRPC's reconnect backoff starts at 200 ms and is capped at 1 s,
   so an agent reaches a restarted coordinator within about a second of it listening (gRPC's
   default starts at 1 s and grows to 120 s).
+
+**Mutual TLS.** Given a :class:`~synergy.security.tls.TlsConfig`, a server listens with
+:func:`~synergy.security.tls.server_credentials` (a client certificate from the same CA is
+required) and refuses revoked certificates before any method runs
+(:class:`~synergy.security.tls.PeerCheck`). Without one it listens in plain text.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from grpc_reflection.v1alpha import reflection
 
 from synergy import limits
 from synergy.errors import AddressInUse, Unavailable
+from synergy.security.tls import PeerCheck, TlsConfig, server_credentials
 from synergy.wire.status import ErrorInterceptor
 
 __all__ = [
@@ -178,6 +184,7 @@ async def start_server(
     registrations: Sequence[tuple[Callable[[grpc.aio.Server], None], str]],
     *,
     role: str = "",
+    tls: TlsConfig | None = None,
 ) -> ServingServer:
     """Start a server on ``bind`` ("host:port", port 0 = any) with the given services.
 
@@ -185,18 +192,22 @@ async def start_server(
     servicer) with the full service name used for health and reflection. ``role`` names the
     daemon in errors (default: guessed from the services). Raises :class:`AddressInUse` when
     another process holds the address, :class:`~synergy.errors.Unavailable` when it cannot be
-    bound for another reason.
+    bound for another reason. With ``tls`` the port is mutual TLS (see the module docstring).
     """
     names = [name for _, name in registrations]
     role = role or next((_ROLE_OF_SERVICE[n] for n in names if n in _ROLE_OF_SERVICE), "Synergy daemon")
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=server_options())
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    if tls is not None:
+        # Outermost: a revoked peer is refused before its request is even looked at.
+        interceptors.insert(0, PeerCheck(tls))
+    server = grpc.aio.server(interceptors=interceptors, options=server_options())
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for register, _ in registrations:
         register(server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(bind)
+        port = server.add_secure_port(bind, server_credentials(tls)) if tls else server.add_insecure_port(bind)
     except RuntimeError as exc:
         raise _listen_error(bind, role, str(exc)) from exc
     if port == 0:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from synergy.security.ca import init_ca, issue
+
 pytestmark = pytest.mark.integration
 
 #: Seconds a daemon may take to start (onnxruntime's import dominates) or to give up.
@@ -80,11 +82,24 @@ class Daemon:
             await self.process.stdout.read()
 
 
-async def test_second_daemons_on_a_taken_address_exit_2_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "insecure"])
+async def test_second_daemons_on_a_taken_address_exit_2_naming_it(tmp_path: Path, tls: bool) -> None:
     daemons: list[Daemon] = []
+    if tls:
+        init_ca(tmp_path / "ca")
+
+    def security(role: str) -> list[str]:
+        """--insecure, or a certificate of the daemon's own identity (the agent is the ring)."""
+        if not tls:
+            return ["--insecure"]
+        name = "ring" if role == "agent" else role
+        tls_dir = tmp_path / f"tls-{role}"
+        if not tls_dir.exists():
+            issue(tmp_path / "ca", role=role, name=name, out_dir=tls_dir)
+        return ["--tls-dir", str(tls_dir)]
 
     def daemon(name: str, *args: str) -> Daemon:
-        made = Daemon(args, tmp_path / f"{name}.log", tmp_path / f"state-{name}")
+        made = Daemon([*args, *security(args[0])], tmp_path / f"{name}.log", tmp_path / f"state-{name}")
         daemons.append(made)
         return made
 

@@ -18,7 +18,7 @@ from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import TensorSpec
 from synergy.models.partition import split_model
 from synergy.models.zoo import build_model
-from synergy.sdk import AppRequest, SynergyClient
+from synergy.sdk import AppRequest
 from synergy.v1 import agent_pb2, agent_pb2_grpc, apps_pb2, apps_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 from synergy.wire.convert import device_to_proto
 from synergy.wire.tensors import Frame, frame_to_chunks, spec_to_meta
@@ -39,8 +39,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
 _open_channels: list[grpc.aio.Channel] = []
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    opened = grpc.aio.insecure_channel(address)
+def channel(cluster: LocalCluster, address: str) -> grpc.aio.Channel:
+    opened = cluster.channel(address)
     _open_channels.append(opened)
     return opened
 
@@ -63,7 +63,7 @@ async def assert_status(call: object, code: grpc.StatusCode, *needles: str) -> s
 
 
 def apps_stub(cluster: LocalCluster) -> apps_pb2_grpc.AppsServiceStub:
-    return apps_pb2_grpc.AppsServiceStub(channel(cluster.address))
+    return apps_pb2_grpc.AppsServiceStub(channel(cluster, cluster.address))
 
 
 def submit(spec: common_pb2.AppSpec, **model: object) -> apps_pb2.SubmitAppRequest:
@@ -192,7 +192,7 @@ async def test_unknown_app_id(cluster: LocalCluster) -> None:
 
 
 async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(channel(cluster.address))
+    registry = registry_pb2_grpc.RegistryServiceStub(channel(cluster, cluster.address))
     impostor = device_to_proto(preset_device("glasses"))
     impostor.address = "127.0.0.1:1"
     await assert_status(
@@ -206,7 +206,7 @@ async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None
 
 
 def agent_stub(cluster: LocalCluster, name: str) -> agent_pb2_grpc.AgentServiceStub:
-    return agent_pb2_grpc.AgentServiceStub(channel(cluster.agents[name].address))
+    return agent_pb2_grpc.AgentServiceStub(channel(cluster, cluster.agents[name].address))
 
 
 def partition_assignment(model_name: str, app_id: str, weights_8bit: bool = False) -> agent_pb2.Assignment:
@@ -282,7 +282,7 @@ async def test_clients_disconnecting_mid_stream_harm_nothing(cluster: LocalClust
     # A results watcher that goes away...
     async with cluster.client() as client:
         app = await client.submit_app(AppRequest("camera", "convnet5", "display", max_rate_hz=20))
-        async with SynergyClient(cluster.address) as watcher:
+        async with cluster.client() as watcher:
             stream = watcher.watch_results([app.app_id])
             await asyncio.wait_for(stream.__anext__(), 30)
         # ...and a peer that cuts a frame stream in the middle of a frame.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
@@ -139,7 +138,7 @@ async def test_killed_agent_leads_to_a_new_plan_and_results_flow_again(log_dir: 
 async def loaded_epochs(cluster: LocalCluster) -> dict[str, list[int]]:
     out = {}
     for name, agent in cluster.agents.items():
-        async with grpc.aio.insecure_channel(agent.address) as channel:
+        async with cluster.channel(agent.address) as channel:
             status = await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest())
         out[name] = list(status.loaded_epochs)
     return out

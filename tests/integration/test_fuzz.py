@@ -399,7 +399,7 @@ async def test_fuzz_every_rpc_of_both_daemons(log_dir: Path) -> None:
         coordinator_pid = cluster.coordinator.process.pid
         addresses = {"coordinator": cluster.address, "agent": cluster.agents["glasses"].address}
         options = [*channel_options(), ("grpc.max_send_message_length", 100 * MB)]
-        channels = {name: grpc.aio.insecure_channel(address, options=options) for name, address in addresses.items()}
+        channels = {name: cluster.channel(address, options=options) for name, address in addresses.items()}
         try:
             all_rpcs = rpcs(app.app_id)
             # Warm up every RPC once, then measure the coordinator's baseline.

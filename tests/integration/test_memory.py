@@ -48,8 +48,8 @@ async def test_memory_returns_after_large_refused_requests(log_dir: Path) -> Non
         daemons = {"coordinator": cluster.coordinator, "agent": cluster.agents["glasses"]}
         options = [("grpc.max_send_message_length", limits.MAX_RECEIVE_MESSAGE_BYTES)]
         async with (
-            grpc.aio.insecure_channel(cluster.address, options=options) as to_coordinator,
-            grpc.aio.insecure_channel(daemons["agent"].address, options=options) as to_agent,
+            cluster.channel(cluster.address, options=options) as to_coordinator,
+            cluster.channel(daemons["agent"].address, options=options) as to_agent,
         ):
             apps = apps_pb2_grpc.AppsServiceStub(to_coordinator)
             agent = agent_pb2_grpc.AgentServiceStub(to_agent)

@@ -13,9 +13,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from synergy.cluster import LocalCluster
+from synergy.security.tls import channel_credentials
 from tests.integration.conftest import GLASSES
 
 pytestmark = pytest.mark.integration
+
+
+def sync_channel(cluster: LocalCluster, address: str) -> grpc.Channel:
+    """A blocking channel (what the reflection client needs), with the cluster's admin certificate."""
+    return grpc.secure_channel(address, channel_credentials(cluster.tls_config("admin", "admin")))
 
 
 async def test_reflection_health_and_a_reflected_call(log_dir: Path) -> None:
@@ -25,7 +31,7 @@ async def test_reflection_health_and_a_reflected_call(log_dir: Path) -> None:
             (cluster.address, {"synergy.v1.AppsService", "synergy.v1.RegistryService"}),
             (cluster.agents["glasses"].address, {"synergy.v1.AgentService"}),
         ):
-            with grpc.insecure_channel(address) as channel:
+            with sync_channel(cluster, address) as channel:
                 database = ProtoReflectionDescriptorDatabase(channel)
                 services = set(database.get_services())
                 assert expected | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= services
@@ -34,7 +40,7 @@ async def test_reflection_health_and_a_reflected_call(log_dir: Path) -> None:
                     answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
                     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
-        with grpc.insecure_channel(cluster.address) as channel:
+        with sync_channel(cluster, cluster.address) as channel:
             pool = DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
             method = pool.FindServiceByName("synergy.v1.AppsService").FindMethodByName("ListDevices")
             request_class = GetMessageClass(method.input_type)
