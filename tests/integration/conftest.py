@@ -16,7 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,15 +102,24 @@ class Broker:
             self.process.wait()
 
 
-def start_mosquitto(binary: str, work_dir: Path) -> Broker:
-    """mosquitto listening on 127.0.0.1, on a fresh port; another port if the bind fails."""
-    failures: list[str] = []
-    for attempt in range(MOSQUITTO_ATTEMPTS):
-        port = unused_port()
+def start_mosquitto(binary: str, work_dir: Path, write_config: Callable[[int, int], Path] | None = None) -> Broker:
+    """mosquitto listening on 127.0.0.1, on a fresh port; another port if the bind fails.
+
+    ``write_config(port, attempt)`` writes the configuration to use (default: anonymous
+    plaintext on the port) and returns its path.
+    """
+
+    def plaintext(port: int, attempt: int) -> Path:
         # A listener bound to 127.0.0.1 makes mosquitto exit when the bind fails (with `-p`
         # alone it would carry on with only its IPv6 socket).
         config = work_dir / f"mosquitto-{attempt}.conf"
         config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        return config
+
+    failures: list[str] = []
+    for attempt in range(MOSQUITTO_ATTEMPTS):
+        port = unused_port()
+        config = (write_config or plaintext)(port, attempt)
         log_path = work_dir / f"mosquitto-{attempt}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

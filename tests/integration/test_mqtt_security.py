@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.security.ca import init_ca, issue, revoke
 from synergy.security.mqtt import write_mosquitto_config
-from tests.integration.conftest import MOSQUITTO_ATTEMPTS, Broker, unused_port
+from tests.integration.conftest import Broker, start_mosquitto
 from tests.support import eventually, eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.mqtt]
@@ -95,32 +94,16 @@ class SecureBroker:
 
 def start_secure_mosquitto(binary: str, work_dir: Path, ca_dir: Path) -> Broker:
     """mosquitto with our configuration on a fresh port; another port if the bind fails."""
-    failures: list[str] = []
     # Started as root, mosquitto would switch to the `mosquitto` account before reading its
     # files, which cannot enter pytest's private temporary directories.
     run_as = "root" if os.geteuid() == 0 else None
-    for attempt in range(MOSQUITTO_ATTEMPTS):
-        port = unused_port()
-        config = write_mosquitto_config(
+
+    def secured(port: int, attempt: int) -> Path:
+        return write_mosquitto_config(
             work_dir / f"broker-{attempt}", ca_dir=ca_dir, port=port, reader_names=("alice",), run_as_user=run_as
         )
-        log_path = work_dir / f"mosquitto-{attempt}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        broker = Broker(port, process, log_path)
-        try:
-            eventually_sync(broker.started, timeout_s=10, what="mosquitto to start")
-        except AssertionError as exc:
-            failures.append(f"port {port}: {exc}")
-            broker.stop()
-            continue
-        if broker.exited():  # most likely the port was taken in between: try another
-            failures.append(f"port {port}: exit {process.returncode}: {broker.log()[-300:]}")
-            continue
-        return broker
-    raise AssertionError("mosquitto did not start:\n" + "\n".join(failures))
+
+    return start_mosquitto(binary, work_dir, secured)
 
 
 @pytest.fixture

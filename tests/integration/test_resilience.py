@@ -58,6 +58,18 @@ async def fresh_results(
     return got
 
 
+async def three_running_apps(client: SynergyClient) -> list[str]:
+    """Submit a camera, a microphone and an IMU app; return their ids once each delivered."""
+    apps = [
+        await client.submit_app(AppRequest("camera", "convnet5", "display")),
+        await client.submit_app(AppRequest("microphone", "kws20_v3", "speaker")),
+        await client.submit_app(AppRequest("imu", "convnet5", "haptics")),
+    ]
+    ids = [a.app_id for a in apps]
+    await fresh_results(client, ids, 0.0, timeout_s=40)
+    return ids
+
+
 async def all_running(client: SynergyClient, app_ids: list[str]) -> bool:
     apps = {a.app_id: a for a in await client.list_apps()}
     return all(apps[a].state is AppState.RUNNING for a in app_ids)
@@ -111,13 +123,7 @@ async def test_coordinator_sigkill_and_restart_resumes_every_app(log_dir: Path, 
     async with LocalCluster((GLASSES, WATCH, RING, EARBUD), log_dir=log_dir, coordinator_args=args) as cluster:
         await cluster.wait_for_devices(4)
         async with cluster.client() as client:
-            apps = [
-                await client.submit_app(AppRequest("camera", "convnet5", "display")),
-                await client.submit_app(AppRequest("microphone", "kws20_v3", "speaker")),
-                await client.submit_app(AppRequest("imu", "convnet5", "haptics")),
-            ]
-            ids = [a.app_id for a in apps]
-            await fresh_results(client, ids, 0.0, timeout_s=40)
+            ids = await three_running_apps(client)
             epoch_before = (await client.get_plan()).epoch
         await cluster.restart_coordinator(sig=signal.SIGKILL)
         restarted_unix = time.time()

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from synergy.cluster import LocalCluster
-from synergy.sdk import AppRequest, SynergyClient
+from synergy.sdk import SynergyClient
 from synergy.types import DeviceState
 from tests.integration.conftest import EARBUD, GLASSES, RING, WATCH
-from tests.integration.test_resilience import fresh_results
+from tests.integration.test_resilience import fresh_results, three_running_apps
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -36,13 +36,7 @@ async def test_coordinator_recovery_figures(tmp_path: Path, capsys: pytest.Captu
     async with LocalCluster((GLASSES, WATCH, RING, EARBUD), log_dir=log_dir, coordinator_args=args) as cluster:
         await cluster.wait_for_devices(4)
         async with cluster.client() as client:
-            apps = [
-                await client.submit_app(AppRequest("camera", "convnet5", "display")),
-                await client.submit_app(AppRequest("microphone", "kws20_v3", "speaker")),
-                await client.submit_app(AppRequest("imu", "convnet5", "haptics")),
-            ]
-            ids = [a.app_id for a in apps]
-            await fresh_results(client, ids, 0.0, timeout_s=40)
+            ids = await three_running_apps(client)
         for _ in range(RUNS):
             killed = time.monotonic()
             killed_unix = time.time()
