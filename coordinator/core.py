@@ -204,12 +204,6 @@ class ControlCore:
             raise NotFound(f"unknown app id {app_id!r}; known: {sorted(self.apps) or 'none'}")
         return record
 
-    def live_device(self, lease_id: str) -> DeviceRecord:
-        record = next((d for d in self.devices.values() if d.lease_id == lease_id and d.online), None)
-        if record is None:
-            raise NotFound("unknown or expired lease; register again")
-        return record
-
     def check_submission(self, spec: AppSpec, now: float) -> None:
         """Refuse an app this space can never run (unknown types, bad pins); changes nothing."""
         devices = {d.device_id: d for d in self.online_devices()}
@@ -492,7 +486,7 @@ class ControlCore:
         if spec.app_id != self.peek_app_id():
             raise FailedPrecondition(f"app id {spec.app_id} is not the next one ({self.peek_app_id()})")
         self._next_app += 1
-        self.apps[spec.app_id] = AppRecord(spec, event.model, reason="not planned yet", submitted_at=event.now)
+        self.apps[spec.app_id] = AppRecord(spec, event.model, reason="not planned yet")
         log.info(
             "app_submitted", app=spec.app_id, model=event.model.name, source=spec.source_type, target=spec.target_type
         )

@@ -92,5 +92,4 @@ class AppRecord:
     model: LoadedModel
     #: Why the app is not running, empty while it runs.
     reason: str = "not planned yet"
-    submitted_at: float = 0.0
     stats: AppStatsWindow = field(default_factory=AppStatsWindow)
