@@ -40,6 +40,8 @@ from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
 from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.reports import DeviceTelemetry
+from synergy.security.authz import Policy
+from synergy.security.guard import Guard
 from synergy.security.tls import TlsConfig
 from synergy.tasks import TaskOwner
 from synergy.types import DeviceSpec
@@ -135,7 +137,8 @@ class Agent:
 
     async def serve(self) -> None:
         """Start the gRPC server (and the MQTT publisher when configured)."""
-        servicer = AgentServicer(self.runtime, self.telemetry)
+        guard = Guard(Policy(insecure=self.config.tls is None))
+        servicer = AgentServicer(self.runtime, self.telemetry, guard)
         self.server = await start_server(self.config.bind, [registration(servicer)], tls=self.config.tls)
         host = self.config.bind.rsplit(":", 1)[0]
         advertised = self.config.advertise or f"{host}:{self.server.port}"

@@ -2,6 +2,11 @@
 
 The one module of the agent that sees protos: requests are converted (and validated) with
 the ``synergy.wire`` converters, the runtime works on our types, answers are converted back.
+
+Every method first asks the agent's :class:`~synergy.security.guard.Guard` (docs/security.md):
+Deploy, Activate, Undeploy, Status and Inject only by the coordinator, Frames only by an agent
+or the coordinator. Refusals are recorded in :attr:`AgentServicer.audit` and answered with
+UNAUTHENTICATED or PERMISSION_DENIED; an agent without TLS (``--insecure``) allows all.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import grpc
 from agent.runtime import Runtime
 from synergy.errors import InvalidArgument
 from synergy.reports import DeviceTelemetry
+from synergy.security.audit import AuditLog
+from synergy.security.authz import Policy
+from synergy.security.guard import Guard
 from synergy.v1 import agent_pb2, agent_pb2_grpc
 from synergy.wire.deployment import agent_state_to_proto, assignment_from_proto
 from synergy.wire.frames import serve_frames, stream_target
@@ -25,13 +33,25 @@ __all__ = ["AgentServicer", "registration"]
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc]  # untyped generated base
-    def __init__(self, runtime: Runtime, telemetry: Callable[[], DeviceTelemetry]) -> None:
+    def __init__(self, runtime: Runtime, telemetry: Callable[[], DeviceTelemetry], guard: Guard | None = None) -> None:
         self._runtime = runtime
         self._telemetry = telemetry
+        #: Without a guard, authorization is off (an agent without TLS).
+        self._guard = guard if guard is not None else Guard(Policy(insecure=True))
+
+    @property
+    def audit(self) -> AuditLog:
+        """The refusals of this agent's server."""
+        return self._guard.audit
+
+    def _control(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        policy = self._guard.policy
+        self._guard.check(context, lambda who: policy.agent_control(who, method))
 
     async def Deploy(
         self, request: agent_pb2.DeployRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.DeployResponse:
+        self._control(context, "Deploy")
         if request.epoch == 0:
             raise InvalidArgument("epoch 0 is reserved for 'nothing deployed'")
         assignments = [assignment_from_proto(a) for a in request.assignments]
@@ -41,18 +61,22 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Activate(
         self, request: agent_pb2.ActivateRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.ActivateResponse:
+        self._control(context, "Activate")
         self._runtime.activate(request.epoch)
         return agent_pb2.ActivateResponse()
 
     async def Undeploy(
         self, request: agent_pb2.UndeployRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.UndeployResponse:
+        self._control(context, "Undeploy")
         drained = await self._runtime.undeploy(request.epoch)
         return agent_pb2.UndeployResponse(frames_drained=drained)
 
     async def Frames(
         self, request_iterator: AsyncIterator[agent_pb2.FrameChunk], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FrameAck]:
+        policy = self._guard.policy
+        self._guard.check(context, policy.frames_peer)
         target = stream_target(context.invocation_metadata())
         if target is not None:
             self._runtime.inbound_opened(target)
@@ -67,6 +91,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Inject(
         self, request: agent_pb2.InjectRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.InjectResponse:
+        self._control(context, "Inject")
         tensors = {}
         for tensor in request.inputs:
             spec, array = array_from_proto(tensor)
@@ -77,6 +102,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Status(
         self, request: agent_pb2.StatusRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.AgentStatus:
+        self._control(context, "Status")
         state = self._runtime.state()
         return agent_pb2.AgentStatus(
             device_id=self._runtime.device.device_id,

@@ -4,6 +4,13 @@ Servicers convert requests at the boundary (the converters validate every field 
 bad input with INVALID_ARGUMENT naming it), call the :class:`~coordinator.service.Coordinator`
 and convert answers back. They raise :mod:`synergy.errors`; the error interceptor maps those
 to status codes.
+
+Every method first asks the server's :class:`~synergy.security.guard.Guard` (the
+authorization policy of ``synergy/security/authz.py``, enforced; see docs/security.md):
+RegistryService only by the agent of the device named, AppsService only by a client or an
+admin. A refusal is recorded in :attr:`RegistryServicer.audit` / :attr:`AppsServicer.audit`
+(one :class:`~synergy.security.audit.AuditLog` per coordinator) and answered with
+UNAUTHENTICATED or PERMISSION_DENIED. A coordinator without TLS (``--insecure``) allows all.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import grpc
 
 from coordinator.service import Coordinator, ModelSource
 from synergy.errors import InvalidArgument
+from synergy.security.audit import AuditLog
+from synergy.security.authz import Allowed, Policy
+from synergy.security.guard import Guard
 from synergy.v1 import apps_pb2, apps_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 from synergy.wire.convert import app_spec_from_proto, device_from_proto, joint_plan_to_proto
 from synergy.wire.deployment import agent_state_from_proto
@@ -29,19 +39,37 @@ from synergy.wire.reports import (
 )
 from synergy.wire.tensors import array_from_proto
 
-__all__ = ["AppsServicer", "RegistryServicer", "coordinator_services"]
+__all__ = ["AppsServicer", "RegistryServicer", "coordinator_guard", "coordinator_services"]
 
 #: The longest a client may ask Infer to wait for its result.
 MAX_INFER_TIMEOUT_S = 600.0
 
 
+def coordinator_guard(coordinator: Coordinator) -> Guard:
+    """The coordinator's policy (off when it runs without TLS) and its audit log."""
+    return Guard(Policy(insecure=coordinator.config.tls is None))
+
+
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc]  # untyped generated base
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, guard: Guard | None = None) -> None:
         self._c = coordinator
+        self._guard = guard if guard is not None else coordinator_guard(coordinator)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The refusals of this coordinator (shared with its AppsServicer)."""
+        return self._guard.audit
+
+    def _authorize(self, context: grpc.aio.ServicerContext, method: str, device_id: str) -> Allowed:
+        policy = self._guard.policy
+        return self._guard.check(
+            context, lambda who: policy.registry(who, method, device_id=device_id, live_holder=None)
+        )
 
     async def Register(
         self, request: registry_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.RegisterResponse:
+        self._authorize(context, "Register", request.device.device_id)
         self._c.require_ready()
         if not request.HasField("device"):
             raise InvalidArgument("device: the capability record is missing")
@@ -56,6 +84,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     async def Heartbeat(
         self, request: registry_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.HeartbeatResponse:
+        self._authorize(context, "Heartbeat", request.device_id)
         self._c.require_ready()
         self._c.heartbeat(
             request.device_id,
@@ -68,6 +97,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     async def ReportResult(
         self, request: registry_pb2.ReportResultRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ReportResultResponse:
+        # Only an agent may report; which agent (the lease's device, the app's planned
+        # target) is specified in authz but not enforced yet: the device is the caller's own.
+        policy = self._guard.policy
+        self._guard.check(
+            context,
+            lambda who: policy.registry(
+                who, "ReportResult", device_id=who.name if who is not None else "", live_holder=None
+            ),
+        )
         self._c.require_ready()
         self._c.report_result(request.lease_id, result_from_proto(request.result))
         return registry_pb2.ReportResultResponse()
@@ -75,16 +113,30 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     async def Deregister(
         self, request: registry_pb2.DeregisterRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.DeregisterResponse:
+        self._authorize(context, "Deregister", request.device_id)
         self._c.require_ready()
         self._c.deregister(request.device_id, request.lease_id)
         return registry_pb2.DeregisterResponse()
 
 
 class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # untyped generated base
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, guard: Guard | None = None) -> None:
         self._c = coordinator
+        self._guard = guard if guard is not None else coordinator_guard(coordinator)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The refusals of this coordinator (shared with its RegistryServicer)."""
+        return self._guard.audit
+
+    def _authorize(self, context: grpc.aio.ServicerContext, method: str) -> Allowed:
+        # App ownership is specified in authz but not enforced yet: the decision is asked
+        # with owner=None, so only the role rule applies (any client or admin, any app).
+        policy = self._guard.policy
+        return self._guard.check(context, lambda who: policy.apps(who, method, owner=None))
 
     async def SubmitApp(self, request: apps_pb2.SubmitAppRequest, context: grpc.aio.ServicerContext) -> common_pb2.App:
+        self._authorize(context, "SubmitApp")
         self._c.require_ready()
         which = request.WhichOneof("model_source")
         source = ModelSource(
@@ -98,6 +150,7 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
     async def RemoveApp(
         self, request: apps_pb2.RemoveAppRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.RemoveAppResponse:
+        self._authorize(context, "RemoveApp")
         self._c.require_ready()
         await self._c.remove(request.app_id)
         return apps_pb2.RemoveAppResponse()
@@ -105,24 +158,28 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
     async def ListApps(
         self, request: apps_pb2.ListAppsRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.ListAppsResponse:
+        self._authorize(context, "ListApps")
         self._c.require_ready()
         return apps_pb2.ListAppsResponse(apps=[app_info_to_proto(a) for a in self._c.list_apps()])
 
     async def GetPlan(
         self, request: apps_pb2.GetPlanRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.JointPlan:
+        self._authorize(context, "GetPlan")
         self._c.require_ready()
         return joint_plan_to_proto(self._c.plan())
 
     async def ListDevices(
         self, request: apps_pb2.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.ListDevicesResponse:
+        self._authorize(context, "ListDevices")
         self._c.require_ready()
         return apps_pb2.ListDevicesResponse(devices=[device_info_to_proto(d) for d in self._c.list_devices()])
 
     async def WatchResults(
         self, request: apps_pb2.WatchResultsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Result]:
+        self._authorize(context, "WatchResults")
         self._c.require_ready()
         for app_id in request.app_ids:
             self._c.core.app(app_id)  # NOT_FOUND for an unknown id, before streaming starts
@@ -130,6 +187,7 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
             yield result_to_proto(result)
 
     async def Infer(self, request: apps_pb2.InferRequest, context: grpc.aio.ServicerContext) -> common_pb2.Result:
+        self._authorize(context, "Infer")
         self._c.require_ready()
         if not math.isfinite(request.timeout_s) or not 0 <= request.timeout_s <= MAX_INFER_TIMEOUT_S:
             raise InvalidArgument(f"timeout_s: must be 0 (the default) or up to {MAX_INFER_TIMEOUT_S}s")
@@ -146,6 +204,7 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
     async def GetStats(
         self, request: apps_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.CoordinatorStats:
+        self._authorize(context, "GetStats")
         self._c.require_ready()
         return stats_to_proto(self._c.stats)
 
@@ -154,7 +213,11 @@ def coordinator_services(coordinator: Coordinator) -> Sequence[tuple[Callable[[g
     """The coordinator's services, as :func:`synergy.wire.server.start_server` takes them."""
     registry = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
     apps = apps_pb2.DESCRIPTOR.services_by_name["AppsService"].full_name
+    guard = coordinator_guard(coordinator)  # one policy and audit log for both services
     return [
-        (partial(registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(coordinator)), registry),
-        (partial(apps_pb2_grpc.add_AppsServiceServicer_to_server, AppsServicer(coordinator)), apps),
+        (
+            partial(registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(coordinator, guard)),
+            registry,
+        ),
+        (partial(apps_pb2_grpc.add_AppsServiceServicer_to_server, AppsServicer(coordinator, guard)), apps),
     ]

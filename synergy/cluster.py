@@ -8,8 +8,9 @@ them — SIGTERM first, SIGKILL after a grace period — so nothing is left behi
 By default (``tls=True``) the cluster runs on mutual TLS with a throwaway CA in a temporary directory:
 a certificate ``coordinator:coordinator`` for the coordinator, ``agent:DEVICE_ID`` for each
 agent, ``client:tests`` for :meth:`LocalCluster.client` and ``admin:admin`` for
-:meth:`LocalCluster.channel`; :meth:`LocalCluster.tls_dir` issues more (another client, a
-stranger's identity) on demand. With ``tls=False`` every daemon is started with ``--insecure``.
+:meth:`LocalCluster.channel` (unless given another role and name); :meth:`LocalCluster.tls_dir`
+issues more (another client, a stranger's identity) on demand. With ``tls=False`` every daemon
+is started with ``--insecure``.
 """
 
 from __future__ import annotations
@@ -194,12 +195,21 @@ class LocalCluster:
         """An SDK client of the coordinator (identity ``client:tests`` with TLS)."""
         return SynergyClient(self.address, tls=self.tls_config("client", CLIENT_NAME) if self.tls else None)
 
-    def channel(self, address: str, *, options: Sequence[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
-        """A raw gRPC channel to a daemon of this cluster (identity ``admin:admin`` with TLS).
+    def channel(
+        self,
+        address: str,
+        *,
+        role: str = "admin",
+        name: str = ADMIN_NAME,
+        options: Sequence[tuple[str, Any]] | None = None,
+    ) -> grpc.aio.Channel:
+        """A raw gRPC channel to a daemon of this cluster, as ``role:name`` with TLS (``admin:admin``
+        unless told; the servers authorize by it: agent control needs ``role="coordinator"``,
+        RegistryService an agent named as the device).
 
         ``options`` replaces the standard channel options, as in :func:`~synergy.wire.channels.open_channel`.
         """
-        return open_channel(address, self.tls_config("admin", ADMIN_NAME) if self.tls else None, options=options)
+        return open_channel(address, self.tls_config(role, name) if self.tls else None, options=options)
 
     @property
     def ca_dir(self) -> Path:

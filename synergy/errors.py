@@ -10,6 +10,8 @@ a message that names the constraint.
     │   └── ModelError       a model that is not valid ONNX or uses unsupported operators
     ├── NotFound             unknown app id, device id or zoo name
     ├── AlreadyExists        a second live agent claiming a device id
+    ├── Unauthenticated      a caller without a certificate the server can trust
+    ├── PermissionDenied     a known caller asking for what its role or name does not allow
     ├── FailedPrecondition   valid request the current state cannot serve
     │   └── PlanningError    no device (or combination) can run an app
     ├── ResourceExhausted    a partition or a frame over a hard limit
@@ -30,9 +32,11 @@ __all__ = [
     "InvalidArgument",
     "ModelError",
     "NotFound",
+    "PermissionDenied",
     "PlanningError",
     "ResourceExhausted",
     "SynergyError",
+    "Unauthenticated",
     "Unavailable",
 ]
 
@@ -58,6 +62,18 @@ class NotFound(SynergyError):
 
 class AlreadyExists(SynergyError):
     grpc_code = "ALREADY_EXISTS"
+
+
+class Unauthenticated(SynergyError):
+    """No identity to trust: plain text, no client certificate, or a role Synergy does not know."""
+
+    grpc_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(SynergyError):
+    """A known identity asking for something its role or name does not allow (the message says which rule)."""
+
+    grpc_code = "PERMISSION_DENIED"
 
 
 class FailedPrecondition(SynergyError):

@@ -63,6 +63,7 @@ __all__ = [
     "authorize_agent_control",
     "authorize_apps",
     "authorize_frames",
+    "authorize_frames_peer",
     "authorize_registry",
     "authorize_report",
     "redact_for",
@@ -391,6 +392,23 @@ def authorize_frames(
     return Allowed(AGENT_SERVICE, method, who, "the upstream device of that hop")
 
 
+def authorize_frames_peer(identity: Identity | None) -> Allowed:
+    """A Frames stream only from an agent or the coordinator: the interim rule servers enforce
+    until :func:`authorize_frames` (only the upstream of that hop) is wired in."""
+    method = _FRAMES
+    what = "open a frame stream"
+    who = _authenticated(identity, AGENT_SERVICE, method, what)
+    if who.role not in ("agent", "coordinator"):
+        raise _denied(
+            who,
+            AGENT_SERVICE,
+            method,
+            what,
+            f"only agents and the coordinator feed frames (this is {_a(who.role)} certificate)",
+        )
+    return Allowed(AGENT_SERVICE, method, who, "agents and the coordinator feed frames")
+
+
 # -- AppsService (coordinator) -----------------------------------------------------------------
 
 _OWNED_VERB = {"RemoveApp": "remove", "WatchResults": "watch the results of", "Infer": "call Infer on"}
@@ -537,6 +555,12 @@ class Policy:
         if self._insecure:
             return self._open(AGENT_SERVICE, _FRAMES, identity)
         return authorize_frames(identity, app_id=app_id, epoch=epoch, segment=segment, upstream=upstream)
+
+    def frames_peer(self, identity: Identity | None) -> Allowed:
+        """:func:`authorize_frames_peer` in this policy's mode."""
+        if self._insecure:
+            return self._open(AGENT_SERVICE, _FRAMES, identity)
+        return authorize_frames_peer(identity)
 
     def apps(self, identity: Identity | None, method: str, *, owner: str | None, app_id: str = "") -> Allowed:
         """:func:`authorize_apps` in this policy's mode."""

@@ -39,8 +39,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
 _open_channels: list[grpc.aio.Channel] = []
 
 
-def channel(cluster: LocalCluster, address: str) -> grpc.aio.Channel:
-    opened = cluster.channel(address)
+def channel(cluster: LocalCluster, address: str, role: str = "admin", name: str = "admin") -> grpc.aio.Channel:
+    opened = cluster.channel(address, role=role, name=name)
     _open_channels.append(opened)
     return opened
 
@@ -192,7 +192,8 @@ async def test_unknown_app_id(cluster: LocalCluster) -> None:
 
 
 async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(channel(cluster, cluster.address))
+    # Even with glasses' own certificate (a copy of it), a live device id is not taken over.
+    registry = registry_pb2_grpc.RegistryServiceStub(channel(cluster, cluster.address, "agent", "glasses"))
     impostor = device_to_proto(preset_device("glasses"))
     impostor.address = "127.0.0.1:1"
     await assert_status(
@@ -206,7 +207,8 @@ async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None
 
 
 def agent_stub(cluster: LocalCluster, name: str) -> agent_pb2_grpc.AgentServiceStub:
-    return agent_pb2_grpc.AgentServiceStub(channel(cluster, cluster.agents[name].address))
+    # As the coordinator: only it may control an agent (Frames also takes an agent or it).
+    return agent_pb2_grpc.AgentServiceStub(channel(cluster, cluster.agents[name].address, "coordinator", "coordinator"))
 
 
 def partition_assignment(model_name: str, app_id: str, weights_8bit: bool = False) -> agent_pb2.Assignment:

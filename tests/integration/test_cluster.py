@@ -138,7 +138,7 @@ async def test_killed_agent_leads_to_a_new_plan_and_results_flow_again(log_dir: 
 async def loaded_epochs(cluster: LocalCluster) -> dict[str, list[int]]:
     out = {}
     for name, agent in cluster.agents.items():
-        async with cluster.channel(agent.address) as channel:
+        async with cluster.channel(agent.address, role="coordinator", name="coordinator") as channel:
             status = await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest())
         out[name] = list(status.loaded_epochs)
     return out

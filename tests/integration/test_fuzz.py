@@ -362,6 +362,11 @@ async def send(channel: grpc.aio.Channel, rpc: Rpc, payload: bytes | list[bytes]
         return Outcome(exc.code().name, exc.details() or "")
 
 
+def caller(rpc: Rpc) -> str:
+    """Which of the test's channels (identities) sends ``rpc``: RegistryService its own."""
+    return "registry" if rpc.method.startswith("/synergy.v1.RegistryService/") else rpc.daemon
+
+
 def label(rpc: Rpc) -> str:
     """ "coordinator Health/Check": the daemon, the service without its package, the method."""
     service, method = rpc.method.lstrip("/").split("/")
@@ -397,14 +402,22 @@ async def test_fuzz_every_rpc_of_both_daemons(log_dir: Path) -> None:
             app = await client.submit_app(AppRequest("client", "convnet5", "display"))
         assert cluster.coordinator is not None
         coordinator_pid = cluster.coordinator.process.pid
-        addresses = {"coordinator": cluster.address, "agent": cluster.agents["glasses"].address}
         options = [*channel_options(), ("grpc.max_send_message_length", 100 * MB)]
-        channels = {name: cluster.channel(address, options=options) for name, address in addresses.items()}
+        # Each daemon as a caller its servers authorize, so the fuzz reaches the servicers:
+        # AppsService as the admin, AgentService as the coordinator; RegistryService as the
+        # agent of the fuzz device (calls naming another device answer PERMISSION_DENIED).
+        channels = {
+            "coordinator": cluster.channel(cluster.address, options=options),
+            "agent": cluster.channel(
+                cluster.agents["glasses"].address, role="coordinator", name="coordinator", options=options
+            ),
+            "registry": cluster.channel(cluster.address, role="agent", name="fuzz-device", options=options),
+        }
         try:
             all_rpcs = rpcs(app.app_id)
             # Warm up every RPC once, then measure the coordinator's baseline.
             for rpc in all_rpcs:
-                await send(channels[rpc.daemon], rpc, b"")
+                await send(channels[caller(rpc)], rpc, b"")
             await asyncio.sleep(1.0)
             baseline = rss_mb(coordinator_pid)
 
@@ -416,7 +429,7 @@ async def test_fuzz_every_rpc_of_both_daemons(log_dir: Path) -> None:
             peak = baseline
 
             async def record(rpc: Rpc, what: str, payload: bytes | list[bytes]) -> None:
-                outcome = await send(channels[rpc.daemon], rpc, payload)
+                outcome = await send(channels[caller(rpc)], rpc, payload)
                 counts[label(rpc)][outcome.code] += 1
                 examples.setdefault((label(rpc), outcome.code), f"[{what:.60}] {outcome.details[:200]}")
                 where = f"{rpc.daemon} {rpc.method} [{what}]"

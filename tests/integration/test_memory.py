@@ -49,7 +49,10 @@ async def test_memory_returns_after_large_refused_requests(log_dir: Path) -> Non
         options = [("grpc.max_send_message_length", limits.MAX_RECEIVE_MESSAGE_BYTES)]
         async with (
             cluster.channel(cluster.address, options=options) as to_coordinator,
-            cluster.channel(daemons["agent"].address, options=options) as to_agent,
+            # As the coordinator: only it may deploy to an agent.
+            cluster.channel(
+                daemons["agent"].address, role="coordinator", name="coordinator", options=options
+            ) as to_agent,
         ):
             apps = apps_pb2_grpc.AppsServiceStub(to_coordinator)
             agent = agent_pb2_grpc.AgentServiceStub(to_agent)

@@ -119,9 +119,9 @@ async def test_daemons_say_they_run_on_tls(cluster: LocalCluster) -> None:
         assert f'"tls": "agent:{name}"' in agent.log_path.read_text()
 
 
-async def test_raw_admin_channel_reaches_agents(cluster: LocalCluster) -> None:
+async def test_raw_coordinator_channel_reaches_agents(cluster: LocalCluster) -> None:
     for agent in cluster.agents.values():
-        async with cluster.channel(agent.address) as channel:
+        async with cluster.channel(agent.address, role="coordinator", name="coordinator") as channel:
             await agent_pb2_grpc.AgentServiceStub(channel).Status(agent_pb2.StatusRequest(), timeout=5)
 
 

@@ -520,3 +520,26 @@ def test_an_insecure_policy_records_owners_and_watches_all() -> None:
     assert policy.apps(ALICE, "/synergy.v1.AppsService/SubmitApp", owner=None).owner == "alice"
     assert policy.apps(ALICE, "WatchResults", owner=None).results == ResultsFilter(None)
     assert policy.apps(ALICE, "WatchResults", owner="bob").results is None
+
+
+# -- the interim Frames rule (enforced until the upstream rule is wired) -----------------------
+
+
+@pytest.mark.parametrize("who", [COORDINATOR, WATCH])
+def test_frames_peer_allows_agents_and_the_coordinator(who: Identity) -> None:
+    allowed = authz.authorize_frames_peer(who)
+    assert allowed.method == "Frames" and allowed.identity == who
+    assert Policy().frames_peer(who).identity == who
+
+
+@pytest.mark.parametrize("who", [ALICE, ROOT])
+def test_frames_peer_refuses_clients_and_admins(who: Identity) -> None:
+    refusal = refused(lambda: authz.authorize_frames_peer(who))
+    assert refusal.code == "PERMISSION_DENIED"
+    assert refusal.rpc == "AgentService/Frames"
+    assert str(who) in refusal.reason
+
+
+def test_frames_peer_without_identity_is_unauthenticated() -> None:
+    assert refused(lambda: authz.authorize_frames_peer(None)).code == "UNAUTHENTICATED"
+    assert Policy(insecure=True).frames_peer(None).insecure

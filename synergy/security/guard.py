@@ -1,0 +1,60 @@
+"""Enforcing the authorization policy in a servicer: one call before the work.
+
+:mod:`synergy.security.authz` decides, purely; this module is the one place where a decision
+meets a live call: it reads the caller's identity from the connection
+(:func:`~synergy.security.tls.peer_identity`), runs the decision, records a refusal in the
+server's :class:`~synergy.security.audit.AuditLog` and raises the :mod:`synergy.errors` class
+of the refusal's code, which the error interceptor turns into the gRPC status::
+
+    allowed = self._guard.check(context, lambda who: self._guard.policy.agent_control(who, "Deploy"))
+
+``UNAUTHENTICATED`` becomes :class:`~synergy.errors.Unauthenticated`, ``PERMISSION_DENIED``
+:class:`~synergy.errors.PermissionDenied`, with the refusal's reason as the message. An
+insecure policy's first decision carries a notice, logged here once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+import structlog
+
+from synergy.errors import PermissionDenied, SynergyError, Unauthenticated
+from synergy.security.audit import AuditLog
+from synergy.security.authz import Allowed, Policy, Refusal
+from synergy.security.identity import Identity
+from synergy.security.tls import peer_identity
+
+__all__ = ["Guard", "error_for"]
+
+log = structlog.get_logger(__name__)
+
+
+def error_for(refusal: Refusal) -> SynergyError:
+    """The :mod:`synergy.errors` exception a refusal is answered with (its reason as message)."""
+    if refusal.code == "UNAUTHENTICATED":
+        return Unauthenticated(refusal.reason)
+    return PermissionDenied(refusal.reason)
+
+
+class Guard:
+    """A server's policy and audit log, applied to its calls."""
+
+    def __init__(self, policy: Policy, audit: AuditLog | None = None) -> None:
+        self.policy = policy
+        self.audit = audit if audit is not None else AuditLog()
+
+    def check(self, context: grpc.aio.ServicerContext, decide: Callable[[Identity | None], Allowed]) -> Allowed:
+        """Run ``decide`` on the caller's identity: its :class:`Allowed`, or the refusal raised
+        as a :class:`~synergy.errors.SynergyError` (after it is recorded in :attr:`audit`)."""
+        identity = None if self.policy.insecure else peer_identity(context)
+        try:
+            allowed = decide(identity)
+        except Refusal as refusal:
+            self.audit.record(refusal, now=time.monotonic(), address=str(context.peer() or ""))
+            raise error_for(refusal) from None
+        if allowed.notice is not None:
+            log.warning("authorization_off", notice=allowed.notice)
+        return allowed
