@@ -204,7 +204,7 @@ class ControlCore:
             raise NotFound(f"unknown app id {app_id!r}; known: {sorted(self.apps) or 'none'}")
         return record
 
-    def check_submission(self, spec: AppSpec, now: float) -> None:
+    def check_submission(self, spec: AppSpec) -> None:
         """Refuse an app this space can never run (unknown types, bad pins); changes nothing."""
         devices = {d.device_id: d for d in self.online_devices()}
         sensors = {s.type for d in devices.values() for s in d.sensors}
@@ -701,10 +701,10 @@ class ControlCore:
             drifted = self.calibrator.drifted(self.planned_factors)
             if drifted:
                 self.planned_factors = {**self.planned_factors, **drifted}
+                self.stats.calibration = dict(self.planned_factors)
                 self.stats.recalibrations += 1
                 log.info("calibration_drift_replanning", factors={d: round(f, 3) for d, f in drifted.items()})
                 out += self._request_replan(now)
-        self.stats.calibration = dict(self.planned_factors)
         return out + self._maybe_start(now)
 
     # helpers

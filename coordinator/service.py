@@ -500,7 +500,7 @@ class Coordinator:
             await asyncio.to_thread(check_runnable_somewhere, model.hardware, boards)
             app_id = self.core.peek_app_id()
             spec = replace(spec, app_id=app_id, name=spec.name or app_id, model=spec.model or model.name)
-            self.core.check_submission(spec, now)
+            self.core.check_submission(spec)
             devices = self.core.planning_devices([spec], now)
             alone = await asyncio.to_thread(self._planner, devices, [PlanningApp(spec, model.hardware)])
             if app_id in alone.unplaced:

@@ -78,7 +78,7 @@ def test_failed_submit_consumes_no_app_id() -> None:
     h = Harness()
     running_cluster(h)
     with pytest.raises(Exception, match="unknown sensor type"):
-        h.core.check_submission(app_spec("app-1", "thermometer", "display"), h.now)
+        h.core.check_submission(app_spec("app-1", "thermometer", "display"))
     assert h.core.peek_app_id() == "app-1"
 
 
