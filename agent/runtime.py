@@ -88,6 +88,8 @@ class Segment:
     output_type: str
     next_address: str
     next_link: LinkProfile | None
+    #: The device of the previous segment, the one peer allowed to stream into this one.
+    upstream: str = ""
     inbox: asyncio.Queue[tuple[Frame, AckFn | None]] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
     stream: FrameStream | None = None
     busy: int = 0
@@ -242,6 +244,7 @@ class Runtime:
             output_type=a.output_type,
             next_address=a.next.address if a.next is not None else "",
             next_link=link,
+            upstream=a.upstream,
         )
 
     def activate(self, epoch: int) -> None:
@@ -348,6 +351,14 @@ class Runtime:
         await asyncio.gather(*(self.undeploy(epoch, drain_timeout_s) for epoch in list(self._epochs)))
 
     # -- data plane ------------------------------------------------------------------------
+
+    def upstream_of(self, target: StreamTarget) -> str | None:
+        """The device this agent's deployment names as the upstream of ``target``; None when
+        it holds no such segment, or the segment is fed by no peer (segment 0)."""
+        segment = self._epochs.get(target.epoch, {}).get((target.app_id, target.epoch, target.segment))
+        if segment is None or segment.index == 0 or not segment.upstream:
+            return None
+        return segment.upstream
 
     def segment_for(self, app_id: str, epoch: int, index: int) -> Segment:
         segment = self._epochs.get(epoch, {}).get((app_id, epoch, index))

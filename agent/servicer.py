@@ -4,8 +4,9 @@ The one module of the agent that sees protos: requests are converted (and valida
 the ``synergy.wire`` converters, the runtime works on our types, answers are converted back.
 
 Every method first asks the agent's :class:`~synergy.security.guard.Guard` (docs/security.md):
-Deploy, Activate, Undeploy, Status and Inject only by the coordinator, Frames only by an agent
-or the coordinator. Refusals are recorded in :attr:`AgentServicer.audit` and answered with
+Deploy, Activate, Undeploy, Status and Inject only by the coordinator; a Frames stream only
+from the device this agent's deployment names as the upstream of the segment it feeds, and
+only with frames for that segment. Refusals are recorded in :attr:`AgentServicer.audit` and answered with
 UNAUTHENTICATED or PERMISSION_DENIED; an agent without TLS (``--insecure``) allows all.
 """
 
@@ -27,7 +28,7 @@ from synergy.v1 import agent_pb2, agent_pb2_grpc
 from synergy.wire.deployment import agent_state_to_proto, assignment_from_proto
 from synergy.wire.frames import serve_frames, stream_target
 from synergy.wire.reports import telemetry_to_proto
-from synergy.wire.tensors import array_from_proto
+from synergy.wire.tensors import Frame, array_from_proto
 
 __all__ = ["AgentServicer", "registration"]
 
@@ -75,13 +76,42 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
     async def Frames(
         self, request_iterator: AsyncIterator[agent_pb2.FrameChunk], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FrameAck]:
-        policy = self._guard.policy
-        self._guard.check(context, policy.frames_peer)
+        policy, guard = self._guard.policy, self._guard
         target = stream_target(context.invocation_metadata())
+        who = guard.identity(context)
+
+        def address() -> str:
+            return str(context.peer() or "")
+
+        # Decided before a single frame is read: a refused stream never reaches the data
+        # plane, so it is not counted as any app's drop.
+        guard.check_as(
+            who,
+            address,
+            lambda w: policy.frames(
+                w,
+                app_id=target.app_id if target else "",
+                epoch=target.epoch if target else 0,
+                segment=target.segment if target else 0,
+                upstream=self._runtime.upstream_of(target) if target else None,
+            ),
+        )
+        admit = None
         if target is not None:
+            stream = (target.app_id, target.epoch, target.segment)
+
+            def admit(frame: Frame) -> None:
+                guard.check_as(
+                    who,
+                    address,
+                    lambda w: policy.frame_in_stream(
+                        w, stream=stream, frame=(frame.app_id, frame.epoch, frame.segment), seq=frame.seq
+                    ),
+                )
+
             self._runtime.inbound_opened(target)
         try:
-            async with contextlib.aclosing(serve_frames(request_iterator, self._runtime.receive)) as acks:
+            async with contextlib.aclosing(serve_frames(request_iterator, self._runtime.receive, admit)) as acks:
                 async for ack in acks:
                     yield ack
         finally:

@@ -106,6 +106,7 @@ def segments_to_assignments(
             partition=partition,
             output_type=app.target_type if segment.delivers else "",
             next=peer,
+            upstream=segments[segment.index - 1].device_id if segment.index > 0 else "",
         )
         out.setdefault(segment.device_id, []).append(assignment)
     return out

@@ -62,6 +62,9 @@ class SegmentAssignment:
     output_type: str = ""
     #: The next segment's agent; None at the target.
     next: PeerRef | None = None
+    #: The device of the previous segment: the one peer whose frame stream into this segment
+    #: is accepted. Empty at segment 0 (it senses, or is fed by the coordinator's Inject).
+    upstream: str = ""
 
     @property
     def digest(self) -> str:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final, Literal
 
 from synergy.security.identity import ROLES, Identity
@@ -50,12 +49,10 @@ __all__ = [
     "AGENT_SERVICE",
     "APPS_METHODS",
     "APPS_SERVICE",
-    "CLIENT_FED",
     "REGISTRY_METHODS",
     "REGISTRY_SERVICE",
     "UNOWNED",
     "Allowed",
-    "ClientFed",
     "Policy",
     "Refusal",
     "RefusalCode",
@@ -63,7 +60,7 @@ __all__ = [
     "authorize_agent_control",
     "authorize_apps",
     "authorize_frames",
-    "authorize_frames_peer",
+    "authorize_frame_in_stream",
     "authorize_registry",
     "authorize_report",
     "redact_for",
@@ -102,16 +99,6 @@ _INSECURE_NOTICE = (
     "authorization is off (--insecure): every call is allowed whoever makes it; "
     "run with --tls-dir to have each server check its callers"
 )
-
-
-class ClientFed(Enum):
-    """The upstream of segment 0 of a client-fed app: the coordinator feeds it (from Infer)."""
-
-    CLIENT_FED = "client-fed"
-
-
-#: Sentinel for :func:`authorize_frames`: "this hop is fed by the coordinator".
-CLIENT_FED: Final = ClientFed.CLIENT_FED
 
 
 class Refusal(Exception):
@@ -351,16 +338,26 @@ def authorize_agent_control(identity: Identity | None, method: str) -> Allowed:
 
 
 def authorize_frames(
-    identity: Identity | None, *, app_id: str, epoch: int, segment: int, upstream: str | ClientFed | None
+    identity: Identity | None, *, app_id: str, epoch: int, segment: int, upstream: str | None
 ) -> Allowed:
     """A Frames stream into (``app_id``, ``epoch``, ``segment``) only from its upstream.
 
-    ``upstream`` is what the agent's current deployment says feeds that hop: the device id of
-    the previous segment's agent; :data:`CLIENT_FED` when the coordinator feeds it (segment 0
-    of a client-fed app); None when the agent holds no such app, epoch and segment — refused,
-    so nothing is read from a stream nobody should send.
+    ``upstream`` is the device the agent's current deployment names as the previous segment of
+    that hop; None when the agent holds no such app, epoch and segment (or holds it as segment
+    0, which no peer feeds): refused, so nothing is read from a stream nobody should send.
+    An ``app_id`` of "" means the stream did not say what it feeds: refused too.
+    Check each frame of an allowed stream with :func:`authorize_frame_in_stream`.
     """
     method = _FRAMES
+    if not app_id:
+        who = _authenticated(identity, AGENT_SERVICE, method, "open a frame stream")
+        raise _denied(
+            who,
+            AGENT_SERVICE,
+            method,
+            "open a frame stream",
+            "the stream's metadata does not name the app, epoch and segment it feeds",
+        )
     what = f"open a frame stream into app {app_id} epoch {epoch} segment {segment}"
     who = _authenticated(identity, AGENT_SERVICE, method, what)
     if upstream is None:
@@ -369,18 +366,9 @@ def authorize_frames(
             AGENT_SERVICE,
             method,
             what,
-            "this agent holds no such app, epoch and segment (a stream is accepted only for what it holds)",
+            "this agent holds no such app, epoch and segment fed by a peer "
+            "(a stream is accepted only for what it holds)",
         )
-    if isinstance(upstream, ClientFed):
-        if segment != 0:
-            raise _denied(
-                who, AGENT_SERVICE, method, what, "only segment 0 of a client-fed app is fed by the coordinator"
-            )
-        if who.role != "coordinator":
-            raise _denied(
-                who, AGENT_SERVICE, method, what, f"app {app_id} is client-fed: only the coordinator feeds it"
-            )
-        return Allowed(AGENT_SERVICE, method, who, "the coordinator feeds segment 0 of a client-fed app")
     if who.role != "agent" or who.name != upstream:
         raise _denied(
             who,
@@ -392,21 +380,24 @@ def authorize_frames(
     return Allowed(AGENT_SERVICE, method, who, "the upstream device of that hop")
 
 
-def authorize_frames_peer(identity: Identity | None) -> Allowed:
-    """A Frames stream only from an agent or the coordinator: the interim rule servers enforce
-    until :func:`authorize_frames` (only the upstream of that hop) is wired in."""
+def authorize_frame_in_stream(
+    identity: Identity | None, *, stream: tuple[str, int, int], frame: tuple[str, int, int], seq: int
+) -> None:
+    """One frame of an allowed stream: it must be for the (app, epoch, segment) the stream was
+    allowed into, or the sender could feed any app through one hop it may feed."""
+    if frame == stream:
+        return
     method = _FRAMES
-    what = "open a frame stream"
+    app, epoch, segment = stream
+    what = f"send frame {seq} for app {frame[0]} epoch {frame[1]} segment {frame[2]}"
     who = _authenticated(identity, AGENT_SERVICE, method, what)
-    if who.role not in ("agent", "coordinator"):
-        raise _denied(
-            who,
-            AGENT_SERVICE,
-            method,
-            what,
-            f"only agents and the coordinator feed frames (this is {_a(who.role)} certificate)",
-        )
-    return Allowed(AGENT_SERVICE, method, who, "agents and the coordinator feed frames")
+    raise _denied(
+        who,
+        AGENT_SERVICE,
+        method,
+        what,
+        f"the stream was allowed into app {app} epoch {epoch} segment {segment} only",
+    )
 
 
 # -- AppsService (coordinator) -----------------------------------------------------------------
@@ -549,18 +540,19 @@ class Policy:
         return authorize_agent_control(identity, method)
 
     def frames(
-        self, identity: Identity | None, *, app_id: str, epoch: int, segment: int, upstream: str | ClientFed | None
+        self, identity: Identity | None, *, app_id: str, epoch: int, segment: int, upstream: str | None
     ) -> Allowed:
         """:func:`authorize_frames` in this policy's mode."""
         if self._insecure:
             return self._open(AGENT_SERVICE, _FRAMES, identity)
         return authorize_frames(identity, app_id=app_id, epoch=epoch, segment=segment, upstream=upstream)
 
-    def frames_peer(self, identity: Identity | None) -> Allowed:
-        """:func:`authorize_frames_peer` in this policy's mode."""
-        if self._insecure:
-            return self._open(AGENT_SERVICE, _FRAMES, identity)
-        return authorize_frames_peer(identity)
+    def frame_in_stream(
+        self, identity: Identity | None, *, stream: tuple[str, int, int], frame: tuple[str, int, int], seq: int
+    ) -> None:
+        """:func:`authorize_frame_in_stream` in this policy's mode."""
+        if not self._insecure:
+            authorize_frame_in_stream(identity, stream=stream, frame=frame, seq=seq)
 
     def apps(self, identity: Identity | None, method: str, *, owner: str | None, app_id: str = "") -> Allowed:
         """:func:`authorize_apps` in this policy's mode."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 import structlog
@@ -30,6 +31,8 @@ from synergy.security.tls import peer_identity
 __all__ = ["Guard", "error_for"]
 
 log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
 
 
 def error_for(refusal: Refusal) -> SynergyError:
@@ -49,12 +52,22 @@ class Guard:
     def check(self, context: grpc.aio.ServicerContext, decide: Callable[[Identity | None], Allowed]) -> Allowed:
         """Run ``decide`` on the caller's identity: its :class:`Allowed`, or the refusal raised
         as a :class:`~synergy.errors.SynergyError` (after it is recorded in :attr:`audit`)."""
-        identity = None if self.policy.insecure else peer_identity(context)
+        return self.check_as(self.identity(context), lambda: str(context.peer() or ""), decide)
+
+    def identity(self, context: grpc.aio.ServicerContext) -> Identity | None:
+        """The caller's identity from its certificate (None without TLS)."""
+        return None if self.policy.insecure else peer_identity(context)
+
+    def check_as(
+        self, identity: Identity | None, address: Callable[[], str], decide: Callable[[Identity | None], _T]
+    ) -> _T:
+        """:meth:`check` for a caller whose identity was read already (each frame of a stream);
+        ``address`` gives the caller's address for the audit log, asked only on a refusal."""
         try:
             allowed = decide(identity)
         except Refusal as refusal:
-            self.audit.record(refusal, now=time.monotonic(), address=str(context.peer() or ""))
+            self.audit.record(refusal, now=time.monotonic(), address=address())
             raise error_for(refusal) from None
-        if allowed.notice is not None:
+        if isinstance(allowed, Allowed) and allowed.notice is not None:
             log.warning("authorization_off", notice=allowed.notice)
         return allowed

@@ -44,7 +44,7 @@ class Partition(_message.Message):
     def __init__(self, first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., onnx: _Optional[bytes] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("app_id", "segment", "sensor_type", "rate_hz", "inputs", "partition", "output_type", "next", "model")
+    __slots__ = ("app_id", "segment", "sensor_type", "rate_hz", "inputs", "partition", "output_type", "next", "model", "upstream_device_id")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SENSOR_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class Assignment(_message.Message):
     OUTPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     segment: int
     sensor_type: str
@@ -63,7 +64,8 @@ class Assignment(_message.Message):
     output_type: str
     next: Peer
     model: str
-    def __init__(self, app_id: _Optional[str] = ..., segment: _Optional[int] = ..., sensor_type: _Optional[str] = ..., rate_hz: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., partition: _Optional[_Union[Partition, _Mapping]] = ..., output_type: _Optional[str] = ..., next: _Optional[_Union[Peer, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+    upstream_device_id: str
+    def __init__(self, app_id: _Optional[str] = ..., segment: _Optional[int] = ..., sensor_type: _Optional[str] = ..., rate_hz: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., partition: _Optional[_Union[Partition, _Mapping]] = ..., output_type: _Optional[str] = ..., next: _Optional[_Union[Peer, _Mapping]] = ..., model: _Optional[str] = ..., upstream_device_id: _Optional[str] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
     __slots__ = ("epoch", "assignments")

@@ -48,6 +48,7 @@ def assignment_to_proto(a: SegmentAssignment) -> agent_pb2.Assignment:
         inputs=[spec_to_meta(t) for t in a.inputs],
         output_type=a.output_type,
         model=a.model,
+        upstream_device_id=a.upstream,
     )
     if a.partition is not None:
         p = a.partition
@@ -97,6 +98,7 @@ def assignment_from_proto(msg: agent_pb2.Assignment, *, path: str = "assignment"
         partition=partition,
         output_type=msg.output_type,
         next=peer,
+        upstream=msg.upstream_device_id,
     )
 
 

@@ -207,12 +207,16 @@ def stream_target(metadata: Sequence[tuple[str, str | bytes]] | None) -> StreamT
     return StreamTarget(app_id, epoch, segment)
 
 
-async def _frames_from_chunks(chunks: AsyncIterator[agent_pb2.FrameChunk]) -> AsyncGenerator[Frame, None]:
+async def _frames_from_chunks(
+    chunks: AsyncIterator[agent_pb2.FrameChunk], admit: Callable[[Frame], None] | None
+) -> AsyncGenerator[Frame, None]:
     assembler = FrameAssembler()
     try:
         async for chunk in chunks:
             frame = assembler.feed(chunk)
             if frame is not None:
+                if admit is not None:
+                    admit(frame)
                 yield frame
     finally:
         if assembler.pending_seq is not None:
@@ -227,13 +231,15 @@ def _ack_to_proto(ack: FrameAck) -> agent_pb2.FrameAck:
 async def serve_frames(
     chunks: AsyncIterator[agent_pb2.FrameChunk],
     receive: Callable[[AsyncIterator[Frame]], AsyncGenerator[FrameAck, None]],
+    admit: Callable[[Frame], None] | None = None,
 ) -> AsyncGenerator[agent_pb2.FrameAck, None]:
     """The servicer's body of ``Frames``: chunks in, frames to ``receive``, its acks out.
 
     A malformed chunk stream ends the call with the assembler's error (a SynergyError, mapped
-    to its status code by the server's interceptor).
+    to its status code by the server's interceptor). ``admit`` sees each frame before
+    ``receive`` does; a SynergyError it raises ends the call the same way, the frame unread.
     """
     # ``receive`` consumes the frames in a task of its own and stops it before it ends.
-    async with contextlib.aclosing(receive(_frames_from_chunks(chunks))) as acks:
+    async with contextlib.aclosing(receive(_frames_from_chunks(chunks, admit))) as acks:
         async for ack in acks:
             yield _ack_to_proto(ack)

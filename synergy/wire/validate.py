@@ -318,6 +318,12 @@ def assignment(msg: agent_pb2.Assignment, path: str = "assignment") -> None:
     _metas(msg.inputs, f"{path}.inputs")
     name(msg.output_type, f"{path}.output_type")
     name(msg.model, f"{path}.model")
+    identifier(msg.upstream_device_id, f"{path}.upstream_device_id", required=False)
+    if msg.segment > 0 and not msg.upstream_device_id:
+        _refuse(
+            f"{path}.upstream_device_id",
+            f"is empty for segment {msg.segment}: every segment after the first names its upstream device",
+        )
     if msg.HasField("partition"):
         p, where = msg.partition, f"{path}.partition"
         count(p.first_layer, f"{where}.first_layer", high=limits.MAX_LAYER_INDEX)

@@ -14,7 +14,6 @@ from synergy.security.authz import (
     AGENT_SERVICE,
     APPS_METHODS,
     APPS_SERVICE,
-    CLIENT_FED,
     REGISTRY_METHODS,
     REGISTRY_SERVICE,
     UNOWNED,
@@ -24,6 +23,7 @@ from synergy.security.authz import (
     ResultsFilter,
     authorize_agent_control,
     authorize_apps,
+    authorize_frame_in_stream,
     authorize_frames,
     authorize_registry,
     authorize_report,
@@ -75,7 +75,7 @@ def test_module_is_pure() -> None:
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
-    assert imported == {"__future__", "collections.abc", "dataclasses", "enum", "typing", "synergy.security.identity"}
+    assert imported == {"__future__", "collections.abc", "dataclasses", "typing", "synergy.security.identity"}
 
 
 def test_refusal_carries_code_reason_method_and_who() -> None:
@@ -334,25 +334,40 @@ def test_frames_for_what_the_agent_does_not_hold(who: Identity) -> None:
     assert r.code == "PERMISSION_DENIED"
     assert r.reason == (
         f"{who} may not open a frame stream into app app-1 epoch 9 segment 1: "
-        "this agent holds no such app, epoch and segment (a stream is accepted only for what it holds)"
+        "this agent holds no such app, epoch and segment fed by a peer (a stream is accepted only for what it holds)"
     )
 
 
-def test_coordinator_feeds_segment_0_of_a_client_fed_app() -> None:
-    allowed = authorize_frames(COORDINATOR, app_id="app-2", epoch=3, segment=0, upstream=CLIENT_FED)
-    assert "client-fed" in allowed.rule
-
-
-@pytest.mark.parametrize("who", [WATCH, ALICE, ROOT])
-def test_only_the_coordinator_feeds_a_client_fed_app(who: Identity) -> None:
-    r = refused(lambda: authorize_frames(who, app_id="app-2", epoch=3, segment=0, upstream=CLIENT_FED))
+@pytest.mark.parametrize("who", EVERY_ROLE)
+def test_frames_into_segment_0_are_refused(who: Identity) -> None:
+    # Segment 0 senses, or the coordinator feeds it with Inject: no peer streams into it, so
+    # the agent reports no upstream for it.
+    r = refused(lambda: authorize_frames(who, app_id="app-2", epoch=3, segment=0, upstream=None))
     assert r.code == "PERMISSION_DENIED"
-    assert r.reason.endswith("app app-2 is client-fed: only the coordinator feeds it")
 
 
-def test_client_fed_is_segment_0_only() -> None:
-    r = refused(lambda: authorize_frames(COORDINATOR, app_id="app-2", epoch=3, segment=1, upstream=CLIENT_FED))
-    assert r.reason.endswith("only segment 0 of a client-fed app is fed by the coordinator")
+@pytest.mark.parametrize("who", EVERY_ROLE)
+def test_a_stream_that_does_not_say_what_it_feeds_is_refused(who: Identity) -> None:
+    r = refused(lambda: authorize_frames(who, app_id="", epoch=0, segment=0, upstream=None))
+    assert r.code == "PERMISSION_DENIED"
+    assert r.reason == (
+        f"{who} may not open a frame stream: the stream's metadata does not name the app, epoch and segment it feeds"
+    )
+
+
+def test_frames_of_the_stream_target_pass() -> None:
+    authorize_frame_in_stream(WATCH, stream=("app-1", 3, 1), frame=("app-1", 3, 1), seq=7)
+
+
+@pytest.mark.parametrize("frame", [("app-2", 3, 1), ("app-1", 4, 1), ("app-1", 3, 2)])
+def test_a_frame_for_another_target_ends_the_stream(frame: tuple[str, int, int]) -> None:
+    r = refused(lambda: authorize_frame_in_stream(WATCH, stream=("app-1", 3, 1), frame=frame, seq=7))
+    assert r.code == "PERMISSION_DENIED"
+    assert r.reason == (
+        f"agent:watch may not send frame 7 for app {frame[0]} epoch {frame[1]} segment {frame[2]}: "
+        "the stream was allowed into app app-1 epoch 3 segment 1 only"
+    )
+    Policy(insecure=True).frame_in_stream(None, stream=("app-1", 3, 1), frame=frame, seq=7)  # off: passes
 
 
 # -- AppsService -------------------------------------------------------------------------------
@@ -520,26 +535,3 @@ def test_an_insecure_policy_records_owners_and_watches_all() -> None:
     assert policy.apps(ALICE, "/synergy.v1.AppsService/SubmitApp", owner=None).owner == "alice"
     assert policy.apps(ALICE, "WatchResults", owner=None).results == ResultsFilter(None)
     assert policy.apps(ALICE, "WatchResults", owner="bob").results is None
-
-
-# -- the interim Frames rule (enforced until the upstream rule is wired) -----------------------
-
-
-@pytest.mark.parametrize("who", [COORDINATOR, WATCH])
-def test_frames_peer_allows_agents_and_the_coordinator(who: Identity) -> None:
-    allowed = authz.authorize_frames_peer(who)
-    assert allowed.method == "Frames" and allowed.identity == who
-    assert Policy().frames_peer(who).identity == who
-
-
-@pytest.mark.parametrize("who", [ALICE, ROOT])
-def test_frames_peer_refuses_clients_and_admins(who: Identity) -> None:
-    refusal = refused(lambda: authz.authorize_frames_peer(who))
-    assert refusal.code == "PERMISSION_DENIED"
-    assert refusal.rpc == "AgentService/Frames"
-    assert str(who) in refusal.reason
-
-
-def test_frames_peer_without_identity_is_unauthenticated() -> None:
-    assert refused(lambda: authz.authorize_frames_peer(None)).code == "UNAUTHENTICATED"
-    assert Policy(insecure=True).frames_peer(None).insecure

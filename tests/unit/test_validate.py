@@ -70,7 +70,7 @@ def assignment_msg() -> agent_pb2.Assignment:
     partition = PartitionPayload(0, 4, b"onnx", (SPEC,), (TensorSpec("out", (1, 10), "int8"),), "ab" * 32)
     peer = PeerRef("watch", "127.0.0.1:6000", LINK_PRESETS["ble_24k"])
     return assignment_to_proto(
-        SegmentAssignment("app-1", 1, (SPEC,), "convnet5", "camera", 10.0, partition, "display", peer)
+        SegmentAssignment("app-1", 1, (SPEC,), "convnet5", "camera", 10.0, partition, "display", peer, "glasses")
     )
 
 
@@ -285,6 +285,8 @@ ASSIGNMENT_CASES: list[tuple[str, Mutation, str]] = [
     ("long peer address", setter("next.address", LONG), "assignment.next.address"),
     ("nan peer bandwidth", setter("next.link.bandwidth_bytes_per_s", math.nan), "assignment.next.link"),
     ("long output type", setter("output_type", LONG), "assignment.output_type"),
+    ("no upstream after segment 0", setter("upstream_device_id", ""), "assignment.upstream_device_id is empty"),
+    ("bad upstream", setter("upstream_device_id", "a/b"), "assignment.upstream_device_id"),
 ]
 
 
