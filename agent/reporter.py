@@ -12,7 +12,7 @@ import asyncio
 
 import structlog
 
-from synergy.errors import NotFound, SynergyError
+from synergy.errors import InvalidArgument, NotFound, PermissionDenied, SynergyError, Unauthenticated
 from synergy.reports import Result
 from synergy.wire.registry_client import Registry
 
@@ -82,6 +82,12 @@ class Reporter:
             except NotFound:
                 if self._lease_id == lease_id:
                     self._ready.clear()  # lease gone: wait for the membership loop to register again
+            except (PermissionDenied, Unauthenticated, InvalidArgument) as exc:
+                # Asking again would get the same answer (e.g. a result of an app or epoch the
+                # coordinator does not know): report it lost now, not block the queue behind it.
+                self.lost += 1
+                log.error("result_report_lost", app=result.app_id, seq=result.seq, reason=f"refused: {exc}")
+                return
             except SynergyError as exc:
                 log.debug("result_report_failed", app=result.app_id, seq=result.seq, error=str(exc))
             await asyncio.sleep(self._retry_s)

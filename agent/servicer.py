@@ -111,6 +111,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
 
             self._runtime.inbound_opened(target)
         try:
+            # Accepted: the headers tell the sender so before it writes its first frame.
+            await context.send_initial_metadata(())
             async with contextlib.aclosing(serve_frames(request_iterator, self._runtime.receive, admit)) as acks:
                 async for ack in acks:
                     yield ack

@@ -15,6 +15,7 @@ deploy the next epoch. Requests that arrive meanwhile are coalesced into the nex
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -67,6 +68,7 @@ from synergy.types import (
     DeviceInfo,
     DeviceSpec,
     DeviceState,
+    ExecutionPlan,
     JointPlan,
     SensorSpec,
 )
@@ -77,6 +79,9 @@ log = structlog.get_logger(__name__)
 
 #: The rate a client-fed app's virtual sensor allows (Infer calls are the real limit).
 CLIENT_SOURCE_RATE_HZ = 1000.0
+#: Retired plans whose targets may still report (a retiring epoch drains for up to 10 s, and
+#: re-plans can follow each other faster than that).
+RETIRED_PLANS_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class RestoredState:
     expected: Expected = field(default_factory=dict)
     #: device -> (reason, until unix time, consecutive failures)
     quarantines: Mapping[str, tuple[str, float, int]] = field(default_factory=dict)
+    #: app -> who submitted it
+    owners: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,6 +159,8 @@ class ControlCore:
         #: The calibration factors the current plan was made with.
         self.planned_factors: dict[str, float] = {}
         self._deployed = _Deployed()
+        #: Plans deployed before the current one: their targets' last results still arrive.
+        self._retired_plans: deque[JointPlan] = deque(maxlen=RETIRED_PLANS_KEPT)
         self._next_app = 0
         self._next_epoch = 0
         self._next_plan_id = 0
@@ -254,6 +263,7 @@ class ControlCore:
             reason=reason,
             layers=len(record.model.hardware.layers),
             stats=AppStats(window.delivered, window.dropped, window.rate_hz(now), window.latency_ms(now)),
+            owner=record.owner,
         )
 
     def _app_state(self, record: AppRecord, now: float) -> tuple[AppState, str]:
@@ -306,6 +316,32 @@ class ControlCore:
         quarantined = {d: q.reason for d, q in self.quarantines.items() if q.until > now}
         return replace(self._deployed.plan, quarantined=quarantined)
 
+    def pipeline_of(self, app_id: str, epoch: int) -> ExecutionPlan | None:
+        """``app_id``'s plan in ``epoch``, for the epochs whose results may still arrive: the
+        deployed one, the one deploying and the last few retired (None for any other)."""
+        plans = [self._deployed.plan, *self._retired_plans]
+        if self._deploying is not None:
+            plans.append(self._deploying.plan)
+        for plan in plans:
+            if plan.epoch == epoch and epoch > 0:
+                return plan.plan_for(app_id)
+        return None
+
+    def live_holder(self, device_id: str, now: float) -> str | None:
+        """The connection holding ``device_id`` while its lease is live (None: nobody holds it).
+
+        A lease restored after a restart is held by a connection not known yet until the
+        agent's next heartbeat says which.
+        """
+        record = self.devices.get(device_id)
+        if record is None or not record.online or record.expires_at <= now:
+            return None
+        return record.connection or "a connection not seen since the coordinator restarted"
+
+    def lease_device(self, lease_id: str) -> str | None:
+        """The device that holds (or last held) ``lease_id``; None for a lease never given."""
+        return next((d for d, r in self.devices.items() if r.lease_id == lease_id), None)
+
     def next_infer_seq(self, app_id: str) -> int:
         seq = self._infer_seq.get(app_id, 0) + 1
         self._infer_seq[app_id] = seq
@@ -334,7 +370,9 @@ class ControlCore:
                 spec=spec, lease_id=lease_id, expires_at=now + self.config.lease_ttl_s, last_seen=now
             )
         for app_spec, model in state.apps:
-            self.apps[app_spec.app_id] = AppRecord(app_spec, model, reason="restored; waiting for its devices")
+            self.apps[app_spec.app_id] = AppRecord(
+                app_spec, model, reason="restored; waiting for its devices", owner=state.owners.get(app_spec.app_id, "")
+            )
         for device_id, (reason, until_unix, failures) in state.quarantines.items():
             self.quarantines[device_id] = Quarantine(reason, now + (until_unix - now_unix), failures)
         plans = tuple(p for p in state.plan.plans if p.app_id in self.apps)
@@ -404,6 +442,7 @@ class ControlCore:
             last_seen_unix=event.now_unix,
             state=event.state,
             state_at=now,
+            connection=event.connection,
         )
         changed = existing is None or not existing.online or existing.spec != spec
         self.devices[spec.device_id] = record
@@ -423,6 +462,8 @@ class ControlCore:
         record.last_seen, record.last_seen_unix = event.now, event.now_unix
         record.telemetry = event.telemetry
         record.state, record.state_at = event.state, event.now
+        if event.connection:
+            record.connection = event.connection
         self._number_past(event.state)
         self.calibrator.observe(event.device_id, event.telemetry.stage_timings)
         return self._compare_state(record, event.now, threshold=self.config.drift_heartbeats)
@@ -486,7 +527,7 @@ class ControlCore:
         if spec.app_id != self.peek_app_id():
             raise FailedPrecondition(f"app id {spec.app_id} is not the next one ({self.peek_app_id()})")
         self._next_app += 1
-        self.apps[spec.app_id] = AppRecord(spec, event.model, reason="not planned yet")
+        self.apps[spec.app_id] = AppRecord(spec, event.model, reason="not planned yet", owner=event.owner)
         log.info(
             "app_submitted", app=spec.app_id, model=event.model.name, source=spec.source_type, target=spec.target_type
         )
@@ -620,6 +661,7 @@ class ControlCore:
         self.stats.partition_bytes_sent += event.partition_bytes_sent
         out: list[Instruction] = []
         if event.outcome is DeployOutcome.ACTIVE:
+            self._retired_plans.append(self._deployed.plan)
             self._deployed = _Deployed(deploying.plan, deploying.key, dict(event.expected), activated_at=now)
             self.stats.epoch = deploying.epoch
             self.stats.replans += 1

@@ -64,6 +64,8 @@ class DeviceRegistered:
     state: AgentState
     now: float
     now_unix: float
+    #: The connection the agent called from (its gRPC peer), which then holds the device id.
+    connection: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class HeartbeatReceived:
     state: AgentState
     now: float
     now_unix: float
+    #: The connection it came from: a heartbeat with the live lease proves it holds the id.
+    connection: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class AppSubmitted:
     spec: AppSpec
     model: LoadedModel
     now: float
+    #: The submitter: only it (or an admin) removes the app, watches it or calls Infer.
+    owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ reconnect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from synergy.errors import ResourceExhausted
 from synergy.reports import Result
@@ -20,13 +20,16 @@ WATCHER_QUEUE = 1024
 
 
 class _Watcher:
-    def __init__(self, app_ids: Iterable[str]) -> None:
+    def __init__(self, app_ids: Iterable[str], admits: Callable[[str], bool] | None) -> None:
         self.app_ids = frozenset(app_ids)
+        self.admits = admits
         self.queue: asyncio.Queue[Result | None] = asyncio.Queue(WATCHER_QUEUE)
         self.overflowed = False
 
     def wants(self, result: Result) -> bool:
-        return not self.app_ids or result.app_id in self.app_ids
+        if self.app_ids:
+            return result.app_id in self.app_ids
+        return self.admits is None or self.admits(result.app_id)
 
 
 class ResultsHub:
@@ -50,8 +53,12 @@ class ResultsHub:
             except asyncio.QueueFull:
                 watcher.overflowed = True
 
-    async def watch(self, app_ids: Iterable[str]) -> AsyncIterator[Result]:
-        watcher = _Watcher(app_ids)
+    async def watch(
+        self, app_ids: Iterable[str], admits: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[Result]:
+        """Results of ``app_ids`` as they come; naming none, those of every app ``admits``
+        (an app id -> may this watcher see it; None: every app)."""
+        watcher = _Watcher(app_ids, admits)
         self._watchers.add(watcher)
         try:
             while True:

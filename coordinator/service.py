@@ -210,6 +210,7 @@ class Coordinator:
             plan=stored.plan,
             expected=stored.expected,
             quarantines=quarantines,
+            owners={app.spec.app_id: app.owner for app in stored.apps},
         )
 
     async def shutdown(self) -> None:
@@ -475,13 +476,15 @@ class Coordinator:
         if not self.ready.is_set():
             raise Unavailable("the coordinator is starting (restoring its state); try again in a moment")
 
-    def register(self, spec: DeviceSpec, state: AgentState) -> Lease:
-        self._feed(DeviceRegistered(spec, state, time.monotonic(), time.time()))
+    def register(self, spec: DeviceSpec, state: AgentState, connection: str = "") -> Lease:
+        self._feed(DeviceRegistered(spec, state, time.monotonic(), time.time(), connection))
         lease_id = self.core.devices[spec.device_id].lease_id
         return Lease(lease_id, self.config.heartbeat_s, self.config.lease_ttl_s)
 
-    def heartbeat(self, device_id: str, lease_id: str, telemetry: DeviceTelemetry, state: AgentState) -> None:
-        self._feed(HeartbeatReceived(device_id, lease_id, telemetry, state, time.monotonic(), time.time()))
+    def heartbeat(
+        self, device_id: str, lease_id: str, telemetry: DeviceTelemetry, state: AgentState, connection: str = ""
+    ) -> None:
+        self._feed(HeartbeatReceived(device_id, lease_id, telemetry, state, time.monotonic(), time.time(), connection))
 
     def deregister(self, device_id: str, lease_id: str) -> None:
         self._feed(DeviceDeregistered(device_id, lease_id, time.monotonic()))
@@ -489,8 +492,8 @@ class Coordinator:
     def report_result(self, lease_id: str, result: Result) -> None:
         self._feed(ResultReported(lease_id, result, time.monotonic()))
 
-    async def submit(self, spec: AppSpec, source: ModelSource) -> AppInfo:
-        """Accept an app (durably) and wait, bounded, for the plan that includes it."""
+    async def submit(self, spec: AppSpec, source: ModelSource, owner: str = "") -> AppInfo:
+        """Accept an app (durably) for ``owner`` and wait, bounded, for the plan that includes it."""
         async with self._submits:
             model = await asyncio.to_thread(
                 self.models.load, zoo_name=source.zoo_name, onnx_bytes=source.onnx, display_name=source.display_name
@@ -507,8 +510,10 @@ class Coordinator:
                 raise ResourceExhausted(f"model {model.name!r} cannot run on this space: {alone.unplaced[app_id]}")
             if self.store is not None:
                 next_app = int(app_id.rsplit("-", 1)[1])
-                await self._write(self.store.add_app, spec, model.name, model.digest, model.onnx_bytes, next_app)
-            self._feed(AppSubmitted(spec, model, time.monotonic()))
+                await self._write(
+                    self.store.add_app, spec, model.name, model.digest, model.onnx_bytes, next_app, owner
+                )
+            self._feed(AppSubmitted(spec, model, time.monotonic(), owner))
             ticket = self.core.wanted_ticket
         await self.wait_settled(ticket, self.config.submit_wait_s)
         return self.core.app_info(self.core.app(app_id), time.monotonic())

@@ -7,16 +7,21 @@ to status codes.
 
 Every method first asks the server's :class:`~synergy.security.guard.Guard` (the
 authorization policy of ``synergy/security/authz.py``, enforced; see docs/security.md):
-RegistryService only by the agent of the device named, AppsService only by a client or an
-admin. A refusal is recorded in :attr:`RegistryServicer.audit` / :attr:`AppsServicer.audit`
-(one :class:`~synergy.security.audit.AuditLog` per coordinator) and answered with
-UNAUTHENTICATED or PERMISSION_DENIED. A coordinator without TLS (``--insecure``) allows all.
+RegistryService only by the agent of the device named (results only from the app's planned
+target, a live device id only from the connection holding it), AppsService only by a client
+or an admin, each app removed, watched or fed only by the client that submitted it or an
+admin, and others' apps listed without their figures. A refusal is recorded in
+:attr:`RegistryServicer.audit` / :attr:`AppsServicer.audit` (one
+:class:`~synergy.security.audit.AuditLog` per coordinator) and answered with UNAUTHENTICATED
+or PERMISSION_DENIED. A coordinator without TLS (``--insecure``) allows all.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 
 import grpc
@@ -24,8 +29,9 @@ import grpc
 from coordinator.service import Coordinator, ModelSource
 from synergy.errors import InvalidArgument
 from synergy.security.audit import AuditLog
-from synergy.security.authz import Allowed, Policy
+from synergy.security.authz import UNOWNED, Allowed, Policy
 from synergy.security.guard import Guard
+from synergy.types import AppInfo, AppStats
 from synergy.v1 import apps_pb2, apps_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 from synergy.wire.convert import app_spec_from_proto, device_from_proto, joint_plan_to_proto
 from synergy.wire.deployment import agent_state_from_proto
@@ -69,14 +75,23 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     async def Register(
         self, request: registry_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.RegisterResponse:
-        self._authorize(context, "Register", request.device.device_id)
         self._c.require_ready()
+        policy, device_id, connection = self._guard.policy, request.device.device_id, str(context.peer() or "")
+        # Nothing is awaited between this check and the registration: no other call can
+        # take the id in between.
+        holder = self._c.core.live_holder(device_id, time.monotonic())
+        self._guard.check(
+            context,
+            lambda who: policy.registry(
+                who, "Register", device_id=device_id, live_holder=holder, connection=connection
+            ),
+        )
         if not request.HasField("device"):
             raise InvalidArgument("device: the capability record is missing")
         spec = device_from_proto(request.device)
         if not spec.address:
             raise InvalidArgument(f"device.address: empty for {spec.device_id!r} (the agent's gRPC server)")
-        lease = self._c.register(spec, agent_state_from_proto(request.state))
+        lease = self._c.register(spec, agent_state_from_proto(request.state), connection)
         return registry_pb2.RegisterResponse(
             lease_id=lease.lease_id, heartbeat_period_s=lease.heartbeat_period_s, lease_ttl_s=lease.lease_ttl_s
         )
@@ -91,23 +106,41 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
             request.lease_id,
             telemetry_from_proto(request.telemetry),
             agent_state_from_proto(request.state),
+            str(context.peer() or ""),
         )
         return registry_pb2.HeartbeatResponse(lease_ttl_s=self._c.config.lease_ttl_s)
 
     async def ReportResult(
         self, request: registry_pb2.ReportResultRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ReportResultResponse:
-        # Only an agent may report; which agent (the lease's device, the app's planned
-        # target) is specified in authz but not enforced yet: the device is the caller's own.
-        policy = self._guard.policy
-        self._guard.check(
-            context,
-            lambda who: policy.registry(
-                who, "ReportResult", device_id=who.name if who is not None else "", live_holder=None
-            ),
-        )
         self._c.require_ready()
-        self._c.report_result(request.lease_id, result_from_proto(request.result))
+        result = result_from_proto(request.result)
+        policy, core = self._guard.policy, self._c.core
+        # The lease names the device reporting; an unknown lease passes the role check here
+        # and is answered NOT_FOUND by the coordinator.
+        lease_device = core.lease_device(request.lease_id)
+        who = self._guard.check(
+            context,
+            lambda w: policy.registry(
+                w, "ReportResult", device_id=lease_device or (w.name if w else ""), live_holder=None
+            ),
+        ).identity
+        if lease_device is not None:
+            plan = core.pipeline_of(result.app_id, result.epoch)
+            self._guard.check_as(
+                who,
+                lambda: str(context.peer() or ""),
+                lambda w: policy.report(
+                    w,
+                    app_id=result.app_id,
+                    epoch=result.epoch,
+                    dropped=result.dropped,
+                    result_device=result.device_id,
+                    target_device=plan.target_device if plan is not None else None,
+                    pipeline=plan.devices if plan is not None else (),
+                ),
+            )
+        self._c.report_result(request.lease_id, result)
         return registry_pb2.ReportResultResponse()
 
     async def Deregister(
@@ -129,14 +162,24 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
         """The refusals of this coordinator (shared with its RegistryServicer)."""
         return self._guard.audit
 
-    def _authorize(self, context: grpc.aio.ServicerContext, method: str) -> Allowed:
-        # App ownership is specified in authz but not enforced yet: the decision is asked
-        # with owner=None, so only the role rule applies (any client or admin, any app).
+    def _authorize(self, context: grpc.aio.ServicerContext, method: str, app_id: str = "") -> Allowed:
+        """The policy's word on ``method`` (on ``app_id``, owned by whoever submitted it)."""
         policy = self._guard.policy
-        return self._guard.check(context, lambda who: policy.apps(who, method, owner=None))
+        owner = self._owner(app_id) if app_id else None
+        return self._guard.check(context, lambda who: policy.apps(who, method, owner=owner, app_id=app_id))
+
+    def _owner(self, app_id: str) -> str | None:
+        record = self._c.core.apps.get(app_id)
+        return record.owner if record is not None else None
+
+    def _visible(self, allowed: Allowed, info: AppInfo) -> AppInfo:
+        """``info`` as this caller may see it: another client's app without its figures."""
+        if not self._guard.policy.redact_for(allowed.identity, info.owner):
+            return info
+        return replace(info, stats=AppStats(), stats_hidden=True)
 
     async def SubmitApp(self, request: apps_pb2.SubmitAppRequest, context: grpc.aio.ServicerContext) -> common_pb2.App:
-        self._authorize(context, "SubmitApp")
+        allowed = self._authorize(context, "SubmitApp")
         self._c.require_ready()
         which = request.WhichOneof("model_source")
         source = ModelSource(
@@ -145,26 +188,28 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
             display_name=request.spec.model,
         )
         spec = app_spec_from_proto(request.spec, "")
-        return app_info_to_proto(await self._c.submit(spec, source))
+        return app_info_to_proto(await self._c.submit(spec, source, allowed.owner or UNOWNED))
 
     async def RemoveApp(
         self, request: apps_pb2.RemoveAppRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.RemoveAppResponse:
-        self._authorize(context, "RemoveApp")
         self._c.require_ready()
+        self._authorize(context, "RemoveApp", request.app_id)
         await self._c.remove(request.app_id)
         return apps_pb2.RemoveAppResponse()
 
     async def ListApps(
         self, request: apps_pb2.ListAppsRequest, context: grpc.aio.ServicerContext
     ) -> apps_pb2.ListAppsResponse:
-        self._authorize(context, "ListApps")
+        allowed = self._authorize(context, "ListApps")
         self._c.require_ready()
-        return apps_pb2.ListAppsResponse(apps=[app_info_to_proto(a) for a in self._c.list_apps()])
+        apps = [app_info_to_proto(self._visible(allowed, a)) for a in self._c.list_apps()]
+        return apps_pb2.ListAppsResponse(apps=apps)
 
     async def GetPlan(
         self, request: apps_pb2.GetPlanRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.JointPlan:
+        # A plan holds placements and predictions, no results: every client sees all of it.
         self._authorize(context, "GetPlan")
         self._c.require_ready()
         return joint_plan_to_proto(self._c.plan())
@@ -179,16 +224,28 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
     async def WatchResults(
         self, request: apps_pb2.WatchResultsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Result]:
-        self._authorize(context, "WatchResults")
         self._c.require_ready()
-        for app_id in request.app_ids:
-            self._c.core.app(app_id)  # NOT_FOUND for an unknown id, before streaming starts
-        async for result in self._c.results.watch(request.app_ids):
+        if not request.app_ids:
+            allowed = self._authorize(context, "WatchResults")
+            results = allowed.results
+            admits = None if results is None or results.owner is None else self._owned_by(results.owner)
+        else:
+            for app_id in request.app_ids:
+                self._authorize(context, "WatchResults", app_id)
+                self._c.core.app(app_id)  # NOT_FOUND for an unknown id, before streaming starts
+            admits = None
+        async for result in self._c.results.watch(request.app_ids, admits):
             yield result_to_proto(result)
 
+    def _owned_by(self, owner: str) -> Callable[[str], bool]:
+        def admits(app_id: str) -> bool:
+            return self._owner(app_id) == owner
+
+        return admits
+
     async def Infer(self, request: apps_pb2.InferRequest, context: grpc.aio.ServicerContext) -> common_pb2.Result:
-        self._authorize(context, "Infer")
         self._c.require_ready()
+        self._authorize(context, "Infer", request.app_id)
         if not math.isfinite(request.timeout_s) or not 0 <= request.timeout_s <= MAX_INFER_TIMEOUT_S:
             raise InvalidArgument(f"timeout_s: must be 0 (the default) or up to {MAX_INFER_TIMEOUT_S}s")
         inputs = {}

@@ -39,14 +39,14 @@ __all__ = ["StateStore", "StoredApp", "StoredState"]
 DB_NAME = "coordinator.sqlite3"
 LOCK_NAME = "lock"
 #: Bumped when the schema changes incompatibly; an unknown version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS models (digest TEXT PRIMARY KEY, name TEXT NOT NULL, onnx BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
     app_id TEXT PRIMARY KEY, ordinal INTEGER NOT NULL, spec BLOB NOT NULL,
-    model_digest TEXT NOT NULL REFERENCES models(digest)
+    model_digest TEXT NOT NULL REFERENCES models(digest), owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, spec BLOB NOT NULL, lease_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deployment (
@@ -64,6 +64,7 @@ class StoredApp:
     model_name: str
     model_digest: str
     onnx: bytes
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ class StateStore:
                 db.execute("PRAGMA foreign_keys=ON")
                 db.executescript(_SCHEMA)
                 version = store._meta("schema", SCHEMA_VERSION)
+                if version == 1:  # before apps had owners: they become the admin's (owner "")
+                    db.execute("ALTER TABLE apps ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                    version = SCHEMA_VERSION
                 if version != SCHEMA_VERSION:
                     raise FailedPrecondition(
                         f"state dir {directory}: schema version {version}, this coordinator knows {SCHEMA_VERSION}"
@@ -170,15 +174,17 @@ class StateStore:
             self._set_meta("boots", boots)
         return boots
 
-    def add_app(self, spec: AppSpec, model_name: str, model_digest: str, onnx: bytes, next_app: int) -> None:
+    def add_app(
+        self, spec: AppSpec, model_name: str, model_digest: str, onnx: bytes, next_app: int, owner: str = ""
+    ) -> None:
         """Store an accepted app (and its model, once per digest) with the app counter, atomically."""
         with self._transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO models (digest, name, onnx) VALUES (?, ?, ?)", (model_digest, model_name, onnx)
             )
             db.execute(
-                "INSERT OR REPLACE INTO apps (app_id, ordinal, spec, model_digest) VALUES (?, ?, ?, ?)",
-                (spec.app_id, next_app, app_spec_to_bytes(spec), model_digest),
+                "INSERT OR REPLACE INTO apps (app_id, ordinal, spec, model_digest, owner) VALUES (?, ?, ?, ?, ?)",
+                (spec.app_id, next_app, app_spec_to_bytes(spec), model_digest, owner),
             )
             self._set_meta("next_app", next_app)
 
@@ -222,9 +228,9 @@ class StateStore:
         with self._errors():
             db = self._db
             apps = tuple(
-                StoredApp(app_spec_from_bytes(spec, app_id), name, digest, bytes(onnx))
-                for app_id, spec, digest, name, onnx in db.execute(
-                    "SELECT a.app_id, a.spec, a.model_digest, m.name, m.onnx FROM apps a "
+                StoredApp(app_spec_from_bytes(spec, app_id), name, digest, bytes(onnx), str(owner))
+                for app_id, spec, digest, name, onnx, owner in db.execute(
+                    "SELECT a.app_id, a.spec, a.model_digest, m.name, m.onnx, a.owner FROM apps a "
                     "JOIN models m ON m.digest = a.model_digest ORDER BY a.ordinal"
                 )
             )

@@ -37,6 +37,8 @@ class DeviceRecord:
     state_at: float = 0.0
     #: Reports in a row that disagreed with the deployment.
     mismatches: int = 0
+    #: The connection that holds the device id while its lease is live ("" unknown: restored).
+    connection: str = ""
 
 
 @dataclass
@@ -93,3 +95,5 @@ class AppRecord:
     #: Why the app is not running, empty while it runs.
     reason: str = "not planned yet"
     stats: AppStatsWindow = field(default_factory=AppStatsWindow)
+    #: Who submitted it (the name on the client's certificate; "" when submitted without one).
+    owner: str = ""

@@ -51,22 +51,41 @@ def plan_placements(plan: JointPlan) -> dict[str, str]:
 
 
 def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
-    """The apps table: state, placement (or why it waits), measured rate and latency."""
+    """The apps table: owner, state, placement (or why it waits), measured rate and latency
+    ("hidden" for another client's app, whose figures the coordinator does not show)."""
     rows = [
         [
             a.app_id,
+            a.owner or "-",
             a.spec.model,
             f"{a.spec.source_type}->{a.spec.target_type}",
             a.state.value,
             placements.get(a.app_id, a.reason or "-"),
-            round(a.stats.rate_hz, 2),
-            round(a.stats.latency_ms, 1),
-            a.stats.frames_delivered,
-            a.stats.frames_dropped,
+            *(
+                ["hidden"] * 4
+                if a.stats_hidden
+                else [
+                    round(a.stats.rate_hz, 2),
+                    round(a.stats.latency_ms, 1),
+                    a.stats.frames_delivered,
+                    a.stats.frames_dropped,
+                ]
+            ),
         ]
         for a in apps
     ]
     return render_table(
-        ["app", "model", "io", "state", "where (source => device[layers] => target)", "fps", "lat_ms", "done", "drop"],
+        [
+            "app",
+            "owner",
+            "model",
+            "io",
+            "state",
+            "where (source => device[layers] => target)",
+            "fps",
+            "lat_ms",
+            "done",
+            "drop",
+        ],
         rows,
     )

@@ -12,8 +12,8 @@ server                  decision
 ======================  ===================================================================
 coordinator, Registry   :func:`authorize_registry` (Register, Heartbeat, Deregister,
                         ReportResult: an agent acts only for the device its certificate
-                        names) and :func:`authorize_report` (ReportResult: only the app's
-                        planned target)
+                        names) and :func:`authorize_report` (ReportResult: results only
+                        from the app's planned target, drops from its pipeline)
 agent, AgentService     :func:`authorize_agent_control` (Deploy, Activate, Undeploy, Status,
                         Inject: only the coordinator) and :func:`authorize_frames` (a frame
                         stream only from the upstream of that hop)
@@ -38,7 +38,7 @@ Methods are given by their bare name (``"Register"``) or their full gRPC path
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -281,14 +281,27 @@ def authorize_registry(
     return Allowed(REGISTRY_SERVICE, method, who, _REGISTRY_RULE[method])
 
 
-def authorize_report(identity: Identity | None, *, app_id: str, target_device: str | None) -> Allowed:
-    """ReportResult: a result of ``app_id`` only from ``target_device``, the device the current
-    plan names as the app's target (None: the app is not planned, nobody may report for it).
+def authorize_report(
+    identity: Identity | None,
+    *,
+    app_id: str,
+    epoch: int,
+    dropped: bool,
+    result_device: str,
+    target_device: str | None,
+    pipeline: Collection[str] = (),
+) -> Allowed:
+    """ReportResult: a delivered result of ``app_id`` in ``epoch`` only from ``target_device``,
+    the device that epoch's plan names as the app's target; a drop also from any other device
+    of that pipeline (``pipeline``: every device the plan involves), since a frame can be
+    dropped at any hop. ``target_device`` None: the app has no plan in that epoch (or the
+    epoch is unknown, or long retired): nobody reports for it. The result must name the
+    reporting device (``result_device``) as where it happened.
 
     Check :func:`authorize_registry` (the lease's device) first; this adds the plan's rule.
     """
     method = "ReportResult"
-    what = f"report a result for app {app_id}"
+    what = f"report a {'drop' if dropped else 'result'} for app {app_id} epoch {epoch}"
     who = _authenticated(identity, REGISTRY_SERVICE, method, what)
     if who.role != "agent":
         raise _denied(
@@ -300,17 +313,28 @@ def authorize_report(identity: Identity | None, *, app_id: str, target_device: s
         )
     if target_device is None:
         raise _denied(
-            who, REGISTRY_SERVICE, method, what, f"app {app_id} has no target in the current plan (it is not planned)"
+            who, REGISTRY_SERVICE, method, what, f"app {app_id} has no plan in epoch {epoch} (it is not planned there)"
         )
-    if who.name != target_device:
+    if result_device != who.name:
         raise _denied(
             who,
             REGISTRY_SERVICE,
             method,
             what,
-            f"only the app's target in the current plan, device {target_device}, reports its results",
+            f"the result names device {result_device or '(none)'}: "
+            "an agent reports only what happened on its own device",
         )
-    return Allowed(REGISTRY_SERVICE, method, who, "the app's target device in the current plan")
+    if who.name == target_device:
+        return Allowed(REGISTRY_SERVICE, method, who, "the app's target device in that epoch's plan")
+    if dropped and who.name in pipeline:
+        return Allowed(REGISTRY_SERVICE, method, who, "a device of the app's pipeline reports a drop")
+    rule = (
+        f"only the app's target in that epoch's plan, device {target_device}, reports its results"
+        if not dropped
+        else f"only the devices of the app's pipeline in that epoch ({', '.join(sorted(pipeline)) or target_device}) "
+        "report its drops"
+    )
+    raise _denied(who, REGISTRY_SERVICE, method, what, rule)
 
 
 # -- AgentService (agent) ----------------------------------------------------------------------
@@ -527,11 +551,29 @@ class Policy:
             return self._open(REGISTRY_SERVICE, method, identity)
         return authorize_registry(identity, method, device_id=device_id, live_holder=live_holder, connection=connection)
 
-    def report(self, identity: Identity | None, *, app_id: str, target_device: str | None) -> Allowed:
+    def report(
+        self,
+        identity: Identity | None,
+        *,
+        app_id: str,
+        epoch: int,
+        dropped: bool,
+        result_device: str,
+        target_device: str | None,
+        pipeline: Collection[str] = (),
+    ) -> Allowed:
         """:func:`authorize_report` in this policy's mode."""
         if self._insecure:
             return self._open(REGISTRY_SERVICE, "ReportResult", identity)
-        return authorize_report(identity, app_id=app_id, target_device=target_device)
+        return authorize_report(
+            identity,
+            app_id=app_id,
+            epoch=epoch,
+            dropped=dropped,
+            result_device=result_device,
+            target_device=target_device,
+            pipeline=pipeline,
+        )
 
     def agent_control(self, identity: Identity | None, method: str) -> Allowed:
         """:func:`authorize_agent_control` in this policy's mode."""

@@ -53,6 +53,9 @@ _APP_KEY, _EPOCH_KEY, _SEGMENT_KEY = "synergy-app", "synergy-epoch", "synergy-se
 _MAX_EPOCH = 2**64 - 1
 _MAX_SEGMENT = 2**32 - 1
 _MAX_APP_ID = 256
+#: How long a sender whose write failed waits for the call's final status (it is normally
+#: there already: the receiver ended the call).
+_STATUS_WAIT_S = 1.0
 
 
 class StreamBroken(Unavailable):
@@ -111,12 +114,48 @@ class _GrpcFrameCall:
         self._call = call
         self._address = address
         self._chunk_bytes = chunk_bytes
+        self._accepted = False
+
+    async def _wait_accepted(self) -> None:
+        """Until the receiver accepted the stream (it sends its headers once its authorization
+        check passed), or StreamBroken with its refusal.
+
+        Waiting costs one round trip per stream, once; without it the first frames would be
+        written into a call the receiver already refused, and the write's failure would hide
+        the receiver's status behind INTERNAL (grpc/grpc#36066).
+        """
+        try:
+            await self._call.initial_metadata()
+            if self._call.done():
+                code = await self._call.code()
+                details = await self._call.details()
+                raise StreamBroken(f"next hop {self._address} unavailable: {code.name}: {details}")
+        except asyncio.CancelledError as exc:
+            if self._own_cancellation():
+                raise
+            self._broken(exc)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            self._broken(exc)
+        self._accepted = True
 
     def _broken(self, cause: BaseException) -> NoReturn:
         if isinstance(cause, grpc.aio.AioRpcError):
             error = error_from_rpc(cause)
             raise StreamBroken(f"next hop {self._address} unavailable: {error.grpc_code}: {error}") from cause
         raise StreamBroken(f"next hop {self._address}: stream ended ({type(cause).__name__})") from cause
+
+    async def _write_failed(self, cause: BaseException) -> NoReturn:
+        # A write on a call the receiver already ended fails without the receiver's status
+        # (InvalidStateError, or INTERNAL: grpc/grpc#36066), yet the call's own final status
+        # says why it ended (e.g. PERMISSION_DENIED with the reason): report that one.
+        code: grpc.StatusCode | None = None
+        details = ""
+        with contextlib.suppress(Exception):
+            code = await asyncio.wait_for(self._call.code(), _STATUS_WAIT_S)
+            details = str(await self._call.details() or "")
+        if code is not None and code is not grpc.StatusCode.OK and code is not grpc.StatusCode.CANCELLED:
+            raise StreamBroken(f"next hop {self._address} unavailable: {code.name}: {details}") from cause
+        self._broken(cause)
 
     @staticmethod
     def _own_cancellation() -> bool:
@@ -127,6 +166,8 @@ class _GrpcFrameCall:
 
     async def write(self, frame: Frame) -> None:
         chunks = list(frame_to_chunks(frame, self._chunk_bytes))  # refuses the frame before any byte is sent
+        if not self._accepted:
+            await self._wait_accepted()
         try:
             for chunk in chunks:
                 await self._call.write(chunk)
@@ -135,7 +176,7 @@ class _GrpcFrameCall:
                 raise
             self._broken(exc)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
-            self._broken(exc)
+            await self._write_failed(exc)
 
     async def acks(self) -> AsyncIterator[FrameAck]:
         try:

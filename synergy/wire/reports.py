@@ -176,6 +176,8 @@ def app_info_to_proto(info: AppInfo) -> common_pb2.App:
             rate_hz=info.stats.rate_hz,
             latency_ms=info.stats.latency_ms,
         ),
+        owner=info.owner,
+        stats_hidden=info.stats_hidden,
     )
 
 
@@ -186,6 +188,7 @@ def app_info_from_proto(msg: common_pb2.App, *, path: str = "app") -> AppInfo:
     validate.text(msg.reason, f"{path}.reason")
     validate.count(msg.layers, f"{path}.layers", high=limits.MAX_LAYER_INDEX + 1)
     _app_stats(msg.stats, f"{path}.stats")
+    validate.name(msg.owner, f"{path}.owner")
     return AppInfo(
         app_id=msg.app_id,
         spec=app_spec_from_proto(msg.spec, msg.app_id, path=f"{path}.spec"),
@@ -198,6 +201,8 @@ def app_info_from_proto(msg: common_pb2.App, *, path: str = "app") -> AppInfo:
             rate_hz=msg.stats.rate_hz,
             latency_ms=msg.stats.latency_ms,
         ),
+        owner=msg.owner,
+        stats_hidden=msg.stats_hidden,
     )
 
 

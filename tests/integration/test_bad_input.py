@@ -198,17 +198,25 @@ async def test_second_agent_with_a_live_device_id(cluster: LocalCluster) -> None
     impostor.address = "127.0.0.1:1"
     await assert_status(
         registry.Register(registry_pb2.RegisterRequest(device=impostor)),
-        grpc.StatusCode.ALREADY_EXISTS,
-        "'glasses' is already live",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "device glasses is live, held by another connection",
     )
     async with cluster.client() as client:
         glasses = next(d for d in await client.list_devices() if d.spec.device_id == "glasses")
     assert glasses.spec.address == cluster.agents["glasses"].address, "the live agent must be kept"
 
 
-def agent_stub(cluster: LocalCluster, name: str) -> agent_pb2_grpc.AgentServiceStub:
-    # As the coordinator: only it may control an agent (Frames also takes an agent or it).
-    return agent_pb2_grpc.AgentServiceStub(channel(cluster, cluster.agents[name].address, "coordinator", "coordinator"))
+def agent_stub(cluster: LocalCluster, name: str, role: str = "coordinator", as_name: str = "coordinator") -> (
+    agent_pb2_grpc.AgentServiceStub
+):
+    # As the coordinator unless told: only it may control an agent; a frame stream is taken
+    # only from the upstream agent of its hop.
+    return agent_pb2_grpc.AgentServiceStub(channel(cluster, cluster.agents[name].address, role, as_name))
+
+
+#: The stream metadata of a frame stream into (app, epoch, segment), as a sender writes it.
+def stream_metadata(app_id: str, epoch: int, segment: int) -> tuple[tuple[str, str], ...]:
+    return (("synergy-app", app_id), ("synergy-epoch", str(epoch)), ("synergy-segment", str(segment)))
 
 
 def partition_assignment(model_name: str, app_id: str, weights_8bit: bool = False) -> agent_pb2.Assignment:
@@ -231,6 +239,7 @@ def partition_assignment(model_name: str, app_id: str, weights_8bit: bool = Fals
         ),
         output_type="haptics",
         model=model_name,
+        upstream_device_id="glasses",
     )
 
 
@@ -259,7 +268,8 @@ async def test_frame_with_wrong_shape_or_dtype_is_rejected(cluster: LocalCluster
             for chunk in chunks:
                 yield chunk
 
-        acks = {ack.seq: ack async for ack in stub.Frames(requests())}
+        upstream = agent_stub(cluster, "ring", "agent", "glasses")  # the assignment's upstream
+        acks = {ack.seq: ack async for ack in upstream.Frames(requests(), metadata=stream_metadata("shape", 901, 1))}
         assert acks[1].outcome == agent_pb2.FRAME_OUTCOME_REJECTED and "[1, 1, 28, 27]" in acks[1].reason
         assert acks[2].outcome == agent_pb2.FRAME_OUTCOME_REJECTED and "float32" in acks[2].reason
         assert acks[3].outcome == agent_pb2.FRAME_OUTCOME_ACCEPTED, acks[3].reason

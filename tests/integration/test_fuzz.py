@@ -34,7 +34,7 @@ from synergy.devices import preset_device
 from synergy.hardware.model import TensorSpec
 from synergy.sdk import AppRequest
 from synergy.types import AppSpec
-from synergy.v1 import agent_pb2, apps_pb2, common_pb2, registry_pb2
+from synergy.v1 import agent_pb2, agent_pb2_grpc, apps_pb2, common_pb2, registry_pb2
 from synergy.wire.convert import app_spec_to_proto, device_to_proto
 from synergy.wire.server import channel_options
 from synergy.wire.tensors import spec_to_meta
@@ -240,9 +240,29 @@ def fuzz_assignment() -> agent_pb2.Assignment:
     )  # fmt: skip
 
 
+#: The segment the Frames fuzz streams into: deployed on the agent before the fuzz, fed by
+#: ``agent:fuzz-upstream`` (a stream from anyone else is refused before a chunk is read).
+FRAMES_TARGET = ("fuzz-app", 10**9 + 5, 1)
+FRAMES_UPSTREAM = "fuzz-upstream"
+FRAMES_METADATA = (
+    ("synergy-app", FRAMES_TARGET[0]),
+    ("synergy-epoch", str(FRAMES_TARGET[1])),
+    ("synergy-segment", str(FRAMES_TARGET[2])),
+)
+
+
+def frames_target_assignment() -> agent_pb2.Assignment:
+    """A segment that takes INPUT from the fuzz's upstream and delivers it to the display."""
+    return agent_pb2.Assignment(
+        app_id=FRAMES_TARGET[0], segment=FRAMES_TARGET[2], inputs=[spec_to_meta(INPUT)], output_type="display",
+        model="fuzz", upstream_device_id=FRAMES_UPSTREAM,
+    )  # fmt: skip
+
+
 def fuzz_chunks() -> list[Message]:
+    app_id, epoch, segment = FRAMES_TARGET
     header = agent_pb2.FrameHeader(
-        app_id="fuzz-app", epoch=10**9, segment=1, seq=1, capture_time_unix=1.0, tensors=[spec_to_meta(INPUT)],
+        app_id=app_id, epoch=epoch, segment=segment, seq=1, capture_time_unix=1.0, tensors=[spec_to_meta(INPUT)],
         total_bytes=INPUT.nbytes, sender="fuzz-device",
     )  # fmt: skip
     return [agent_pb2.FrameChunk(header=header)]
@@ -335,9 +355,16 @@ async def send(channel: grpc.aio.Channel, rpc: Rpc, payload: bytes | list[bytes]
             )
         else:
             messages = payload if isinstance(payload, list) else [payload]
+            frames = rpc.method.endswith("/Frames")
             call = channel.stream_stream(rpc.method, request_serializer=None, response_deserializer=None)(
-                timeout=CALL_TIMEOUT_S
+                timeout=CALL_TIMEOUT_S, metadata=FRAMES_METADATA if frames else None
             )
+            if frames:
+                # As a real sender does: wait until the receiver accepted the stream, so that a
+                # refusal is read as the receiver's status, not lost to a failed write.
+                await call.initial_metadata()
+                if call.done():
+                    return Outcome((await call.code()).name, await call.details() or "")
             for written, item in enumerate(messages):
                 try:
                     await call.write(item)
@@ -363,8 +390,10 @@ async def send(channel: grpc.aio.Channel, rpc: Rpc, payload: bytes | list[bytes]
 
 
 def caller(rpc: Rpc) -> str:
-    """Which of the test's channels (identities) sends ``rpc``: RegistryService its own."""
-    return "registry" if rpc.method.startswith("/synergy.v1.RegistryService/") else rpc.daemon
+    """Which of the test's channels (identities) sends ``rpc``: RegistryService and Frames their own."""
+    if rpc.method.startswith("/synergy.v1.RegistryService/"):
+        return "registry"
+    return "frames" if rpc.method.endswith("/Frames") else rpc.daemon
 
 
 def label(rpc: Rpc) -> str:
@@ -412,7 +441,13 @@ async def test_fuzz_every_rpc_of_both_daemons(log_dir: Path) -> None:
                 cluster.agents["glasses"].address, role="coordinator", name="coordinator", options=options
             ),
             "registry": cluster.channel(cluster.address, role="agent", name="fuzz-device", options=options),
+            "frames": cluster.channel(
+                cluster.agents["glasses"].address, role="agent", name=FRAMES_UPSTREAM, options=options
+            ),
         }
+        await agent_pb2_grpc.AgentServiceStub(channels["agent"]).Deploy(
+            agent_pb2.DeployRequest(epoch=FRAMES_TARGET[1], assignments=[frames_target_assignment()]), timeout=30
+        )
         try:
             all_rpcs = rpcs(app.app_id)
             # Warm up every RPC once, then measure the coordinator's baseline.

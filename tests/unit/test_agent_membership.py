@@ -15,7 +15,7 @@ from agent.membership import Backoff, Membership
 from agent.reporter import Reporter
 from agent.service import Agent, AgentConfig
 from synergy.deployment import AgentState, HeldSegment, PartitionPayload, SegmentAssignment
-from synergy.errors import NotFound, SynergyError, Unavailable
+from synergy.errors import NotFound, PermissionDenied, SynergyError, Unavailable
 from synergy.hardware.boards import load_board
 from synergy.hardware.model import TensorSpec
 from synergy.reports import DeviceTelemetry, Result
@@ -192,6 +192,20 @@ async def test_reports_pause_while_the_lease_is_unknown_and_resume_after_a_heart
     await eventually(lambda: reporter.sent == 1)
     runner.cancel()
     assert registry.named("report")[-1] == ("lease-2", 7) and reporter.lost == 0
+
+
+async def test_a_refused_report_is_lost_at_once_and_does_not_hold_up_the_next() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0)  # a retry would stall the test: none may happen
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    registry.report_errors = [PermissionDenied("app app-9 has no plan in epoch 1")]
+    reporter.submit(Result("app-9", 1, 7, 0.0, 0.0))
+    reporter.submit(Result("app-1", 2, 8, 0.0, 0.0))
+    await eventually(lambda: reporter.sent == 1)
+    runner.cancel()
+    assert registry.named("report") == [("lease-1", 7), ("lease-1", 8)]
+    assert reporter.lost == 1
 
 
 # -- the agent's lifecycle -------------------------------------------------------------------

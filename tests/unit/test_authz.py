@@ -104,7 +104,7 @@ def test_full_method_paths_are_understood() -> None:
 
 DECISIONS = {
     "registry": lambda who: authorize_registry(who, "Heartbeat", device_id="watch", live_holder=None),
-    "report": lambda who: authorize_report(who, app_id="app-1", target_device="watch"),
+    "report": lambda who: report(who),
     "agent_control": lambda who: authorize_agent_control(who, "Deploy"),
     "frames": lambda who: authorize_frames(who, app_id="app-1", epoch=3, segment=1, upstream="watch"),
     "apps": lambda who: authorize_apps(who, "ListApps", owner=None),
@@ -254,32 +254,65 @@ def test_name_is_checked_before_the_holder() -> None:
 # -- ReportResult: the plan's target -----------------------------------------------------------
 
 
+def report(
+    who: Identity | None,
+    *,
+    app: str = "app-1",
+    dropped: bool = False,
+    device: str | None = None,
+    target: str | None = "watch",
+    pipeline: tuple[str, ...] = ("glasses", "ring", "watch"),
+) -> Allowed:
+    reporting = device if device is not None else (who.name if who is not None else "")
+    return authorize_report(
+        who, app_id=app, epoch=4, dropped=dropped, result_device=reporting, target_device=target, pipeline=pipeline
+    )
+
+
 def test_report_from_the_target() -> None:
-    allowed = authorize_report(WATCH, app_id="app-1", target_device="watch")
+    allowed = report(WATCH)
     assert allowed.method == "ReportResult" and allowed.service == REGISTRY_SERVICE
+    assert report(WATCH, dropped=True).rule == "the app's target device in that epoch's plan"
 
 
 def test_report_from_another_device() -> None:
-    r = refused(lambda: authorize_report(RING, app_id="app-1", target_device="watch"))
+    r = refused(lambda: report(RING))
     assert r.code == "PERMISSION_DENIED"
     assert r.reason == (
-        "agent:ring may not report a result for app app-1: "
-        "only the app's target in the current plan, device watch, reports its results"
+        "agent:ring may not report a result for app app-1 epoch 4: "
+        "only the app's target in that epoch's plan, device watch, reports its results"
+    )
+
+
+def test_a_drop_from_any_device_of_the_pipeline() -> None:
+    assert report(RING, dropped=True).rule == "a device of the app's pipeline reports a drop"
+    r = refused(lambda: report(Identity("agent", "earbud"), dropped=True))
+    assert r.reason == (
+        "agent:earbud may not report a drop for app app-1 epoch 4: "
+        "only the devices of the app's pipeline in that epoch (glasses, ring, watch) report its drops"
+    )
+
+
+def test_a_result_names_the_reporting_device() -> None:
+    r = refused(lambda: report(WATCH, device="ring"))
+    assert r.reason == (
+        "agent:watch may not report a result for app app-1 epoch 4: "
+        "the result names device ring: an agent reports only what happened on its own device"
     )
 
 
 def test_report_for_an_unplanned_app() -> None:
-    r = refused(lambda: authorize_report(WATCH, app_id="app-7", target_device=None))
+    r = refused(lambda: report(WATCH, app="app-7", target=None))
     assert r.code == "PERMISSION_DENIED"
     assert r.reason == (
-        "agent:watch may not report a result for app app-7: app app-7 has no target in the current plan "
-        "(it is not planned)"
+        "agent:watch may not report a result for app app-7 epoch 4: app app-7 has no plan in epoch 4 "
+        "(it is not planned there)"
     )
 
 
 @pytest.mark.parametrize("who", [COORDINATOR, Identity("client", "watch"), Identity("admin", "watch")])
 def test_report_only_by_an_agent(who: Identity) -> None:
-    r = refused(lambda: authorize_report(who, app_id="app-1", target_device="watch"))
+    r = refused(lambda: report(who))
     assert r.code == "PERMISSION_DENIED"
     assert "only an agent certificate may report results" in r.reason
 
@@ -490,7 +523,9 @@ def test_redact_for(viewer: Identity | None, owner: str, hidden: bool) -> None:
 def policy_calls(policy: Policy, who: Identity | None) -> list[object]:
     return [
         lambda: policy.registry(who, "Register", device_id="watch", live_holder="elsewhere"),
-        lambda: policy.report(who, app_id="app-1", target_device=None),
+        lambda: policy.report(
+            who, app_id="app-1", epoch=2, dropped=False, result_device="watch", target_device=None
+        ),
         lambda: policy.agent_control(who, "Undeploy"),
         lambda: policy.frames(who, app_id="app-1", epoch=2, segment=1, upstream=None),
         lambda: policy.apps(who, "RemoveApp", owner="alice", app_id="app-1"),
@@ -508,7 +543,8 @@ def test_an_enforcing_policy_refuses_like_the_functions(who: Identity | None) ->
 def test_an_enforcing_policy_allows_like_the_functions() -> None:
     policy = Policy()
     assert policy.registry(WATCH, "Register", device_id="watch", live_holder=None).rule
-    assert policy.report(WATCH, app_id="app-1", target_device="watch").rule
+    report = policy.report(WATCH, app_id="app-1", epoch=2, dropped=False, result_device="watch", target_device="watch")
+    assert report.rule
     assert policy.agent_control(COORDINATOR, "Undeploy").rule
     assert policy.frames(WATCH, app_id="app-1", epoch=2, segment=1, upstream="watch").rule
     assert policy.apps(ALICE, "SubmitApp", owner=None).owner == "alice"

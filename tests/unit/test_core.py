@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 from core_harness import Harness, app_spec, device, state_holding
 
-from coordinator.core import CoreConfig
+from coordinator.core import CoreConfig, RestoredState
 from coordinator.messages import (
     CancelDeploy,
     CloseChannel,
     DeployOutcome,
     DeviceDeregistered,
+    DeviceRegistered,
     DeviceWentOffline,
+    HeartbeatReceived,
     PlanFailed,
     ReplanSettled,
     ResultReported,
@@ -24,7 +26,7 @@ from coordinator.messages import (
 from coordinator.store import StateStore
 from synergy.deployment import AgentState
 from synergy.errors import AlreadyExists, NotFound
-from synergy.reports import Result
+from synergy.reports import DeviceTelemetry, Result
 from synergy.types import AppState, DeviceState
 
 GLASSES = device("glasses", port=7001)
@@ -152,6 +154,48 @@ def test_second_live_agent_with_the_same_id_is_refused() -> None:
         h.tick()
     h.register(impostor)  # the lease ran out: another agent may take the id
     assert h.core.devices["ring"].spec.address == impostor.address
+
+
+def test_the_connection_that_registered_holds_the_live_id() -> None:
+    h = Harness()
+    assert h.core.live_holder("ring", h.now) is None
+    h.feed(DeviceRegistered(RING, AgentState(), h.now, h.now, "ipv4:127.0.0.1:40001"))
+    assert h.core.live_holder("ring", h.now) == "ipv4:127.0.0.1:40001"
+    lease = h.core.devices["ring"].lease_id
+    # A heartbeat with the live lease from a new connection (the agent reconnected) moves it.
+    h.feed(HeartbeatReceived("ring", lease, DeviceTelemetry(), AgentState(), h.now, h.now, "ipv4:127.0.0.1:40002"))
+    assert h.core.live_holder("ring", h.now) == "ipv4:127.0.0.1:40002"
+    # A heartbeat with a wrong lease proves nothing and moves nothing.
+    with pytest.raises(NotFound):
+        h.feed(HeartbeatReceived("ring", "f" * 16, DeviceTelemetry(), AgentState(), h.now, h.now, "ipv4:10.0.0.1:9"))
+    assert h.core.live_holder("ring", h.now) == "ipv4:127.0.0.1:40002"
+    for _ in range(30):
+        h.tick()
+    assert h.core.live_holder("ring", h.now) is None  # the lease ran out
+
+
+def test_a_restored_lease_is_held_by_an_unknown_connection_until_it_heartbeats() -> None:
+    h = Harness()
+    h.core.restore(RestoredState(devices=[(RING, "a" * 16)]), h.now, h.now)
+    assert h.core.live_holder("ring", h.now) == "a connection not seen since the coordinator restarted"
+    h.feed(HeartbeatReceived("ring", "a" * 16, DeviceTelemetry(), AgentState(), h.now, h.now, "ipv4:127.0.0.1:5"))
+    assert h.core.live_holder("ring", h.now) == "ipv4:127.0.0.1:5"
+
+
+def test_results_are_matched_to_the_plan_of_their_epoch() -> None:
+    h = Harness()
+    running_cluster(h, GLASSES, RING, WATCH, EARBUD)
+    h.submit(app_spec("app-1", "camera", "haptics", target_device="ring"))
+    first = h.pending_deploy
+    assert first is not None
+    assert h.core.pipeline_of("app-1", first.epoch) is not None  # deploying: results may come early
+    h.finish_deploy()
+    plan = h.core.pipeline_of("app-1", first.epoch)
+    assert plan is not None and plan.target_device == "ring"
+    assert h.core.pipeline_of("app-1", first.epoch + 7) is None
+    assert h.core.pipeline_of("app-9", first.epoch) is None
+    assert h.core.lease_device(h.leases["ring"]) == "ring"
+    assert h.core.lease_device("0" * 16) is None
 
 
 # -- failures, rollback, quarantine -----------------------------------------------------------

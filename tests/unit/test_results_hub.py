@@ -26,6 +26,17 @@ async def test_watchers_get_only_their_apps_and_waiters_their_seq() -> None:
     assert hub.watcher_count == 0
 
 
+async def test_a_watcher_naming_no_app_gets_those_it_admits() -> None:
+    hub = ResultsHub()
+    stream = hub.watch([], lambda app_id: app_id != "theirs")
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0)
+    hub.publish(common_pb2.Result(app_id="theirs", seq=1))
+    hub.publish(common_pb2.Result(app_id="mine", seq=2))
+    assert (await first).app_id == "mine"
+    await stream.aclose()
+
+
 async def test_a_watcher_that_falls_behind_is_told(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(results_module, "WATCHER_QUEUE", 2)
     hub = ResultsHub()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ PLAN = JointPlan(
 def test_everything_written_reads_back(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path)
     glasses = preset_device("glasses", "glasses")
-    store.add_app(APP, "convnet5", "d1", b"onnx-bytes", next_app=1)
+    store.add_app(APP, "convnet5", "d1", b"onnx-bytes", next_app=1, owner="alice")
     store.save_device(glasses, "lease-1")
     store.save_counters(next_app=1, next_epoch=3)
     store.save_deployment(PLAN, {"glasses": frozenset({("app-1", 0, "p1")})})
@@ -37,6 +38,7 @@ def test_everything_written_reads_back(tmp_path: Path) -> None:
     state = again.load()
     assert [a.spec for a in state.apps] == [APP]
     assert state.apps[0].onnx == b"onnx-bytes" and state.apps[0].model_name == "convnet5"
+    assert state.apps[0].owner == "alice"
     assert state.devices == ((glasses, "lease-1"),)
     assert (state.next_app, state.next_epoch) == (1, 3)
     assert state.plan == PLAN
@@ -44,6 +46,28 @@ def test_everything_written_reads_back(tmp_path: Path) -> None:
     assert state.quarantines == {"ring": ("refused", 1234.5, 2)}
     assert again.next_boot() == 2
     again.close()
+
+
+def test_a_state_dir_from_before_app_owners_is_upgraded(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path)
+    store.add_app(APP, "convnet5", "d1", b"onnx-bytes", next_app=1)
+    store.close()
+    # Make it what schema 1 wrote: no owner column.
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE apps DROP COLUMN owner")
+    db.execute("UPDATE meta SET value = 1 WHERE key = 'schema'")
+    db.commit()
+    db.close()
+
+    again = StateStore.open(tmp_path)
+    state = again.load()
+    assert [(a.spec, a.owner) for a in state.apps] == [(APP, "")]  # only an admin acts on it
+    again.add_app(replace(APP, app_id="app-2"), "convnet5", "d1", b"onnx-bytes", next_app=2, owner="bob")
+    assert [a.owner for a in again.load().apps] == ["", "bob"]
+    again.close()
+    reopened = StateStore.open(tmp_path)  # now schema 2: opens as it is
+    assert len(reopened.load().apps) == 2
+    reopened.close()
 
 
 def test_removing_the_last_app_of_a_model_drops_the_model(tmp_path: Path) -> None:
