@@ -127,6 +127,11 @@ class AppSpec:
     target_device: str = ""
     #: 0 means "as fast as the source allows".
     max_rate_hz: float = 0.0
+    #: The rate the app needs at least (0: none); an app whose minimum cannot be met waits
+    #: with the reason instead of running starved (admission control).
+    min_rate_hz: float = 0.0
+    #: Priority in the default objective: the planner maximises the weighted sum of rates.
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,10 @@ class AppInfo:
     #: Hardware layers of its model.
     layers: int = 0
     stats: AppStats = AppStats()
+    #: Who submitted it: the name on the client's certificate ("" without one).
+    owner: str = ""
+    #: True when :attr:`stats` are left out (all zero): the app belongs to another client.
+    stats_hidden: bool = False
 
 
 @dataclass(frozen=True)

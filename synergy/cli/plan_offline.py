@@ -7,7 +7,7 @@ constraint (exit status 1), never as a traceback. ``--list-methods`` lists the m
 
 The lead wires these functions into the ``synergy`` command::
 
-    add_offline_arguments(plan_parser)   # adds --space --apps --method --list-methods --json --seed
+    add_offline_arguments(plan_parser)   # --space --apps --method --list-methods --json --seed --objective
     status = run_offline(args)
 """
 
@@ -26,6 +26,7 @@ from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
 from synergy.planning.api import PlanningApp
+from synergy.planning.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from synergy.planning.registry import METHODS, MethodPlanner, PlanningOptions, PlanOutcome
 from synergy.planning.space_files import AppEntry, load_apps, load_space
 
@@ -49,6 +50,13 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-methods", action="store_true", help="list the planning methods and exit")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default: 0)")
+    parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=DEFAULT_OBJECTIVE,
+        help="what the plan maximises: throughput (default; no app below half its fair rate), fair "
+        "(max-min), latency (worst app latency) or energy (power at the required rates)",
+    )
 
 
 def _analyse(entries: Sequence[AppEntry]) -> list[PlanningApp]:
@@ -131,7 +139,12 @@ def run_offline(args: argparse.Namespace, *, out: TextIO | None = None, err: Tex
             raise SynergyError(f"unknown planning method {args.method!r}; known: {', '.join(METHODS)}")
         space = load_space(args.space)
         apps = _analyse(load_apps(args.apps))
-        planner = MethodPlanner(args.method, PlanningOptions(seed=args.seed, calibration=space.calibration))
+        options = PlanningOptions(
+            seed=args.seed,
+            calibration=space.calibration,
+            objective=getattr(args, "objective", DEFAULT_OBJECTIVE),
+        )
+        planner = MethodPlanner(args.method, options)
         start = time.perf_counter()
         outcome = planner.plan(space.devices, apps)
         planning_ms = (time.perf_counter() - start) * 1000

@@ -13,7 +13,11 @@ words, has 768``. The checks:
   ``max_bias_channels`` outputs;
 - data memory: every layer's output fits one data-memory instance, and so do the input and
   output of the widest layer (:func:`synergy.hardware.allocation.data_need`). Skip tensors
-  held across layers are not counted.
+  held across layers are not counted;
+- flash: the partition's weights and bias are stored in the MCU's flash, less what the
+  firmware takes (:mod:`synergy.hardware.mcu`). Several partitions on one board must fit
+  there *together*; that joint check, and the SRAM that frames crossing a radio need,
+  depend on the plan and live in the planner (:mod:`synergy.planning.memory`).
 
 :func:`raise_if_not_fits` turns a failed report into :class:`~synergy.errors.DoesNotFit`;
 :func:`greedy_partitions` finds the fewest contiguous partitions that each fit a board.
@@ -38,6 +42,7 @@ from synergy.hardware.allocation import (
     weight_overflow,
 )
 from synergy.hardware.boards import BoardProfile
+from synergy.hardware.mcu import mcu_memory
 from synergy.hardware.model import FitReport, HardwareLayer, HardwareModel
 
 __all__ = ["check_partition", "greedy_partitions", "raise_if_not_fits"]
@@ -133,6 +138,12 @@ class _BoardView:
             reasons.append(f"bias memory: partition needs {bias_total} B, {board.name} has {board.bias_bytes} B")
         else:
             reasons += filter(None, [bias_overflow(layers, board)])
+        mcu = mcu_memory(board)
+        if mcu is not None and weight_total + bias_total > mcu.weight_flash_bytes:
+            reasons.append(
+                f"flash: partition stores {weight_total + bias_total} B of weights and bias, {board.name} "
+                f"has {mcu.weight_flash_bytes} B ({mcu.describe_flash()})"
+            )
         need, widest = max((self.data_need[i], i) for i in range(first, last + 1))
         if need > board.data_instance_bytes:
             reasons.append(

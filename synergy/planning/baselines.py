@@ -5,6 +5,11 @@ registry evaluates it with the same joint model as our methods, so every compari
 equal terms. Baselines do not overlap CPU, accelerator and radio work across frames (that
 is one of Synergy's contributions), hence ``allow_parallel=False``.
 
+Baselines are meant to be reasonable, not strawmen: where a rule leaves a choice between
+equally good devices (two identical boards, two cameras), each app takes the one its
+predecessors (in arrival order) left least loaded, not the first one in the space file —
+otherwise every camera app would pile onto one board.
+
 =====================  ======================================================================
 name                   rule
 =====================  ======================================================================
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from synergy.planning.candidates import SOURCE_SLOT, CandidateGenerator
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
@@ -55,8 +60,24 @@ def _rate(cand: Candidate) -> float:
     return standalone_rate(resource_loads(cand, False), cand.cost.cap_hz)
 
 
-def _pick(cands: Sequence[Candidate]) -> Candidate | None:
-    return max(cands, key=lambda c: (_rate(c), -c.cost.latency_s), default=None)
+#: Device id -> busy fraction the apps placed so far put on it (each at its own rate alone).
+DeviceLoad = dict[str, float]
+
+
+def _load_of(cand: Candidate, load: Mapping[str, float]) -> float:
+    """How much of the candidate's work lands on busy devices (busy fraction x seconds)."""
+    return sum(load.get(w.device_id, 0.0) * (w.accel_s + w.cpu_s + w.radio_s) for w in cand.cost.work)
+
+
+def _add_load(cand: Candidate, load: DeviceLoad) -> None:
+    rate = _rate(cand)
+    for w in cand.cost.work:
+        load[w.device_id] = load.get(w.device_id, 0.0) + rate * (w.accel_s + w.cpu_s + w.radio_s)
+
+
+def _pick(cands: Sequence[Candidate], load: Mapping[str, float]) -> Candidate | None:
+    """The fastest alone, then the lowest latency, then the least-loaded devices."""
+    return max(cands, key=lambda c: (_rate(c), -c.cost.latency_s, -_load_of(c, load)), default=None)
 
 
 def _target_for(problem: PlanningProblem, i: int, near: str) -> str:
@@ -77,32 +98,38 @@ def _result(problem: PlanningProblem, picks: dict[int, Candidate], reasons: dict
 
 
 def _each_app(
-    problem: PlanningProblem, choose: Callable[[int], Candidate | str], *, allow_parallel: bool = False
+    problem: PlanningProblem,
+    choose: Callable[[int, DeviceLoad], Candidate | str],
+    *,
+    allow_parallel: bool = False,
 ) -> Selection:
     """Run ``choose`` for every app (in arrival order) that has no problem of its own.
 
-    ``choose`` returns the app's candidate, or a string naming why the method cannot place it.
+    ``choose`` gets the app and the load the earlier apps put on the devices (for breaking
+    ties), and returns the app's candidate, or a string naming why the method cannot place it.
     """
     picks: dict[int, Candidate] = {}
     reasons: dict[int, str] = {}
+    load: DeviceLoad = {}
     for i in range(len(problem.apps)):
         if problem.problems[i]:
             continue
-        choice = choose(i)
+        choice = choose(i, load)
         if isinstance(choice, str):
             reasons[i] = choice
         else:
             picks[i] = choice
+            _add_load(choice, load)
     chosen = tuple(picks.get(i) for i in range(len(problem.apps)))
     return Selection(chosen, allow_parallel=allow_parallel, reasons=reasons)
 
 
 def source_only(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    def choose(i: int) -> Candidate | str:
+    def choose(i: int, load: DeviceLoad) -> Candidate | str:
         cands = [
             c for s in problem.sources[i] if (c := _whole(problem, i, s, s, _target_for(problem, i, s))) is not None
         ]
-        best = _pick(cands)
+        best = _pick(cands, load)
         if best is not None:
             return best
         s = problem.sources[i][0]
@@ -113,7 +140,7 @@ def source_only(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
 
 
 def best_single_device(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    def choose(i: int) -> Candidate | str:
+    def choose(i: int, load: DeviceLoad) -> Candidate | str:
         cands = [
             c
             for d in problem.devices
@@ -121,14 +148,14 @@ def best_single_device(problem: PlanningProblem, gen: CandidateGenerator) -> Sel
             for t in problem.targets[i]
             if (c := _whole(problem, i, d.device_id, s, t)) is not None
         ]
-        best = _pick(cands)
+        best = _pick(cands, load)
         return "best_single_device: no single device holds the whole model" if best is None else best
 
     return _each_app(problem, choose)
 
 
 def neurosurgeon(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    def choose(i: int) -> Candidate | str:
+    def choose(i: int, load: DeviceLoad) -> Candidate | str:
         # One device, or a head on the source and the tail on one other device; among the
         # templates' cuts is the latency-optimal one of every such pair (Neurosurgeon's
         # objective is the latency of one inference).
@@ -137,22 +164,26 @@ def neurosurgeon(problem: PlanningProblem, gen: CandidateGenerator) -> Selection
         ]
         if not options:
             return "neurosurgeon: no split between the source and one other device fits"
-        best = min(options, key=lambda t: (t.latency_s, t.bottleneck_s))
-        return gen.least_loaded(best, {})
+        fastest = min((t.latency_s, t.bottleneck_s) for t in options)
+        ties = [gen.least_loaded(t, load) for t in options if (t.latency_s, t.bottleneck_s) == fastest]
+        return min(ties, key=lambda c: _load_of(c, load))
 
     return _each_app(problem, choose)
 
 
 def pipeedge(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
     picks: dict[int, Candidate] = {}
+    load: DeviceLoad = {}
     for i in range(len(problem.apps)):
         templates = gen.templates(i)
         if not templates:
             continue
         # Each app alone: the pipeline of least bottleneck stage (compute + communication on
-        # each device), on the lowest-numbered devices, as if nothing else ran.
-        best = min(templates, key=lambda t: (t.serial_bottleneck_s, t.latency_s))
-        picks[i] = gen.least_loaded(best, {})
+        # each device), as if nothing else ran; among equal pipelines, the least-loaded devices.
+        fastest = min((t.serial_bottleneck_s, t.latency_s) for t in templates)
+        ties = [gen.least_loaded(t, load) for t in templates if (t.serial_bottleneck_s, t.latency_s) == fastest]
+        picks[i] = min(ties, key=lambda c: _load_of(c, load))
+        _add_load(picks[i], load)
     return _result(problem, picks, {})
 
 
@@ -178,7 +209,7 @@ def _proportional(problem: PlanningProblem, i: int, devices: Sequence[str]) -> l
 
 
 def exo(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    def choose(i: int) -> Candidate | str:
+    def choose(i: int, load: DeviceLoad) -> Candidate | str:
         s = problem.sources[i][0]
         t = _target_for(problem, i, s)
         middle = [d.device_id for d in problem.devices if d.device_id not in (s, t)]
@@ -248,7 +279,7 @@ def random_plan(problem: PlanningProblem, gen: CandidateGenerator, *, seed: int 
 
 
 def spread(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
-    def choose(i: int) -> Candidate | str:
+    def choose(i: int, load: DeviceLoad) -> Candidate | str:
         found = _spread_one(problem, i, len(problem.apps[i].model.layers))
         return "spread: no even split over 1-3 devices fits their boards" if found is None else found
 

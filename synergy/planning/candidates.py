@@ -13,6 +13,9 @@ against its board:
 * the cuts minimising the largest weight-memory share, which keeps partitions of several
   apps resident together (no reloads).
 
+A range is feasible on a slot when its board's checker accepts it and the slot's MCU can
+hold the frames it receives and sends over the radio (:mod:`.memory`).
+
 Any other cut of a sequence is worse for the app alone in all four respects, so the joint
 search loses little by skipping it. A template becomes a concrete :class:`Candidate` once
 its class slots get distinct devices: the fast method picks the least-loaded ones, the
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, PartitionFootprint, link_between
+from synergy.planning.memory import sram_limit
 from synergy.planning.problem import Candidate, PlanningProblem
 from synergy.types import LinkProfile, Stage
 
@@ -162,7 +166,7 @@ class CandidateGenerator:
     def __init__(self, problem: PlanningProblem) -> None:
         self.problem = problem
         self._templates: dict[int, tuple[Template, ...]] = {}
-        self._class_key = [(id(c.board), c.link, c.factor) for c in problem.classes]
+        self._class_key = [(c.board, c.link, c.factor) for c in problem.classes]
         self._order = {d.device_id: i for i, d in enumerate(problem.devices)}
 
     # -- templates -------------------------------------------------------------------------
@@ -269,6 +273,11 @@ class CandidateGenerator:
                 endpoint_work.append((SOURCE_SLOT, (0.0, 0.0, tx_in)))
             if not t_held:
                 endpoint_work.append((TARGET_SLOT, (0.0, delivery, rx_out)))
+        # An endpoint that only relays holds the frame it sends or receives in its SRAM.
+        if in_link is not None and enter[0] > sram_limit(src.board):
+            return []
+        if out_link is not None and leave[-1] > sram_limit(tgt.board):
+            return []
         const_par = max((max(w) for _, w in endpoint_work), default=0.0)
         const_latency = (tx_in + (in_link.latency_s if in_link else 0.0)) + (
             rx_out + (out_link.latency_s if out_link else 0.0)
@@ -292,7 +301,11 @@ class CandidateGenerator:
             radio = rx[:, None] + tx[None, :] + extra_radio
             accel = table.accel_s * factors[j]
             cpu = table.cpu_s * factors[j] + extra_cpu
-            bad = ~table.feasible
+            # Frames crossing a radio are held whole in SRAM (:mod:`.memory`).
+            held = (enter * (j > 0 or in_link is not None))[:, None] + (leave * (j < k - 1 or out_link is not None))[
+                None, :
+            ]
+            bad = ~table.feasible | (held > sram_limit(board))
             parts.append((accel, cpu, radio))
             par.append(np.where(bad, np.inf, np.maximum(np.maximum(accel, cpu), radio)))
             ser.append(np.where(bad, np.inf, accel + cpu + radio))

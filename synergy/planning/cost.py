@@ -253,6 +253,9 @@ class _Caches:
     profiles: dict[int, tuple[HardwareModel, ModelProfile]] = field(default_factory=dict)
     tables: dict[tuple[int, int], tuple[HardwareModel, BoardProfile, BoardTable]] = field(default_factory=dict)
     memo: dict[tuple[int, Hashable], tuple[HardwareModel, Any]] = field(default_factory=dict)
+    #: Board object id -> (that object, the first equal board seen): tables are per value.
+    boards: dict[int, tuple[BoardProfile, BoardProfile]] = field(default_factory=dict)
+    by_value: dict[BoardProfile, BoardProfile] = field(default_factory=dict)
 
 
 #: Cached analyses kept per cost model (models and boards are few; re-plans reuse them).
@@ -301,7 +304,25 @@ class CostModel:
         self._caches.profiles[id(model)] = (model, profile)
         return profile
 
+    def canonical_board(self, board: BoardProfile) -> BoardProfile:
+        """The first board seen that equals ``board`` by value (one object per kind of board).
+
+        Tables and solved cuts are cached per board object; boards decoded from the wire are
+        distinct objects with equal values, and must share those caches.
+        """
+        hit = self._caches.boards.get(id(board))
+        if hit is not None and hit[0] is board:
+            return hit[1]
+        if len(self._caches.boards) >= _CACHE_LIMIT:
+            self._caches.boards.clear()
+        if len(self._caches.by_value) >= _CACHE_LIMIT:
+            self._caches.by_value.clear()
+        canonical = self._caches.by_value.setdefault(board, board)
+        self._caches.boards[id(board)] = (board, canonical)
+        return canonical
+
     def table(self, model: HardwareModel, board: BoardProfile) -> BoardTable:
+        board = self.canonical_board(board)
         key = (id(model), id(board))
         hit = self._caches.tables.get(key)
         if hit is not None and hit[0] is model and hit[1] is board:

@@ -23,6 +23,7 @@ of full evaluations of the objective (:attr:`FastConfig.evaluation_budget`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,6 +120,8 @@ class _Search:
         self.config = config
         self.evaluations = 0
         self.ranker = Ranker(gen)
+        #: Why an app was left unplaced although it has candidates.
+        self.reasons: dict[int, str] = {}
 
     @property
     def spent(self) -> bool:
@@ -153,8 +156,14 @@ class _Search:
                 s = self.score(trial)
                 if best is None or better(s, best[0]):
                     best = (s, cand)
-            if best is not None:
+            if best is not None and math.isfinite(best[0][0]):
                 chosen[i] = best[1]
+            elif best is not None:
+                # Every placement tried breaks a hard limit beside the apps placed before it.
+                trial = list(chosen)
+                trial[i] = best[1]
+                ev = self.problem.evaluate([c for c in trial if c is not None], allow_parallel=self.allow_parallel)
+                self.reasons[i] = "; ".join(ev.overcommitted.values())
         return chosen
 
     def improve(self, chosen: list[Candidate | None]) -> tuple[list[Candidate | None], Score]:
@@ -291,11 +300,15 @@ def fast_search(
         return Selection(tuple(chosen), allow_parallel=allow_parallel)
     chosen, best = search.improve(search.greedy(order))
     for seed in seeds:
-        # A seed (e.g. a baseline's plan) fills the apps it could not place with ours; it
-        # is improved only when it already beats what we have.
-        start = [s if s is not None else c for s, c in zip(seed.chosen, chosen, strict=True)]
-        if better(search.score(start), best):
-            improved, s = search.improve(start)
-            if better(s, best):
-                chosen, best = improved, s
-    return Selection(tuple(chosen), allow_parallel=allow_parallel)
+        # A seed (e.g. a baseline's plan) fills the apps it could not place with ours (or,
+        # when that breaks a hard limit, stays as it is); it is improved only when it
+        # already beats what we have.
+        filled = [s if s is not None else c for s, c in zip(seed.chosen, chosen, strict=True)]
+        for start in (filled, list(seed.chosen)):
+            if better(search.score(start), best):
+                improved, s = search.improve(start)
+                if better(s, best):
+                    chosen, best = improved, s
+                break
+    reasons = {i: why for i, why in search.reasons.items() if chosen[i] is None and why}
+    return Selection(tuple(chosen), allow_parallel=allow_parallel, reasons=reasons)

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile
 from synergy.planning.api import PlanningApp
 from synergy.planning.cost import CostModel, FrameCost
+from synergy.planning.memory import flash_overcommit, sram_violation
 from synergy.planning.throughput import Evaluation, evaluate
 from synergy.types import DeviceSpec, ExecutionPlan, JointPlan, LinkProfile, Stage
+
+if TYPE_CHECKING:  # objectives builds on this module
+    from synergy.planning.objectives import Goal
 
 __all__ = [
     "Candidate",
@@ -121,15 +126,20 @@ class PlanningProblem:
             self.targets.append(targets)
             self.problems.append(problem)
         self._candidates: dict[tuple[int, tuple[str, tuple[Stage, ...], str]], Candidate] = {}
+        #: The objective every search method maximises (None: throughput, then latency).
+        self.goal: Goal | None = None
 
     # -- setup ---------------------------------------------------------------------------
 
     def _classes(self) -> tuple[tuple[DeviceClass, ...], dict[str, int]]:
-        groups: dict[tuple[int, LinkProfile, float], list[DeviceSpec]] = {}
+        # By value, not identity: the live coordinator decodes one board object per agent
+        # from the wire, and equal boards must still share a class (and its solved cuts).
+        groups: dict[tuple[BoardProfile, LinkProfile, float], list[DeviceSpec]] = {}
         for d in self.devices:
-            groups.setdefault((id(d.board), d.link, self.cost.factor(d.device_id)), []).append(d)
+            board = self.cost.canonical_board(d.board)
+            groups.setdefault((board, d.link, self.cost.factor(d.device_id)), []).append(d)
         classes = tuple(
-            DeviceClass(i, members[0].board, members[0].link, key[2], tuple(m.device_id for m in members))
+            DeviceClass(i, key[0], members[0].link, key[2], tuple(m.device_id for m in members))
             for i, (key, members) in enumerate(groups.items())
         )
         return classes, {m: c.index for c in classes for m in c.members}
@@ -270,8 +280,47 @@ class PlanningProblem:
     def objective(self, chosen: Sequence[Candidate], *, allow_parallel: bool = True) -> float:
         return self.evaluate(chosen, allow_parallel=allow_parallel).system_throughput
 
+    def within_memory(self, selection: Selection, method: str = "") -> Selection:
+        """The selection without the apps that break an MCU memory limit, each with its reason.
+
+        Per app: a device that cannot hold the frames crossing its radio (SRAM). Jointly:
+        a board whose flash cannot store every partition placed on it loses the app that
+        arrived last among those it serves, until the rest fit. Methods whose candidates
+        already respect both limits come out unchanged.
+        """
+        chosen = list(selection.chosen)
+        reasons = dict(selection.reasons)
+        prefix = f"{method}: " if method else ""
+        for i, cand in enumerate(chosen):
+            if cand is None:
+                continue
+            why = sram_violation(
+                self.cost.profile(self.apps[i].model), cand.source, cand.stages, cand.target, self.by_id
+            )
+            if why:
+                chosen[i], reasons[i] = None, prefix + why
+        while True:
+            stored: dict[str, list[tuple[int, int]]] = {}
+            for i, cand in enumerate(chosen):
+                for w in cand.cost.work if cand is not None else ():
+                    if w.partition is not None:
+                        kept = w.partition.weight_bytes + w.partition.bias_bytes
+                        stored.setdefault(w.device_id, []).append((i, kept))
+            for device_id, parts in stored.items():
+                why = flash_overcommit(device_id, self.by_id[device_id].board, [b for _, b in parts])
+                if why:
+                    last = max(i for i, _ in parts)
+                    chosen[last], reasons[last] = None, prefix + why
+                    break
+            else:
+                break
+        if chosen == list(selection.chosen):
+            return selection
+        return Selection(tuple(chosen), selection.allow_parallel, selection.optimal, reasons)
+
     def joint_plan(self, method: str, selection: Selection) -> tuple[JointPlan, Evaluation]:
         """The JointPlan (epoch 0) of a selection, with its evaluation."""
+        selection = self.within_memory(selection, method)
         placed = [c for c in selection.chosen if c is not None]
         ev = self.evaluate(placed, allow_parallel=selection.allow_parallel)
         plans = []

@@ -10,7 +10,11 @@ one with the live coordinator's calibration factors that shares those tables.
 Options (all methods accept all of them): ``seed`` (random baseline), ``calibration``
 (device id -> factor), ``parameters`` (:class:`~synergy.planning.cost.CostParameters`),
 ``node_budget`` (exact), ``max_stages`` and ``max_endpoints`` (candidate space),
-``fast`` (:class:`~synergy.planning.fast.FastConfig`, the fast method's effort).
+``fast`` (:class:`~synergy.planning.fast.FastConfig`, the fast method's effort),
+``objective`` (``throughput`` by default, ``fair``, ``latency`` or ``energy``; see
+:mod:`synergy.planning.objectives`). Every method's selection passes admission control
+(:func:`~synergy.planning.objectives.admit`): an app whose ``min_rate_hz`` is not met waits,
+unplaced, with the reason.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from synergy.planning.api import Planner, PlanningApp
 from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.cost import CostModel, CostParameters
 from synergy.planning.fast import FastConfig, fast_search
+from synergy.planning.objectives import DEFAULT_OBJECTIVE, OBJECTIVES, admit, goal_for
 from synergy.planning.problem import DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_STAGES, PlanningProblem, Selection
 from synergy.planning.search import DEFAULT_NODE_BUDGET, exact_search
-from synergy.planning.throughput import Evaluation
+from synergy.planning.throughput import Evaluation, rates
 from synergy.types import DeviceSpec, JointPlan
 
 __all__ = [
@@ -59,6 +64,8 @@ class PlanningOptions:
     max_stages: int = DEFAULT_MAX_STAGES
     max_endpoints: int = DEFAULT_MAX_ENDPOINTS
     fast: FastConfig = field(default_factory=FastConfig)
+    #: What every method maximises (:mod:`synergy.planning.objectives`).
+    objective: str = DEFAULT_OBJECTIVE
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,8 @@ BASELINES: Mapping[str, tuple[str, _Method]] = {
 
 
 def _seeds(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningOptions) -> list[Selection]:
-    return [method(problem, gen, options) for _, method in BASELINES.values()]
+    # A baseline's rule may break an MCU memory limit; only what it could deploy is a seed.
+    return [problem.within_memory(method(problem, gen, options)) for _, method in BASELINES.values()]
 
 
 def _synergy(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningOptions) -> Selection:
@@ -191,7 +199,22 @@ class MethodPlanner:
             max_endpoints=self.options.max_endpoints,
         )
         gen = CandidateGenerator(problem)
-        selection = self._method(problem, gen, self.options)
+        alone = best_alone_rates(problem, gen)
+        objective = self.options.objective
+        fair_rates = None
+        if objective != "fair" and METHODS[self.name].kind != "baseline":
+            # The floors are shares of the max-min fair rates: find the fair plan first.
+            problem.goal = goal_for(problem, alone, "fair")
+            parallel = self.name != "synergy_no_parallel"
+            fair = fast_search(problem, gen, allow_parallel=parallel, config=self.options.fast)
+            fair_rates = [0.0] * len(problem.apps)
+            placed = [c for c in fair.chosen if c is not None]
+            got = rates([c.cost for c in placed], problem.by_id, allow_parallel=fair.allow_parallel)
+            for c, r in zip(placed, got[0] if got is not None else [0.0] * len(placed), strict=True):
+                fair_rates[c.app_index] = r
+        goal = goal_for(problem, alone, objective, fair_rates)
+        problem.goal = goal
+        selection = admit(problem, self._method(problem, gen, self.options), goal)
         plan, evaluation = problem.joint_plan(self.name, selection)
         return PlanOutcome(plan, evaluation, selection.optimal)
 
@@ -199,6 +222,15 @@ class MethodPlanner:
         """The same method with new calibration factors (sharing the cached tables)."""
         options = PlanningOptions(**{**self.options.__dict__, "calibration": dict(calibration)})
         return MethodPlanner(self.name, options, self.cost_model.with_calibration(calibration))
+
+
+def best_alone_rates(problem: PlanningProblem, gen: CandidateGenerator) -> list[float]:
+    """Per app: the rate it reaches alone in the space on its best template (0: none)."""
+    return [
+        max((min(t.cap_hz, 1.0 / t.bottleneck_s) if t.bottleneck_s > 0 else t.cap_hz for t in gen.templates(i)),
+            default=0.0)
+        for i in range(len(problem.apps))
+    ]
 
 
 def get_planner(name: str, **options: Any) -> MethodPlanner:
@@ -209,6 +241,9 @@ def get_planner(name: str, **options: Any) -> MethodPlanner:
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidArgument(f"unknown planner option(s) {unknown}; known: {sorted(known)}")
+    objective = options.get("objective", DEFAULT_OBJECTIVE)
+    if objective not in OBJECTIVES:
+        raise InvalidArgument(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     return MethodPlanner(name, PlanningOptions(**options))
 
 

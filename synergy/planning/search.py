@@ -14,10 +14,12 @@ optimality (``optimal=True``) unless it runs out of its node budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from synergy.planning.candidates import CandidateGenerator
+from synergy.planning.objectives import objective_score, throughput_level
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.throughput import RESOURCE_KINDS, SERIAL_RESOURCE, throughput
 
@@ -39,11 +41,14 @@ DEFAULT_MAX_CANDIDATES = 5_000
 #: Relative improvement that counts (below it, floating-point noise).
 _IMPROVEMENT = 1e-9
 
-Score = tuple[float, float]
+#: Compared lexicographically, bigger is better (:func:`better`).
+Score = tuple[float, ...]
 
 
 def score(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel: bool) -> Score:
-    """(throughput, -total latency): bigger is better."""
+    """The problem's objective (:mod:`.objectives`); without one, (throughput, -total latency)."""
+    if problem.goal is not None:
+        return objective_score(problem.goal, problem, chosen, allow_parallel)
     if not chosen:
         return (0.0, 0.0)
     total, latency = throughput([c.cost for c in chosen], problem.by_id, allow_parallel=allow_parallel)
@@ -51,9 +56,24 @@ def score(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel:
 
 
 def better(a: Score, b: Score) -> bool:
-    if a[0] > b[0] * (1 + _IMPROVEMENT) + 1e-12:
-        return True
-    return a[0] >= b[0] * (1 - _IMPROVEMENT) and a[1] > b[1] + 1e-12
+    """Whether ``a`` beats ``b``: the first element that differs beyond noise decides."""
+    for x, y in zip(a, b, strict=False):
+        if x == y:
+            continue
+        slack = _IMPROVEMENT * max(abs(x), abs(y)) + 1e-12 if math.isfinite(x) and math.isfinite(y) else 0.0
+        if x > y + slack:
+            return True
+        if x < y - slack:
+            return False
+    return False
+
+
+def _prune_level(problem: PlanningProblem, incumbent: Score) -> float:
+    """The weighted throughput a branch's bound must beat (-inf: no pruning is sound)."""
+    if problem.goal is None:
+        return incumbent[0]
+    level = throughput_level(problem.goal, incumbent)
+    return -math.inf if level is None else level
 
 
 def resource_loads(cand: Candidate, allow_parallel: bool) -> dict[str, float]:
@@ -107,7 +127,7 @@ def _symmetry_groups(problem: PlanningProblem) -> dict[str, tuple[str, ...]]:
 def _best_seed(
     problem: PlanningProblem, seeds: Sequence[Selection], allow_parallel: bool, n: int
 ) -> Selection:
-    best: tuple[Score, tuple[Candidate | None, ...]] = ((-1.0, 0.0), (None,) * n)
+    best: tuple[Score, tuple[Candidate | None, ...]] = ((-math.inf,), (None,) * n)
     for seed in seeds:
         s = score(problem, [c for c in seed.chosen if c is not None], allow_parallel)
         if better(s, best[0]):
@@ -146,6 +166,10 @@ def exact_search(
     names: dict[str, int] = {}
     loads: dict[int, list[tuple[int, float]]] = {}
     alone: dict[int, float] = {}
+    weights = [a.spec.weight for a in problem.apps]
+    # The one-resource relaxation below is in frames per second; scaled by the smallest
+    # weight it stays a valid cut of the weighted sum.
+    w_min = min(weights, default=1.0)
     for cs in lists:
         for c in cs:
             per = resource_loads(c, allow_parallel)
@@ -155,17 +179,18 @@ def exact_search(
         lists[i].sort(key=lambda c: (-alone[id(c)], c.cost.latency_s))
     # Most constrained apps first: fewer branches near the root.
     order = sorted(placeable, key=lambda i: len(lists[i]))
-    best_alone = {i: alone[id(lists[i][0])] for i in placeable}
+    best_alone = {i: weights[i] * alone[id(lists[i][0])] for i in placeable}
     groups = _symmetry_groups(problem)
     device_index = {d.device_id: k for k, d in enumerate(problem.devices)}
 
     incumbent: list[Candidate | None] = [None] * n
-    incumbent_score: Score = (-1.0, 0.0)
+    incumbent_score: Score = (-math.inf,)
+    seed_reasons: Mapping[int, str] = {}
     for seed in seeds:
         chosen = [c for c in seed.chosen if c is not None]
         s = score(problem, chosen, allow_parallel)
         if better(s, incumbent_score):
-            incumbent_score, incumbent = s, list(seed.chosen)
+            incumbent_score, incumbent, seed_reasons = s, list(seed.chosen), seed.reasons
 
     state = _Node(node_budget)
     current: list[Candidate | None] = [None] * n
@@ -218,8 +243,9 @@ def exact_search(
                 break
             if not symmetric_ok(cand, used):
                 continue
-            child_total = total - best_alone[app] + alone[id(cand)]
-            if child_total <= incumbent_score[0] * (1 + _IMPROVEMENT):
+            child_total = total - best_alone[app] + weights[app] * alone[id(cand)]
+            level = _prune_level(problem, incumbent_score)
+            if child_total <= level * (1 + _IMPROVEMENT):
                 break  # sorted by own rate: every later candidate is bounded lower still
             cap = alone[id(cand)]
             saved = []
@@ -227,8 +253,8 @@ def exact_search(
                 saved.append(reduction[r])
                 users[r].append((secs, cap))
                 reduction[r] = knapsack_reduction(users[r])
-            bound = child_total - max(reduction, default=0.0)
-            if bound > incumbent_score[0] * (1 + _IMPROVEMENT):
+            bound = child_total - w_min * max(reduction, default=0.0)
+            if bound > level * (1 + _IMPROVEMENT):
                 current[app] = cand
                 dfs(depth + 1, used | {cand.source, cand.target, *cand.stage_devices}, child_total)
                 current[app] = None
@@ -237,7 +263,18 @@ def exact_search(
                 reduction[r] = old
             if state.exhausted:
                 break
+        # Leaving the app out: only ever best when every placement breaks a hard limit
+        # (flash shared with the others), and then the bound lets this branch through.
+        without = total - best_alone[app]
+        if not state.exhausted and without > _prune_level(problem, incumbent_score) * (1 + _IMPROVEMENT):
+            dfs(depth + 1, used, without)
 
     if order:
         dfs(0, set(), sum(best_alone.values()))
-    return Selection(tuple(incumbent), allow_parallel=allow_parallel, optimal=not state.exhausted)
+    reasons: dict[int, str] = {}
+    placed = [c for c in incumbent if c is not None]
+    for i in placeable:
+        if incumbent[i] is None:
+            ev = problem.evaluate([*placed, lists[i][0]], allow_parallel=allow_parallel)
+            reasons[i] = seed_reasons.get(i) or "; ".join(ev.overcommitted.values()) or "left out by the search"
+    return Selection(tuple(incumbent), allow_parallel=allow_parallel, optimal=not state.exhausted, reasons=reasons)

@@ -29,6 +29,7 @@ same parser ``synergy agent --device-file`` uses.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,9 @@ from synergy.types import AppSpec, DeviceSpec
 
 __all__ = ["AppEntry", "Space", "load_apps", "load_space"]
 
-_APP_FIELDS = {"name", "model", "source", "target", "source_device", "target_device", "max_rate_hz"}
+_APP_FIELDS = {
+    "name", "model", "source", "target", "source_device", "target_device", "max_rate_hz", "min_rate_hz", "weight",
+}
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,12 @@ def load_apps(path: str | Path) -> tuple[AppEntry, ...]:
         max_rate = float(item.get("max_rate_hz", 0.0))
         if max_rate < 0:
             raise InvalidArgument(f"{where}: max_rate_hz must not be negative")
+        min_rate = _finite(item.get("min_rate_hz", 0.0), f"{where}: min_rate_hz")
+        weight = _finite(item.get("weight", 1.0), f"{where}: weight")
+        if min_rate < 0:
+            raise InvalidArgument(f"{where}: min_rate_hz must not be negative")
+        if weight <= 0:
+            raise InvalidArgument(f"{where}: weight must be positive")
         name = str(item["name"])
         spec = AppSpec(
             app_id=name,
@@ -135,6 +144,8 @@ def load_apps(path: str | Path) -> tuple[AppEntry, ...]:
             source_device=str(item.get("source_device", "")),
             target_device=str(item.get("target_device", "")),
             max_rate_hz=max_rate,
+            min_rate_hz=min_rate,
+            weight=weight,
         )
         out.append(AppEntry(spec, model_ref))
     names = [e.spec.app_id for e in out]
@@ -142,3 +153,13 @@ def load_apps(path: str | Path) -> tuple[AppEntry, ...]:
     if dupes:
         raise InvalidArgument(f"{origin}: duplicate app names {dupes}")
     return tuple(out)
+
+
+def _finite(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{where} must be a number, not {value!r}") from exc
+    if not math.isfinite(number):
+        raise InvalidArgument(f"{where} must be finite")
+    return number

@@ -4,7 +4,9 @@ DESIGN.md §5. Given one :class:`~synergy.planning.cost.FrameCost` per app (busy
 frame on each device's accelerator, CPU and radio):
 
 1. **Shared weight memory.** Partitions of several apps on one accelerator that do not fit
-   in its weight memory together pay a weight reload at every switch (accelerator + CPU).
+   in its weight memory together pay a weight reload at every switch. It keeps the
+   accelerator and the CPU busy at once: on an overlapping device both resources carry it,
+   on a serialized device (one resource) it is counted once.
 2. **Parallelization** (the paper's "multiple computation units"). A device overlaps its
    CPU, accelerator and radio work across consecutive frames when its data memory can hold
    an extra frame buffer beside the widest layer; each of its resources is then separate.
@@ -13,7 +15,9 @@ frame on each device's accelerator, CPU and radio):
 3. **Rates.** Every resource offers one busy second per second. Rates are shared max-min
    fairly (water-filling), each capped by its source rate and ``max_rate_hz``. The system
    throughput is the sum of the rates; the bottleneck is the first resource to saturate.
-4. **Latency and energy.** Per app: the sum of its stage times, transfers, link latencies
+4. **Flash.** Every partition a board serves is stored in its MCU's flash; a plan whose
+   partitions on one board overflow it cannot be deployed (:mod:`.memory`).
+5. **Latency and energy.** Per app: the sum of its stage times, transfers, link latencies
    and reloads (no queueing); energy per frame from the boards' active powers; the average
    power adds every device's idle power.
 """
@@ -22,11 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
 from synergy.planning.cost import FrameCost
 from synergy.planning.fit import co_resident_violation
+from synergy.planning.memory import flash_limit, flash_overcommit
 from synergy.types import DeviceSpec
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "SERIAL_RESOURCE",
     "evaluate",
     "max_min_fair",
+    "rates",
 ]
 
 #: Names of a device's separate resources, in the order of DeviceWork's fields.
@@ -65,6 +71,9 @@ class Evaluation:
     utilisation: Mapping[str, float]
     #: Per app: busy seconds per frame on each resource (reloads included).
     loads: tuple[Mapping[str, float], ...] = ()
+    #: Devices whose flash cannot store every partition placed on them, with the figures
+    #: (such a plan cannot be deployed; :func:`throughput` scores it minus infinity).
+    overcommitted: Mapping[str, str] = field(default_factory=dict)
 
 
 def max_min_fair(
@@ -153,8 +162,8 @@ def _limits(board: BoardProfile) -> tuple[int, int, int, int]:
 
 def _device_state(
     costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allow_parallel: bool
-) -> tuple[dict[str, str], set[str]]:
-    """Devices that must reload weights (with the constraint) and devices that overlap."""
+) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """Devices that must reload weights, devices that overlap, devices whose flash overflows."""
     # device -> [partitions, weight, bias, layers, widest layer, largest frame buffer]
     agg: dict[str, list[int]] = {}
     for cost in costs:
@@ -172,9 +181,12 @@ def _device_state(
                 a[5] = max(a[5], p.frame_buffer_bytes)
     reloading: dict[str, str] = {}
     parallel: set[str] = set()
+    overcommitted: dict[str, str] = {}
     for device_id, a in agg.items():
         board = devices[device_id].board
         weight, bias, layers, data = _limits(board)
+        if a[0] >= 2 and a[1] + a[2] > flash_limit(board):
+            overcommitted[device_id] = flash_overcommit(device_id, board, [a[1] + a[2]])
         if a[0] >= 2 and (a[1] > weight or a[2] > bias or a[3] > layers):
             prints = [
                 w.partition.footprint
@@ -186,7 +198,7 @@ def _device_state(
         # Overlapping needs an extra frame buffer beside the widest layer.
         if allow_parallel and a[4] + a[5] <= data:
             parallel.add(device_id)
-    return reloading, parallel
+    return reloading, parallel, overcommitted
 
 
 #: Resource names per device, built once (the search evaluates many plans).
@@ -211,11 +223,12 @@ class _Demands:
     energies: list[float]
     reloading: dict[str, str]
     parallel: set[str]
+    overcommitted: dict[str, str]
 
 
 def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allow_parallel: bool) -> _Demands:
     """Every app's busy seconds per frame on each resource, joint effects included."""
-    reloading, parallel = _device_state(costs, devices, allow_parallel)
+    reloading, parallel, overcommitted = _device_state(costs, devices, allow_parallel)
     names: list[str] = []
     index: dict[str, int] = {}
     demands: list[list[tuple[int, float]]] = []
@@ -227,22 +240,23 @@ def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allo
         for w in cost.work:
             a, c, r = w.accel_s, w.cpu_s, w.radio_s
             device = w.device_id
+            reload = 0.0
             if reloading and w.partition is not None and device in reloading:
                 # Weights are written by the CPU while the accelerator cannot run.
                 reload = w.partition.reload_s
-                a += reload
-                c += reload
                 latency += reload
                 energy += reload * devices[device].board.cpu_active_power_w
             device_names = _names(device)
             if device in parallel:
+                # Separate resources: the reload keeps both the accelerator and the CPU busy.
                 pairs: tuple[tuple[str, float], ...] = (
-                    (device_names[0], a),
-                    (device_names[1], c),
+                    (device_names[0], a + reload),
+                    (device_names[1], c + reload),
                     (device_names[2], r),
                 )
             else:
-                pairs = ((device_names[3], a + c + r),)
+                # One serial resource: the reload's seconds pass once, not once per unit.
+                pairs = ((device_names[3], a + c + r + reload),)
             for name, seconds in pairs:
                 if seconds > 0:
                     k = index.get(name)
@@ -253,16 +267,33 @@ def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allo
         demands.append(list(per.items()))
         latencies.append(latency)
         energies.append(energy)
-    return _Demands(names, demands, latencies, energies, reloading, parallel)
+    return _Demands(names, demands, latencies, energies, reloading, parallel, overcommitted)
 
 
 def throughput(
     costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], *, allow_parallel: bool = True
 ) -> tuple[float, float]:
-    """(system throughput, total latency) only: what the search compares, computed lean."""
+    """(system throughput, total latency) only: what the search compares, computed lean.
+
+    A joint plan that overflows some board's flash cannot be deployed: its throughput is
+    minus infinity, below every feasible plan (and below placing nothing).
+    """
     d = _demands(costs, devices, allow_parallel)
+    if d.overcommitted:
+        return -math.inf, sum(d.latencies)
     rates, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
     return sum(rates), sum(d.latencies)
+
+
+def rates(
+    costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], *, allow_parallel: bool = True
+) -> tuple[list[float], list[float], list[float]] | None:
+    """(rates, latencies, energies per frame) per app, computed lean; None if flash overflows."""
+    d = _demands(costs, devices, allow_parallel)
+    if d.overcommitted:
+        return None
+    got, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
+    return got, d.latencies, d.energies
 
 
 def evaluate(
@@ -302,4 +333,5 @@ def evaluate(
         reloading=reloading,
         utilisation=util,
         loads=tuple({names[r]: s for r, s in dem} for dem in demands),
+        overcommitted=d.overcommitted,
     )

@@ -355,12 +355,14 @@ def cost_table(costs: list[Cost]) -> str:
 
 
 async def test_what_tls_costs(tmp_path: Path) -> None:
-    """TLS and plain text side by side in one run on loopback: two 2-agent clusters (planner
-    'spread', emulation timing off) up at once, measured call by call in turn. Latency: Infer
+    """TLS and plain text side by side in one run on loopback, measured call by call in turn
+    (emulation timing off). Latency: two 2-agent clusters (planner 'spread') up at once, Infer
     round trips of convnet5 (a 784-byte frame: client -> coordinator -> agent -> agent ->
     coordinator -> client; 'agents' is inject-to-done on the agents, one agent-to-agent hop).
-    Throughput: Infer calls of UNet split over the two agents (372 KB in, 496 KB out, and its
-    activations from one agent to the other).
+    Throughput: two 1-agent clusters, Infer calls of UNet (372 KB in to the agent through the
+    coordinator, 496 KB out back through it: four TLS links per call). UNet is not split over
+    agents: a split would send a 496 KB activation over a radio, more than a MAX78000 can hold
+    in its SRAM, which the planner refuses.
     Prints a table (``-s``); asserts only that both ran."""
     spread = ["--planner", "spread"]
     async with (
@@ -371,6 +373,13 @@ async def test_what_tls_costs(tmp_path: Path) -> None:
         async with plain.client() as plain_client, secure.client() as secure_client:
             costs = [Cost("insecure", plain_client), Cost("tls", secure_client)]
             await run_interleaved(costs, "convnet5", LATENCY_ROUNDS, record_latency)
+    async with (
+        LocalCluster((GLASSES,), log_dir=tmp_path / "insecure-large", tls=False) as plain,
+        LocalCluster((GLASSES,), log_dir=tmp_path / "tls-large", tls=True) as secure,
+    ):
+        await asyncio.gather(plain.wait_for_devices(1), secure.wait_for_devices(1))
+        async with plain.client() as plain_client, secure.client() as secure_client:
+            costs[0].client, costs[1].client = plain_client, secure_client
             await run_interleaved(costs, LARGE_MODEL, THROUGHPUT_CALLS, record_throughput)
     print(
         f"\nTLS vs plain text on loopback, {LATENCY_ROUNDS} + {THROUGHPUT_CALLS} Infer calls each:\n{cost_table(costs)}"

@@ -107,6 +107,19 @@ def test_partitions_that_do_not_fit_together_pay_a_reload_every_frame() -> None:
     assert ev.latencies_s == pytest.approx((0.013, 0.013))
 
 
+def test_a_reload_on_a_serialized_device_is_counted_once() -> None:
+    half = MAX78000.weight_bytes // 2 + 1000
+    part = PartitionFootprint(half, 0, 3, 4096, 1024, reload_s=0.01)
+    devices = {"d": device("d")}
+    a = frame(DeviceWork("d", 0.002, 0.001, 0.0, part))
+    ev = evaluate([a, a], devices, allow_parallel=False)
+    assert "weight memory" in ev.reloading["d"]
+    # One resource d.all: 0.002 + 0.001 + 0.01 (the reload once, not on accelerator and CPU
+    # both) per frame; two apps: 2 x 0.013 x r = 1.
+    assert ev.rates_hz == pytest.approx((1 / 0.026, 1 / 0.026))
+    assert ev.loads[0] == pytest.approx({"d.all": 0.013})
+
+
 def test_partitions_that_fit_together_stay_resident() -> None:
     part = PartitionFootprint(1000, 0, 3, 4096, 1024, reload_s=0.01)
     devices = {"d": device("d")}
