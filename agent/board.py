@@ -14,19 +14,19 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 
 from synergy.deployment import PartitionPayload
 from synergy.errors import DoesNotFit, InvalidArgument, NotFound
-from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.checker import check_partition
 from synergy.hardware.costs import partition_times
 from synergy.wire.tensors import Array, narrow
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = ["Board", "EmulatedBoard", "LoadedPartition", "RunTiming"]
 
@@ -122,6 +122,13 @@ class EmulatedBoard:
 
     def _prepare(self, spec: PartitionPayload, key: str, label: str) -> tuple[LoadedPartition, ort.InferenceSession]:
         """Everything slow about a load, in a worker thread: no shared state is touched."""
+        # Imported on the first load, not at start: onnx and onnxruntime are about 30 MB of an
+        # agent's memory, which an agent that runs no partition (a sensor, a display) never needs.
+        import onnx
+        import onnxruntime as ort
+
+        from synergy.hardware.analysis import analyze_model
+
         try:
             proto = onnx.load_from_string(spec.onnx)
         except Exception as exc:

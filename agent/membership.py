@@ -12,7 +12,9 @@ doubling to 1 s, ±25 %), so an agent is back within about a second of the coord
 listening again (gRPC's own reconnect backoff is tuned to match in
 ``synergy.wire.server.channel_options``). Heartbeats go on every period while the coordinator
 is unreachable; the agent registers again only when the coordinator says it does not know the
-lease (NotFound) or when no heartbeat succeeded for the lease TTL. An outage is logged once
+lease (NotFound) or when no heartbeat succeeded for the lease TTL. A heartbeat waits up to a
+third of the TTL (at least one period) for its answer, so a coordinator that is merely slow
+(a loaded host carrying many agents) still renews every lease. An outage is logged once
 when it starts (and when its cause changes) and once when it ends, never per attempt.
 """
 
@@ -42,6 +44,10 @@ REGISTER_BACKOFF_MIN_S = 0.1
 REGISTER_BACKOFF_MAX_S = 1.0
 #: Heartbeat calls never wait less than this for an answer.
 MIN_HEARTBEAT_TIMEOUT_S = 0.5
+#: ... nor less than this share of the lease TTL: a coordinator that answers late (a loaded
+#: host, many agents) still renews the lease, where a deadline of one period would give up on
+#: every heartbeat it answers in 1.2 periods and count it as an outage.
+HEARTBEAT_TIMEOUT_TTL_SHARE = 1 / 3
 #: Bound on Deregister (at shutdown).
 DEREGISTER_BOUND_S = 1.0
 
@@ -204,7 +210,7 @@ class Membership:
                     lease.lease_id,
                     telemetry,
                     self._state(),
-                    timeout_s=max(period, MIN_HEARTBEAT_TIMEOUT_S),
+                    timeout_s=max(period, MIN_HEARTBEAT_TIMEOUT_S, lease.lease_ttl_s * HEARTBEAT_TIMEOUT_TTL_SHARE),
                 )
             except NotFound as exc:
                 self._log.warning("lease_lost", reason="the coordinator does not know the lease", detail=str(exc))

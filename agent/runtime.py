@@ -6,9 +6,13 @@ worker that runs its partition (if any) and hands the frame on — to the next a
 (:class:`~agent.dataplane.FrameStream`), or to the output when this device delivers. Sources
 of an epoch run only while that epoch is active.
 
-Loss accounting: every frame a source emits reaches its target exactly once (targets
-de-duplicate by seq) or is reported dropped with the reason by the stage that lost it —
-including a frame a worker was processing when its epoch was retired.
+Sources capture at the plan's rate and, by default, admit a frame only when the pipeline has
+room for it (skipping the capture at the sensor otherwise): frames never queue behind a
+bottleneck. Accounting: every frame a source admits reaches its target (targets drop repeats
+of a seq) or is reported dropped with the reason by the stage that gave up on it. When an
+epoch retires, the frames it still holds here are replayed on the new epoch's path (see
+:meth:`Runtime._hand_over`), given back to their sender, or — past the replay bound —
+dropped with the reason.
 
 What the runtime holds is reported as an :class:`~synergy.deployment.AgentState` (active
 epoch, loaded epochs, every segment with the digest of the partition it really runs), so the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +33,12 @@ import numpy as np
 import structlog
 
 from agent.board import Board, LoadedPartition
-from agent.dataplane import AckFn, DropLog, FrameStream, Radio, receive
+from agent.dataplane import REPLAY_MAX_AGE_S, AckFn, DropLog, FrameStream, Radio, receive
 from agent.sensors import EmulatedSensor
 from synergy.deployment import AgentState, HeldSegment, SegmentAssignment
 from synergy.errors import FailedPrecondition, InvalidArgument, NotFound, SynergyError
 from synergy.hardware.model import TensorSpec
-from synergy.reports import DeviceTelemetry, FrameOutcome, Result, StageTiming, WireTensor
+from synergy.reports import DeviceTelemetry, FrameOutcome, Result, SourceCount, StageTiming, WireTensor
 from synergy.tasks import TaskOwner
 from synergy.types import CLIENT_SOURCE, DeviceSpec, LinkProfile
 from synergy.wire.frames import FrameAck, FrameTransport, GrpcFrameTransport, StreamTarget
@@ -49,6 +54,10 @@ INBOX_SIZE = 4
 DEDUP_WINDOW = 4096
 #: How long retiring an epoch waits for its frames to drain.
 DRAIN_TIMEOUT_S = 10.0
+#: Outputs up to this size are read as class scores in a result's summary; larger ones are maps.
+SUMMARY_MAX_CLASSES = 1000
+#: Source counters (per app and epoch) an agent keeps reporting after their epoch retired.
+SOURCE_COUNTS_KEPT = 64
 
 #: Opens the frame transport to a peer agent's address.
 TransportFactory = Callable[[str], FrameTransport]
@@ -73,6 +82,10 @@ class Telemetry:
     stream_reopens: int = 0
     #: (app, epoch) -> [predicted seconds, measured seconds total, samples]
     stage_times: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    #: (app, epoch) -> [frames a source here admitted, frames it skipped at the sensor]
+    sources: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    #: Frames a retiring epoch handed to the new epoch's path on this device.
+    frames_replayed: int = 0
 
 
 @dataclass
@@ -90,6 +103,9 @@ class Segment:
     next_link: LinkProfile | None
     #: The device of the previous segment, the one peer allowed to stream into this one.
     upstream: str = ""
+    #: At a source: queue every captured frame (True) or admit one only when the pipeline has
+    #: room and skip the others at the sensor (False, the default: the freshest frames).
+    every_frame: bool = False
     inbox: asyncio.Queue[tuple[Frame, AckFn | None]] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
     stream: FrameStream | None = None
     busy: int = 0
@@ -106,6 +122,19 @@ class Segment:
     @property
     def digest(self) -> str:
         return self.partition.key if self.partition is not None else ""
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """What this segment hands on: its partition's outputs, or its inputs unchanged."""
+        return tuple(self.partition.spec.outputs) if self.partition is not None else self.inputs
+
+    def has_room(self) -> bool:
+        """Whether a frame admitted now would start through the pipeline without queueing
+        behind another: nothing waits in the inbox, and the next hop has a credit for it and
+        for every frame this segment is working on."""
+        if self.inbox.qsize():
+            return False
+        return self.stream is None or self.stream.free_credits > self.busy
 
 
 class Runtime:
@@ -199,6 +228,7 @@ class Runtime:
                     radio=self.radio,
                     on_drop=self._dropped_in_flight,
                     on_sent=self._count_sent,
+                    on_return=self._hand_over,
                     label=segment.label,
                 )
                 segment.stream.start()
@@ -245,6 +275,7 @@ class Runtime:
             next_address=a.next.address if a.next is not None else "",
             next_link=link,
             upstream=a.upstream,
+            every_frame=a.every_frame,
         )
 
     def activate(self, epoch: int) -> None:
@@ -306,7 +337,7 @@ class Runtime:
         for segment in segments.values():
             while not segment.inbox.empty():
                 frame, ack = segment.inbox.get_nowait()
-                self._drop(frame, f"epoch {epoch} retired before the frame was processed", ack)
+                self._hand_over(frame, ack, None, f"epoch {epoch} retired before the frame was processed")
             if segment.partition is not None:
                 self.board.unload(segment.partition.key)
             if segment.stream is not None:
@@ -315,6 +346,10 @@ class Runtime:
         del self._epochs[epoch]
         for key in [k for k in self.telemetry.stage_times if k[1] == epoch]:
             del self.telemetry.stage_times[key]
+        # Source counters outlive their epoch (the coordinator keeps the last value it heard),
+        # but not forever: the oldest go once there are many.
+        for key in sorted(self.telemetry.sources, key=lambda k: k[1])[:-SOURCE_COUNTS_KEPT]:
+            del self.telemetry.sources[key]
         self._drops.flush()
         self._log.info("epoch_undeployed", epoch=epoch, drained=drained)
         self.on_state_change()
@@ -323,10 +358,15 @@ class Runtime:
     async def _retire(self, segment: Segment, deadline: float) -> int:
         """Wait for upstream to finish sending, drain the inbox, close the outbound stream."""
         processed_before = segment.processed
-        while self._segment_busy(segment) and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll
+        # A next hop that is down is not waited for: what waits for it goes to the new epoch.
+        while (  # noqa: ASYNC110 - a bounded poll
+            self._segment_busy(segment)
+            and time.monotonic() < deadline
+            and not (segment.stream is not None and segment.stream.failing)
+        ):
             await asyncio.sleep(0.01)
         if segment.stream is not None:
-            await segment.stream.close(max(0.0, deadline - time.monotonic()))
+            await segment.stream.close(max(0.0, deadline - time.monotonic()), handover=self._hand_over)
         return segment.processed - processed_before
 
     def _segment_busy(self, segment: Segment) -> bool:
@@ -395,22 +435,36 @@ class Runtime:
         return epoch
 
     async def _sense(self, segment: Segment) -> None:
+        """Capture at the segment's rate (the plan's rate for the app). By default a frame is
+        admitted only when the pipeline has room for it (:meth:`Segment.has_room`) and skipped
+        at the sensor otherwise, so no frame waits behind a bottleneck and latency stays that
+        of the pipeline; with ``every_frame`` each capture is queued (back-pressure slows the
+        sensor, nothing is skipped)."""
         assert segment.sensor is not None
         period = 1.0 / segment.rate_hz
+        counts = self.telemetry.sources.setdefault((segment.app_id, segment.epoch), [0, 0])
         counter = 0
-        next_capture = time.monotonic()
+        # Each app's source at a phase of its own within the period (as independent sensors
+        # are): sources of several apps sharing a device would otherwise capture at the same
+        # instants, every period, and their frames queue for the shared chip and radio.
+        next_capture = time.monotonic() + period * (zlib.crc32(segment.app_id.encode()) % 1000) / 1000
         while True:
             next_capture = max(next_capture + period, time.monotonic())
             await asyncio.sleep(max(0.0, next_capture - time.monotonic()))
+            if not segment.every_frame and not segment.has_room():
+                counts[1] += 1
+                continue
             # seq is unique per app across epochs: the epoch in the high bits.
             seq = (segment.epoch << 32) | counter
-            counter += 1
             tensors = segment.sensor.capture(seq, segment.inputs)
             frame = Frame(
                 segment.app_id, segment.epoch, segment.index, seq, time.time(), tensors, self.device.device_id
             )
-            # Blocks under back-pressure: the sensor then samples less often (no frame is lost).
+            # With every_frame this blocks under back-pressure: the sensor samples less often.
+            # A frame counts as admitted once it is in: cancelled while waiting, it never was.
             await segment.inbox.put((frame, None))
+            counter += 1
+            counts[0] += 1
 
     async def _work(self, segment: Segment) -> None:
         while True:
@@ -420,16 +474,19 @@ class Runtime:
             try:
                 out = await self._compute(segment, frame)
                 if segment.stream is not None:
-                    await segment.stream.send(out)  # from here on the stream accounts for it
+                    # From here on the stream accounts for it, and acknowledges it upstream
+                    # once the next hop is done with it (acks travel back from the target).
+                    # A source keeps the captured input with it, to replay from if it is lost.
+                    await segment.stream.send(out, ack, frame if segment.index == 0 else None)
                 else:
                     self._deliver(segment, out)
+                    if ack is not None:
+                        ack(FrameOutcome.ACCEPTED, "")
                 handed_on = True
                 segment.processed += 1
-                if ack is not None:
-                    ack(FrameOutcome.ACCEPTED, "")
             except asyncio.CancelledError:
                 if not handed_on:
-                    self._drop(frame, f"{segment.label}: epoch retired while the frame was processed", ack)
+                    self._hand_over(frame, ack, None, f"{segment.label}: epoch retired while the frame was processed")
                 raise
             except SynergyError as exc:
                 self._drop(frame, f"{segment.label}: {exc}", ack)
@@ -505,6 +562,69 @@ class Runtime:
             )
         )
 
+    def _hand_over(self, frame: Frame, done: AckFn | None, origin: Frame | None, reason: str) -> None:
+        """A frame its path no longer carries (its epoch retires here, or the next hop gave it
+        back): replayed on the active epoch's path when the frame is within the replay bound
+        and a segment here takes it — these very tensors (as its input: it runs on them; or
+        as its output: its stream sends them on), or else the captured input it came from
+        (``origin``, at a source: it starts again from there); otherwise RETURNED to the hop
+        it came from, which may have a path for it, or, with none (a source), dropped and
+        reported with ``reason`` and why."""
+        age = time.time() - frame.capture_time
+        if age > REPLAY_MAX_AGE_S:
+            bound = f"past the replay bound ({age:.1f} s > {REPLAY_MAX_AGE_S:g} s)"
+            self._drop(frame, f"{reason}; not replayed: {bound}", done)
+            return
+        found = self._replay_target(frame)
+        if found is None and origin is not None:
+            found = self._replay_target(origin)
+            frame = origin if found is not None else frame
+        if found is None:
+            if done is not None:
+                done(FrameOutcome.RETURNED, f"{reason}; returned: no path for it on {self.device.device_id}")
+            else:
+                self._drop(frame, f"{reason}; not replayed: no segment of the active epoch here carries it", None)
+            return
+        segment, runs = found
+        moved = Frame(
+            frame.app_id,
+            segment.epoch,
+            segment.index if runs else segment.index + 1,
+            frame.seq,
+            frame.capture_time,
+            frame.tensors,
+            self.device.device_id,
+        )
+        self.telemetry.frames_replayed += 1
+        self._workers[segment.epoch].spawn(self._replay(segment, runs, moved, done, reason), f"replay:{segment.label}")
+
+    def _replay_target(self, frame: Frame) -> tuple[Segment, bool] | None:
+        """The active epoch's segment here that continues ``frame``: (segment, runs it)."""
+        active = self.active_epoch
+        if not active or active == frame.epoch or active not in self._epochs or active not in self._workers:
+            return None
+        specs = frozenset(frame.specs())
+        found = None
+        for t in self._epochs[active].values():
+            if t.app_id != frame.app_id:
+                continue
+            if frozenset(t.inputs) == specs:
+                return (t, True)
+            if t.stream is not None and frozenset(t.outputs) == specs:
+                found = (t, False)
+        return found
+
+    async def _replay(self, segment: Segment, runs: bool, frame: Frame, done: AckFn | None, reason: str) -> None:
+        try:
+            if runs:
+                await segment.inbox.put((frame, done))
+            else:
+                assert segment.stream is not None
+                await segment.stream.send(frame, done)
+        except asyncio.CancelledError:
+            self._drop(frame, f"{reason}; epoch {frame.epoch} retired too before the replay", done)
+            raise
+
     def _dropped_in_flight(self, frame: Frame, reason: str) -> None:
         self._drop(frame, reason, None)
 
@@ -531,6 +651,8 @@ class Runtime:
             frames_dropped=t.frames_dropped,
             accelerator_busy_s=t.accelerator_busy_s,
             stage_timings=self.stage_timings(),
+            sources=tuple(SourceCount(app, epoch, c[0], c[1]) for (app, epoch), c in t.sources.items()),
+            frames_replayed=t.frames_replayed,
         )
 
     def stream_counts(self) -> tuple[int, int]:
@@ -546,8 +668,13 @@ def _summarize(frame: Frame) -> str:
     """A person-readable gist of a model output: the top class and its score."""
     if not frame.tensors:
         return ""
-    values = next(iter(frame.tensors.values())).astype(np.float64).ravel()
-    if values.size == 0:
+    first = next(iter(frame.tensors.values()))
+    if first.size == 0:
         return ""
+    if first.size > SUMMARY_MAX_CLASSES:
+        # A map, not class scores: say so without converting megabytes (it cost 55% of the
+        # time of a hop carrying 8 MB).
+        return f"map of {first.size} values"
+    values = first.astype(np.float64).ravel()
     top = int(values.argmax())
-    return f"class {top} (score {values[top]:.0f})" if values.size <= 1000 else f"map of {values.size} values"
+    return f"class {top} (score {values[top]:.0f})"

@@ -28,6 +28,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -38,7 +39,6 @@ from agent.reporter import Reporter
 from agent.runtime import Runtime
 from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
-from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.reports import DeviceTelemetry
 from synergy.security.authz import Policy
 from synergy.security.guard import Guard
@@ -48,6 +48,9 @@ from synergy.types import DeviceSpec
 from synergy.wire.frames import GrpcFrameTransport
 from synergy.wire.registry_client import Registry, RegistryClient
 from synergy.wire.server import ServingServer, announce_listening, start_server
+
+if TYPE_CHECKING:
+    from synergy.events import EventPublisher
 
 __all__ = ["Agent", "AgentConfig", "serve_agent"]
 
@@ -145,6 +148,9 @@ class Agent:
         self.device = replace(self.device, address=advertised)
         self.runtime.device = self.device
         if self.config.mqtt_url:
+            # Imported only with a broker: the MQTT client is ~14 MB of an agent that has none.
+            from synergy.events import EventPublisher, MqttConfig, Topics
+
             # mqtts:// uses the daemon's own TLS directory: its certificate is its MQTT identity.
             tls_dir = self.config.tls.directory if self.config.tls is not None else None
             mqtt = MqttConfig.from_url(self.config.mqtt_url, self.config.mqtt_prefix, tls_dir=tls_dir)

@@ -26,7 +26,7 @@ from synergy.security.authz import Policy
 from synergy.security.guard import Guard
 from synergy.v1 import agent_pb2, agent_pb2_grpc
 from synergy.wire.deployment import agent_state_to_proto, assignment_from_proto
-from synergy.wire.frames import serve_frames, stream_target
+from synergy.wire.frames import frames_method_handler, serve_frames, stream_target
 from synergy.wire.reports import telemetry_to_proto
 from synergy.wire.tensors import Frame, array_from_proto
 
@@ -74,7 +74,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
         return agent_pb2.UndeployResponse(frames_drained=drained)
 
     async def Frames(
-        self, request_iterator: AsyncIterator[agent_pb2.FrameChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FrameAck]:
         policy, guard = self._guard.policy, self._guard
         target = stream_target(context.invocation_metadata())
@@ -146,7 +146,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc] 
         )
 
 
+def _add_to_server(servicer: AgentServicer, server: grpc.aio.Server) -> None:
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
+    # Frames again, replacing the generated handler: its requests reach the servicer as the
+    # received bytes, read in place (the generated one would copy every tensor twice).
+    name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+    server.add_registered_method_handlers(name, {"Frames": frames_method_handler(servicer.Frames)})
+
+
 def registration(servicer: AgentServicer) -> tuple[Callable[[grpc.aio.Server], None], str]:
     """What :func:`synergy.wire.server.start_server` needs to serve ``servicer``."""
     name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
-    return partial(agent_pb2_grpc.add_AgentServiceServicer_to_server, servicer), name
+    return partial(_add_to_server, servicer), name

@@ -107,6 +107,7 @@ def segments_to_assignments(
             output_type=app.target_type if segment.delivers else "",
             next=peer,
             upstream=segments[segment.index - 1].device_id if segment.index > 0 else "",
+            every_frame=app.every_frame if segment.senses else False,
         )
         out.setdefault(segment.device_id, []).append(assignment)
     return out

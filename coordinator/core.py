@@ -173,6 +173,8 @@ class ControlCore:
         self._retry_at: float | None = None
         self._last_calibration_check = 0.0
         self._infer_seq: dict[str, int] = {}
+        #: app -> (device, epoch) -> (admitted, skipped): what each source last reported.
+        self._source_counts: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
 
     # -- queries (pure, read-only) -------------------------------------------------------
 
@@ -256,13 +258,21 @@ class ControlCore:
     def app_info(self, record: AppRecord, now: float) -> AppInfo:
         state, reason = self._app_state(record, now)
         window = record.stats
+        sources = self._source_counts.get(record.spec.app_id, {})
         return AppInfo(
             app_id=record.spec.app_id,
             spec=record.spec,
             state=state,
             reason=reason,
             layers=len(record.model.hardware.layers),
-            stats=AppStats(window.delivered, window.dropped, window.rate_hz(now), window.latency_ms(now)),
+            stats=AppStats(
+                window.delivered,
+                window.dropped,
+                window.rate_hz(now),
+                window.latency_ms(now),
+                frames_admitted=sum(a for a, _ in sources.values()),
+                frames_skipped=sum(s for _, s in sources.values()),
+            ),
             owner=record.owner,
         )
 
@@ -466,6 +476,13 @@ class ControlCore:
             record.connection = event.connection
         self._number_past(event.state)
         self.calibrator.observe(event.device_id, event.telemetry.stage_timings)
+        for source in event.telemetry.sources:
+            if source.app_id in self.apps:
+                counts = self._source_counts.setdefault(source.app_id, {})
+                key = (event.device_id, source.epoch)
+                before = counts.get(key, (0, 0))
+                # Monotonic: an agent that restarted reports its new epochs from zero.
+                counts[key] = (max(before[0], source.admitted), max(before[1], source.skipped))
         return self._compare_state(record, event.now, threshold=self.config.drift_heartbeats)
 
     def _live(self, device_id: str, lease_id: str) -> DeviceRecord:
@@ -537,6 +554,7 @@ class ControlCore:
         self.app(event.app_id)
         del self.apps[event.app_id]
         self._infer_seq.pop(event.app_id, None)
+        self._source_counts.pop(event.app_id, None)
         log.info("app_removed", app=event.app_id)
         return [DeleteApp(event.app_id), *self._request_replan(event.now)]
 
@@ -549,8 +567,11 @@ class ControlCore:
         self.stats.results_received += 1
         self.stats.result_bytes_received += result.nbytes
         record = self.apps.get(result.app_id)
-        if record is not None:
-            record.stats.record(event.now, None if result.dropped else result.latency_s)
+        if record is not None and not record.stats.record(
+            event.now, None if result.dropped else result.latency_s, result.seq
+        ):
+            log.debug("result_repeated", app=result.app_id, seq=result.seq, dropped=result.dropped)
+            return []  # a replayed copy of a frame already counted: the client saw it once
         return [FanOutResult(result)]
 
     # planning and deployment

@@ -66,6 +66,7 @@ from synergy.errors import FailedPrecondition, ResourceExhausted, SynergyError, 
 from synergy.events import EventPublisher, MqttConfig, Topics
 from synergy.hardware.model import TensorSpec
 from synergy.planning.api import PlanningApp
+from synergy.planning.objectives import DEFAULT_OBJECTIVE
 from synergy.planning.registry import MethodPlanner, get_planner
 from synergy.reports import CoordinatorStats, DeviceTelemetry, Result
 from synergy.security.tls import TlsConfig
@@ -95,6 +96,8 @@ class CoordinatorConfig:
     lease_ttl_s: float = 5.0
     heartbeat_s: float = 1.0
     planner: str = DEFAULT_PLANNER
+    #: What the planner maximises (synergy.planning.objectives): throughput by default.
+    objective: str = DEFAULT_OBJECTIVE
     mqtt_url: str = ""
     mqtt_prefix: str = DEFAULT_MQTT_PREFIX
     infer_timeout_s: float = 30.0
@@ -136,7 +139,7 @@ class Coordinator:
         self.results = ResultsHub()
         self.clients = AgentClients(config.tls)
         self.deployer = Deployer(self.clients)
-        self._planner: MethodPlanner = get_planner(config.planner)
+        self._planner: MethodPlanner = get_planner(config.planner, objective=config.objective)
         self.events: EventPublisher | None = None
         self.store: StateStore | None = None
         #: Set (with the reason) when a vital loop kept crashing: the daemon must exit non-zero.
@@ -369,7 +372,7 @@ class Coordinator:
         per_device: dict[str, list[Any]] = {}
         for exec_plan in instruction.plan.plans:
             spec, model = instruction.apps[exec_plan.app_id]
-            rate = _source_rate(spec, instruction.devices[exec_plan.source_device])
+            rate = _source_rate(spec, instruction.devices[exec_plan.source_device], exec_plan.predicted_rate_hz)
             assignments = segments_to_assignments(
                 spec,
                 exec_plan,
@@ -492,6 +495,12 @@ class Coordinator:
     def report_result(self, lease_id: str, result: Result) -> None:
         self._feed(ResultReported(lease_id, result, time.monotonic()))
 
+    def report_results(self, lease_id: str, results: Sequence[Result]) -> None:
+        """A batch (ReportResults), already authorized result by result; one clock read for all."""
+        now = time.monotonic()
+        for result in results:
+            self._feed(ResultReported(lease_id, result, now))
+
     async def submit(self, spec: AppSpec, source: ModelSource, owner: str = "") -> AppInfo:
         """Accept an app (durably) for ``owner`` and wait, bounded, for the plan that includes it."""
         async with self._submits:
@@ -570,15 +579,20 @@ class _MoveCounts:
     bytes_sent: int = 0
 
 
-def _source_rate(spec: AppSpec, device: DeviceSpec) -> float:
+def _source_rate(spec: AppSpec, device: DeviceSpec, planned_hz: float = 0.0) -> float:
+    """The rate a source captures at: the rate the plan gives the app (a faster source would
+    only make frames queue, or be skipped), within the sensor's rate and the app's maximum."""
     if spec.source_type == CLIENT_SOURCE:
-        rate = CLIENT_SOURCE_RATE_HZ
-    else:
-        sensor = device.sensor(spec.source_type)
-        if sensor is None:
-            raise FailedPrecondition(f"app {spec.app_id}: source device has no {spec.source_type} sensor")
-        rate = sensor.rate_hz
-    return min(rate, spec.max_rate_hz) if spec.max_rate_hz > 0 else rate
+        return CLIENT_SOURCE_RATE_HZ  # Infer calls set the real pace
+    sensor = device.sensor(spec.source_type)
+    if sensor is None:
+        raise FailedPrecondition(f"app {spec.app_id}: source device has no {spec.source_type} sensor")
+    rate = sensor.rate_hz
+    if spec.max_rate_hz > 0:
+        rate = min(rate, spec.max_rate_hz)
+    if planned_hz > 0:
+        rate = min(rate, planned_hz)
+    return rate
 
 
 def _plan_payload(plan: JointPlan) -> dict[str, Any]:

@@ -8,7 +8,8 @@ to status codes.
 Every method first asks the server's :class:`~synergy.security.guard.Guard` (the
 authorization policy of ``synergy/security/authz.py``, enforced; see docs/security.md):
 RegistryService only by the agent of the device named (results only from the app's planned
-target, a live device id only from the connection holding it), AppsService only by a client
+target, each result of a ReportResults batch on its own, a live device id only from the
+connection holding it), AppsService only by a client
 or an admin, each app removed, watched or fed only by the client that submitted it or an
 admin, and others' apps listed without their figures. A refusal is recorded in
 :attr:`RegistryServicer.audit` / :attr:`AppsServicer.audit` (one
@@ -27,10 +28,12 @@ from functools import partial
 import grpc
 
 from coordinator.service import Coordinator, ModelSource
-from synergy.errors import InvalidArgument
+from synergy.errors import InvalidArgument, NotFound, SynergyError
+from synergy.reports import Result
 from synergy.security.audit import AuditLog
 from synergy.security.authz import UNOWNED, Allowed, Policy
 from synergy.security.guard import Guard
+from synergy.security.identity import Identity
 from synergy.types import AppInfo, AppStats
 from synergy.v1 import apps_pb2, apps_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 from synergy.wire.convert import app_spec_from_proto, device_from_proto, joint_plan_to_proto
@@ -43,6 +46,7 @@ from synergy.wire.reports import (
     stats_to_proto,
     telemetry_from_proto,
 )
+from synergy.wire.result_batches import outcome_to_proto
 from synergy.wire.tensors import array_from_proto
 
 __all__ = ["AppsServicer", "RegistryServicer", "coordinator_guard", "coordinator_services"]
@@ -110,38 +114,74 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         )
         return registry_pb2.HeartbeatResponse(lease_ttl_s=self._c.config.lease_ttl_s)
 
+    def _lease_caller(
+        self, context: grpc.aio.ServicerContext, method: str, lease_id: str
+    ) -> tuple[Identity | None, str | None]:
+        """The caller, authorized as the agent of the lease's device; and that device (None:
+        an unknown lease, which passes the role check here to be answered NOT_FOUND)."""
+        policy = self._guard.policy
+        lease_device = self._c.core.lease_device(lease_id)
+        who = self._guard.check(
+            context,
+            lambda w: policy.registry(w, method, device_id=lease_device or (w.name if w else ""), live_holder=None),
+        ).identity
+        return who, lease_device
+
+    def _authorize_result(
+        self, who: Identity | None, context: grpc.aio.ServicerContext, result: Result, method: str
+    ) -> None:
+        """One result: only the app's target in that epoch's plan delivers, its pipeline drops."""
+        plan = self._c.core.pipeline_of(result.app_id, result.epoch)
+        decide = partial(
+            self._guard.policy.report,
+            app_id=result.app_id,
+            epoch=result.epoch,
+            dropped=result.dropped,
+            result_device=result.device_id,
+            target_device=plan.target_device if plan is not None else None,
+            pipeline=plan.devices if plan is not None else (),
+            method=method,
+        )
+        self._guard.check_as(who, partial(_peer, context), decide)
+
     async def ReportResult(
         self, request: registry_pb2.ReportResultRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ReportResultResponse:
         self._c.require_ready()
         result = result_from_proto(request.result)
-        policy, core = self._guard.policy, self._c.core
-        # The lease names the device reporting; an unknown lease passes the role check here
-        # and is answered NOT_FOUND by the coordinator.
-        lease_device = core.lease_device(request.lease_id)
-        who = self._guard.check(
-            context,
-            lambda w: policy.registry(
-                w, "ReportResult", device_id=lease_device or (w.name if w else ""), live_holder=None
-            ),
-        ).identity
+        who, lease_device = self._lease_caller(context, "ReportResult", request.lease_id)
         if lease_device is not None:
-            plan = core.pipeline_of(result.app_id, result.epoch)
-            self._guard.check_as(
-                who,
-                lambda: str(context.peer() or ""),
-                lambda w: policy.report(
-                    w,
-                    app_id=result.app_id,
-                    epoch=result.epoch,
-                    dropped=result.dropped,
-                    result_device=result.device_id,
-                    target_device=plan.target_device if plan is not None else None,
-                    pipeline=plan.devices if plan is not None else (),
-                ),
-            )
+            self._authorize_result(who, context, result, "ReportResult")
         self._c.report_result(request.lease_id, result)
         return registry_pb2.ReportResultResponse()
+
+    async def ReportResults(
+        self, request: registry_pb2.ReportResultsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ReportResultsResponse:
+        """A batch, authorized result by result exactly as ReportResult authorizes one.
+
+        What concerns every result refuses the call: the caller (checked against the lease's
+        device, as ReportResult does) and an unknown lease (NOT_FOUND). What concerns one
+        result (an invalid field, an app or epoch it may not report for) refuses that result
+        alone, in its outcome; the accepted ones are taken in order.
+        """
+        self._c.require_ready()
+        who, lease_device = self._lease_caller(context, "ReportResults", request.lease_id)
+        if lease_device is None:
+            raise NotFound("unknown lease; register again")
+        refusals: list[SynergyError | None] = []
+        accepted = []
+        for index, message in enumerate(request.results):
+            try:
+                result = result_from_proto(message, path=f"results[{index}]")
+                self._authorize_result(who, context, result, "ReportResults")
+            except SynergyError as refusal:
+                refusals.append(refusal)
+                continue
+            refusals.append(None)
+            accepted.append(result)
+        self._c.report_results(request.lease_id, accepted)
+        return registry_pb2.ReportResultsResponse(outcomes=[outcome_to_proto(r) for r in refusals])
 
     async def Deregister(
         self, request: registry_pb2.DeregisterRequest, context: grpc.aio.ServicerContext
@@ -150,6 +190,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         self._c.require_ready()
         self._c.deregister(request.device_id, request.lease_id)
         return registry_pb2.DeregisterResponse()
+
+
+def _peer(context: grpc.aio.ServicerContext) -> str:
+    return str(context.peer() or "")
 
 
 class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # untyped generated base

@@ -7,7 +7,7 @@ without sleeping.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from coordinator.models import LoadedModel
@@ -19,6 +19,9 @@ __all__ = ["AppRecord", "AppStatsWindow", "DeviceRecord", "Quarantine"]
 
 #: Results kept per app to compute the recent rate and latency.
 STATS_WINDOW_S = 5.0
+#: Per app, the outcomes remembered to count each frame once (a replayed copy arrives within
+#: seconds; at 1000 frames/s this covers a minute).
+OUTCOMES_KEPT = 65536
 
 
 @dataclass
@@ -55,22 +58,47 @@ class Quarantine:
 
 @dataclass
 class AppStatsWindow:
-    """Delivered and dropped counters plus a sliding window for rate and latency."""
+    """Delivered and dropped counters, each frame (seq) counted once, plus a sliding window
+    for rate and latency.
+
+    A frame can be reported twice: a hop replays what a broken call or a retired epoch took
+    with it, and the first copy may have got through too. The first delivery counts; a drop
+    followed by a delivery of the same seq (the drop was a copy's, the replay got through)
+    counts as delivered; any other repeat is a duplicate, not counted.
+    """
 
     delivered: int = 0
     dropped: int = 0
+    #: Reports of a seq already counted (not in delivered or dropped).
+    duplicates: int = 0
     #: Monotonic time of the last frame outcome (delivered or dropped); 0 before the first.
     last_outcome_at: float = 0.0
     recent: deque[tuple[float, float]] = field(default_factory=deque)  # (arrival, latency_s)
+    #: seq -> delivered? for the last OUTCOMES_KEPT frames.
+    outcomes: OrderedDict[int, bool] = field(default_factory=OrderedDict)
 
-    def record(self, now: float, latency_s: float | None) -> None:
+    def record(self, now: float, latency_s: float | None, seq: int | None = None) -> bool:
+        """Count one report; False if it repeats an outcome already counted (ignore it)."""
+        delivered = latency_s is not None
+        if seq is not None:
+            before = self.outcomes.get(seq)
+            if before is not None and (before or not delivered):
+                self.duplicates += 1
+                return False
+            self.outcomes[seq] = delivered
+            self.outcomes.move_to_end(seq)
+            while len(self.outcomes) > OUTCOMES_KEPT:
+                self.outcomes.popitem(last=False)
+            if before is False:
+                self.dropped -= 1  # an earlier copy was dropped; this one got through
         self.last_outcome_at = now
         if latency_s is None:
             self.dropped += 1
-            return
+            return True
         self.delivered += 1
         self.recent.append((now, latency_s))
         self._trim(now)
+        return True
 
     def _trim(self, now: float) -> None:
         while self.recent and self.recent[0][0] < now - STATS_WINDOW_S:

@@ -38,7 +38,7 @@ from synergy.security.tls import TlsConfig
 from synergy.types import DeviceState
 from synergy.wire.channels import open_channel
 
-__all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess", "agent_device_id"]
+__all__ = ["AgentProcessSpec", "LocalCluster", "ManagedProcess", "agent_device_id", "spawn_daemon", "stop_daemon"]
 
 #: Seconds a daemon may take to start listening (imports of onnxruntime dominate).
 START_TIMEOUT_S = 60.0
@@ -103,14 +103,20 @@ def _chooses_tls(args: Sequence[str]) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in args for flag in _TLS_FLAGS)
 
 
-async def _spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+async def spawn_daemon(
+    name: str, args: Sequence[str], log_dir: Path, env: dict[str, str], prefix: Sequence[str] = ()
+) -> ManagedProcess:
+    """Start a daemon (``prefix`` runs it through another command, e.g. ``ip netns exec NS``)
+    and wait until it says where it listens."""
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("ab")
     try:
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             sys.executable,
             "-m",
-            "synergy.cli.main",
+            # The daemons alone, not the whole CLI: ~8 MB less per process (many agents per host).
+            "synergy.cli.daemon_main",
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -134,6 +140,23 @@ async def _spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, s
     managed = ManagedProcess(name, process, address, log_path)
     managed._drain = asyncio.ensure_future(_discard(process.stdout))
     return managed
+
+
+async def stop_daemon(managed: ManagedProcess, sig: int = signal.SIGTERM) -> None:
+    """``sig`` to the daemon's process group, SIGKILL after the grace; idempotent."""
+    if managed.running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(managed.process.pid, sig)
+        try:
+            await asyncio.wait_for(managed.process.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(managed.process.pid, signal.SIGKILL)
+            await managed.process.wait()
+    if managed._drain is not None:
+        managed._drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await managed._drain
 
 
 async def _read_address(stream: asyncio.StreamReader) -> str:
@@ -255,7 +278,7 @@ class LocalCluster:
 
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.coordinator = await _spawn(
+        self.coordinator = await spawn_daemon(
             "coordinator",
             [
                 "--log-level",
@@ -280,7 +303,7 @@ class LocalCluster:
             raise Unavailable("the cluster is not started")
         address = self.coordinator.address
         await self._stop(self.coordinator, sig)
-        self.coordinator = await _spawn(
+        self.coordinator = await spawn_daemon(
             "coordinator",
             [
                 "--log-level",
@@ -302,7 +325,7 @@ class LocalCluster:
         given = [*self.agent_args, *spec.args]
         tls_args = self._tls_args("agent", agent_device_id(spec, self.agent_args), given)
         args = ["--log-level", self.log_level, "agent", "--coordinator", self.address, *given, *tls_args]
-        managed = await _spawn(spec.name, args, self.log_dir, self._env)
+        managed = await spawn_daemon(spec.name, args, self.log_dir, self._env)
         self.agents[spec.name] = managed
         return managed
 
@@ -338,16 +361,4 @@ class LocalCluster:
             self._tls_configs.clear()
 
     async def _stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM) -> None:
-        if managed.running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(managed.process.pid, sig)
-            try:
-                await asyncio.wait_for(managed.process.wait(), STOP_GRACE_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(managed.process.pid, signal.SIGKILL)
-                await managed.process.wait()
-        if managed._drain is not None:
-            managed._drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await managed._drain
+        await stop_daemon(managed, sig)

@@ -65,6 +65,8 @@ class SegmentAssignment:
     #: The device of the previous segment: the one peer whose frame stream into this segment
     #: is accepted. Empty at segment 0 (it senses, or is fed by the coordinator's Inject).
     upstream: str = ""
+    #: At a source: queue every frame instead of skipping those the pipeline has no room for.
+    every_frame: bool = False
 
     @property
     def digest(self) -> str:

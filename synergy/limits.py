@@ -29,6 +29,7 @@ __all__ = [
     "MAX_EPOCH",
     "MAX_FRAME_BYTES",
     "MAX_FRAME_CHUNK_MESSAGE_BYTES",
+    "FRAME_MESSAGE_BYTES",
     "MAX_HELD_SEGMENTS",
     "MAX_ID_CHARS",
     "MAX_INFER_BYTES",
@@ -44,6 +45,8 @@ __all__ = [
     "MAX_PROCESSORS",
     "MAX_RATE_HZ",
     "MAX_RECEIVE_MESSAGE_BYTES",
+    "MAX_REPORT_BATCH_BYTES",
+    "MAX_RESULTS_PER_REPORT",
     "MAX_RESULT_BYTES",
     "MAX_SECONDS",
     "MAX_SEGMENT_INDEX",
@@ -168,6 +171,11 @@ MAX_TENSOR_BYTES = MAX_FRAME_BYTES
 #: input and output (UNet) are ~0.5 MB each.
 MAX_INFER_BYTES = 4 * MiB
 MAX_RESULT_BYTES = 4 * MiB
+#: Results one ReportResults call carries (an agent batches what queued while its previous
+#: call was in flight), and the tensor bytes of all of them together: a batch is never bigger
+#: than one largest result, which still travels alone.
+MAX_RESULTS_PER_REPORT = 256
+MAX_REPORT_BATCH_BYTES = MAX_RESULT_BYTES
 #: An ONNX model or partition (SubmitApp, Deploy).
 MAX_MODEL_BYTES = 64 * MiB - 64 * KiB
 
@@ -178,9 +186,15 @@ MAX_MODEL_BYTES = 64 * MiB - 64 * KiB
 MAX_RECEIVE_MESSAGE_BYTES = 64 * MiB
 #: Room for the fields around a bounded payload (ids, specs, tensor metadata).
 _ENVELOPE = 64 * KiB
-#: One message on a Frames stream: a header, or a data chunk. Senders cut frames into 64 KiB
-#: chunks (synergy.wire.tensors.DEFAULT_CHUNK_BYTES); 4x that leaves room for other senders.
-MAX_FRAME_CHUNK_MESSAGE_BYTES = 256 * KiB
+#: Room for the fields of one result besides its tensors, in a batch (ids, tensor metadata,
+#: a summary and a drop reason of a few hundred bytes; long texts make batches smaller).
+_RESULT_FIELDS = 8 * KiB
+#: The most tensor bytes in one message of a Frames stream: a frame up to this size travels as
+#: one message (header and data), a larger one in chunks of this size. One message per frame
+#: for every zoo activation (the largest is ~2 MiB); gRPC's own default limit is 4 MiB.
+FRAME_MESSAGE_BYTES = 4 * MiB
+#: One message on a Frames stream: a frame's header and up to FRAME_MESSAGE_BYTES of its data.
+MAX_FRAME_CHUNK_MESSAGE_BYTES = FRAME_MESSAGE_BYTES + _ENVELOPE
 #: Every method not named below: List*, Get*, Status, Activate, Undeploy, health, reflection.
 DEFAULT_METHOD_MESSAGE_BYTES = 64 * KiB
 
@@ -191,6 +205,9 @@ METHOD_MESSAGE_BYTES: Mapping[str, int] = {
     "/synergy.v1.RegistryService/Heartbeat": 512 * KiB,
     "/synergy.v1.RegistryService/Deregister": DEFAULT_METHOD_MESSAGE_BYTES,
     "/synergy.v1.RegistryService/ReportResult": MAX_RESULT_BYTES + _ENVELOPE,
+    "/synergy.v1.RegistryService/ReportResults": (
+        MAX_REPORT_BATCH_BYTES + MAX_RESULTS_PER_REPORT * _RESULT_FIELDS + _ENVELOPE
+    ),
     "/synergy.v1.AppsService/SubmitApp": MAX_RECEIVE_MESSAGE_BYTES,
     "/synergy.v1.AppsService/Infer": MAX_INFER_BYTES + _ENVELOPE,
     "/synergy.v1.AgentService/Deploy": MAX_RECEIVE_MESSAGE_BYTES,

@@ -18,6 +18,7 @@ __all__ = [
     "DeviceTelemetry",
     "FrameOutcome",
     "Result",
+    "SourceCount",
     "StageTiming",
     "WireTensor",
 ]
@@ -30,6 +31,9 @@ class FrameOutcome(enum.Enum):
     ACCEPTED = "accepted"
     #: Will never be processed (the reason says why); the receiver reports the drop.
     REJECTED = "rejected"
+    #: Given back unprocessed and unreported (its epoch retired at the receiver with no path
+    #: for it): the sender replays it on its own new path, or reports it dropped.
+    RETURNED = "returned"
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,16 @@ class StageTiming:
 
 
 @dataclass(frozen=True)
+class SourceCount:
+    """What a source admitted into one app's pipeline in one epoch, and skipped at the sensor."""
+
+    app_id: str
+    epoch: int
+    admitted: int
+    skipped: int
+
+
+@dataclass(frozen=True)
 class DeviceTelemetry:
     """Counters an agent reports with every heartbeat."""
 
@@ -96,6 +110,8 @@ class DeviceTelemetry:
     frames_dropped: int = 0
     accelerator_busy_s: float = 0.0
     stage_timings: tuple[StageTiming, ...] = ()
+    sources: tuple[SourceCount, ...] = ()
+    frames_replayed: int = 0
 
 
 @dataclass

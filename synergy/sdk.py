@@ -55,6 +55,14 @@ class AppRequest:
     source_device: str = ""
     target_device: str = ""
     max_rate_hz: float = 0.0
+    #: The rate the app needs at least (0: none); the coordinator admits it only when the
+    #: plan can give it that, else it waits with the reason.
+    min_rate_hz: float = 0.0
+    #: Priority in the default objective (the weighted sum of app rates).
+    weight: float = 1.0
+    #: Process every captured frame (queued) instead of skipping those the pipeline has no
+    #: room for (the default: the freshest frames, bounded latency).
+    every_frame: bool = False
 
     def is_file(self) -> bool:
         return self.model.endswith(".onnx") or Path(self.model).is_file()
@@ -70,6 +78,9 @@ class AppRequest:
             source_device=self.source_device,
             target_device=self.target_device,
             max_rate_hz=self.max_rate_hz,
+            min_rate_hz=self.min_rate_hz,
+            weight=self.weight,
+            every_frame=self.every_frame,
         )
 
 

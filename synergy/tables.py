@@ -51,8 +51,9 @@ def plan_placements(plan: JointPlan) -> dict[str, str]:
 
 
 def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
-    """The apps table: owner, state, placement (or why it waits), measured rate and latency
-    ("hidden" for another client's app, whose figures the coordinator does not show)."""
+    """The apps table: owner, state, placement (or why it waits), measured rate and latency,
+    frames delivered, dropped, in flight and skipped at the sensor ("hidden" for another
+    client's app, whose figures the coordinator does not show)."""
     rows = [
         [
             a.app_id,
@@ -62,13 +63,15 @@ def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
             a.state.value,
             placements.get(a.app_id, a.reason or "-"),
             *(
-                ["hidden"] * 4
+                ["hidden"] * 6
                 if a.stats_hidden
                 else [
                     round(a.stats.rate_hz, 2),
                     round(a.stats.latency_ms, 1),
                     a.stats.frames_delivered,
                     a.stats.frames_dropped,
+                    a.stats.frames_in_flight,
+                    a.stats.frames_skipped,
                 ]
             ),
         ]
@@ -86,6 +89,8 @@ def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
             "lat_ms",
             "done",
             "drop",
+            "flight",
+            "skip",
         ],
         rows,
     )

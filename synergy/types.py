@@ -132,6 +132,9 @@ class AppSpec:
     min_rate_hz: float = 0.0
     #: Priority in the default objective: the planner maximises the weighted sum of rates.
     weight: float = 1.0
+    #: Process every frame (queue behind a bottleneck) instead of the default: admit a frame
+    #: only when the pipeline has room, skipping the others at the sensor (the freshest frames).
+    every_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,15 @@ class AppStats:
     rate_hz: float = 0.0
     #: Mean capture-to-delivery latency, recent window.
     latency_ms: float = 0.0
+    #: Frames its sources admitted (as their agents last reported), and skipped at the sensor
+    #: because the pipeline had no room (not drops: they never entered). Admitted frames not
+    #: yet delivered or dropped are in flight.
+    frames_admitted: int = 0
+    frames_skipped: int = 0
+
+    @property
+    def frames_in_flight(self) -> int:
+        return max(0, self.frames_admitted - self.frames_delivered - self.frames_dropped)
 
 
 @dataclass(frozen=True)

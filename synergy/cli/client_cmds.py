@@ -55,6 +55,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--source-device", default="", help="pin the source to this device")
     s.add_argument("--target-device", default="", help="pin the target to this device")
     s.add_argument("--max-rate", type=float, default=0.0, help="cap the app's frames per second")
+    s.add_argument(
+        "--min-rate",
+        type=float,
+        default=0.0,
+        help="frames per second the app needs at least; it waits, with the reason, until a plan gives it that",
+    )
+    s.add_argument(
+        "--weight", type=float, default=1.0, help="priority in the default objective (weighted sum of rates; default 1)"
+    )
+    s.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="process every captured frame, queueing behind a bottleneck (default: skip frames the pipeline "
+        "has no room for, so results stay fresh)",
+    )
     s.set_defaults(func=_submit)
 
     r = _client_parser(sub, "remove", "remove an app")
@@ -147,6 +162,9 @@ async def _submit_body(client: SynergyClient, args: argparse.Namespace) -> int:
             source_device=args.source_device,
             target_device=args.target_device,
             max_rate_hz=args.max_rate,
+            min_rate_hz=args.min_rate,
+            weight=args.weight,
+            every_frame=args.every_frame,
         )
     )
     if args.json:

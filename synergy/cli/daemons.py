@@ -17,6 +17,7 @@ from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_P
 from synergy.devices import DEVICE_PRESETS, load_device_file, parse_link, parse_sensor, preset_device
 from synergy.errors import FailedPrecondition, InvalidArgument
 from synergy.hardware.boards import load_board
+from synergy.planning.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from synergy.security.tls import TlsConfig, add_tls_arguments, tls_from_args
 from synergy.types import DeviceSpec, OutputSpec
 
@@ -37,6 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--planner",
         default=env("SYNERGY_PLANNER", DEFAULT_PLANNER),
         help="planning method (see `synergy plan --list-methods`)",
+    )
+    c.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=env("SYNERGY_OBJECTIVE", DEFAULT_OBJECTIVE),
+        help="what the planner maximises: throughput (default; no app below half its fair rate), fair "
+        "(max-min), latency (worst app latency) or energy (power at the required rates)",
     )
     c.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     c.add_argument("--mqtt-prefix", default=DEFAULT_MQTT_PREFIX, help="MQTT topic prefix")
@@ -106,6 +114,7 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         lease_ttl_s=args.lease_ttl,
         heartbeat_s=args.heartbeat,
         planner=args.planner,
+        objective=args.objective,
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
         calibrate=not args.no_calibration,

@@ -11,9 +11,10 @@ grpc: the servers gather the facts, this module decides, and the whole policy is
 server                  decision
 ======================  ===================================================================
 coordinator, Registry   :func:`authorize_registry` (Register, Heartbeat, Deregister,
-                        ReportResult: an agent acts only for the device its certificate
-                        names) and :func:`authorize_report` (ReportResult: results only
-                        from the app's planned target, drops from its pipeline)
+                        ReportResult(s): an agent acts only for the device its certificate
+                        names) and :func:`authorize_report` (ReportResult, and each result
+                        of ReportResults: results only from the app's planned target,
+                        drops from its pipeline)
 agent, AgentService     :func:`authorize_agent_control` (Deploy, Activate, Undeploy, Status,
                         Inject: only the coordinator) and :func:`authorize_frames` (a frame
                         stream only from the upstream of that hop)
@@ -71,7 +72,7 @@ REGISTRY_SERVICE: Final = "synergy.v1.RegistryService"
 AGENT_SERVICE: Final = "synergy.v1.AgentService"
 APPS_SERVICE: Final = "synergy.v1.AppsService"
 
-REGISTRY_METHODS: Final = ("Register", "Heartbeat", "ReportResult", "Deregister")
+REGISTRY_METHODS: Final = ("Register", "Heartbeat", "ReportResult", "ReportResults", "Deregister")
 #: AgentService methods only the coordinator calls (Frames has its own rule).
 AGENT_CONTROL_METHODS: Final = ("Deploy", "Activate", "Undeploy", "Status", "Inject")
 APPS_METHODS: Final = (
@@ -215,12 +216,14 @@ _REGISTRY_WHAT: dict[str, Callable[[str], str]] = {
     "Heartbeat": lambda d: f"heartbeat device {d}",
     "Deregister": lambda d: f"deregister device {d}",
     "ReportResult": lambda d: f"report a result under device {d}'s lease",
+    "ReportResults": lambda d: f"report results under device {d}'s lease",
 }
 _REGISTRY_RULE = {
     "Register": "an agent registers only the device its certificate names",
     "Heartbeat": "an agent heartbeats only the device its certificate names",
     "Deregister": "an agent deregisters only the device its certificate names",
     "ReportResult": "an agent reports results only under its own device's lease",
+    "ReportResults": "an agent reports results only under its own device's lease",
 }
 
 
@@ -248,7 +251,7 @@ def authorize_registry(
     what = _REGISTRY_WHAT[method](device_id)
     who = _authenticated(identity, REGISTRY_SERVICE, method, what)
     if who.role != "agent":
-        verb = "report results" if method == "ReportResult" else f"{method.lower()} a device"
+        verb = "report results" if method in ("ReportResult", "ReportResults") else f"{method.lower()} a device"
         raise _denied(
             who,
             REGISTRY_SERVICE,
@@ -290,17 +293,19 @@ def authorize_report(
     result_device: str,
     target_device: str | None,
     pipeline: Collection[str] = (),
+    method: str = "ReportResult",
 ) -> Allowed:
-    """ReportResult: a delivered result of ``app_id`` in ``epoch`` only from ``target_device``,
-    the device that epoch's plan names as the app's target; a drop also from any other device
-    of that pipeline (``pipeline``: every device the plan involves), since a frame can be
-    dropped at any hop. ``target_device`` None: the app has no plan in that epoch (or the
-    epoch is unknown, or long retired): nobody reports for it. The result must name the
-    reporting device (``result_device``) as where it happened.
+    """ReportResult (and each result of a ReportResults batch, ``method``): a delivered result
+    of ``app_id`` in ``epoch`` only from ``target_device``, the device that epoch's plan names
+    as the app's target; a drop also from any other device of that pipeline (``pipeline``:
+    every device the plan involves), since a frame can be dropped at any hop.
+    ``target_device`` None: the app has no plan in that epoch (or the epoch is unknown, or
+    long retired): nobody reports for it. The result must name the reporting device
+    (``result_device``) as where it happened.
 
     Check :func:`authorize_registry` (the lease's device) first; this adds the plan's rule.
     """
-    method = "ReportResult"
+    method = _bare_method(REGISTRY_SERVICE, method)
     what = f"report a {'drop' if dropped else 'result'} for app {app_id} epoch {epoch}"
     who = _authenticated(identity, REGISTRY_SERVICE, method, what)
     if who.role != "agent":
@@ -561,10 +566,11 @@ class Policy:
         result_device: str,
         target_device: str | None,
         pipeline: Collection[str] = (),
+        method: str = "ReportResult",
     ) -> Allowed:
         """:func:`authorize_report` in this policy's mode."""
         if self._insecure:
-            return self._open(REGISTRY_SERVICE, "ReportResult", identity)
+            return self._open(REGISTRY_SERVICE, method, identity)
         return authorize_report(
             identity,
             app_id=app_id,
@@ -573,6 +579,7 @@ class Policy:
             result_device=result_device,
             target_device=target_device,
             pipeline=pipeline,
+            method=method,
         )
 
     def agent_control(self, identity: Identity | None, method: str) -> Allowed:

@@ -25,47 +25,47 @@ _sym_db = _symbol_database.Default()
 from synergy.v1 import common_pb2 as synergy_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16synergy/v1/agent.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"J\n\x04Peer\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x04link\x18\x03 \x01(\x0b\x32\x10.synergy.v1.Link\"\xa3\x01\n\tPartition\x12\x13\n\x0b\x66irst_layer\x18\x01 \x01(\r\x12\x12\n\nlast_layer\x18\x02 \x01(\r\x12\x0c\n\x04onnx\x18\x03 \x01(\x0c\x12&\n\x06inputs\x18\x04 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\'\n\x07outputs\x18\x05 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"\x85\x02\n\nAssignment\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07segment\x18\x02 \x01(\r\x12\x13\n\x0bsensor_type\x18\x03 \x01(\t\x12\x0f\n\x07rate_hz\x18\x04 \x01(\x01\x12&\n\x06inputs\x18\x05 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12(\n\tpartition\x18\x06 \x01(\x0b\x32\x15.synergy.v1.Partition\x12\x13\n\x0boutput_type\x18\x07 \x01(\t\x12\x1e\n\x04next\x18\x08 \x01(\x0b\x32\x10.synergy.v1.Peer\x12\r\n\x05model\x18\t \x01(\t\x12\x1a\n\x12upstream_device_id\x18\n \x01(\t\"K\n\rDeployRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12+\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x16.synergy.v1.Assignment\"\x10\n\x0e\x44\x65ployResponse\" \n\x0f\x41\x63tivateRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"\x12\n\x10\x41\x63tivateResponse\" \n\x0fUndeployRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"*\n\x10UndeployResponse\x12\x16\n\x0e\x66rames_drained\x18\x01 \x01(\x04\"\xb3\x01\n\x0b\x46rameHeader\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0f\n\x07segment\x18\x03 \x01(\r\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x19\n\x11\x63\x61pture_time_unix\x18\x05 \x01(\x01\x12\'\n\x07tensors\x18\x06 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\x13\n\x0btotal_bytes\x18\x07 \x01(\x04\x12\x0e\n\x06sender\x18\x08 \x01(\t\"O\n\nFrameChunk\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.synergy.v1.FrameHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x08\x46rameAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.synergy.v1.FrameOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\rInjectRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\"\n\x06inputs\x18\x03 \x03(\x0b\x32\x12.synergy.v1.Tensor\"\x1f\n\x0eInjectResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"\x0f\n\rStatusRequest\"\xc1\x01\n\x0b\x41gentStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63tive_epoch\x18\x02 \x01(\x04\x12\x15\n\rloaded_epochs\x18\x03 \x03(\x04\x12.\n\ttelemetry\x18\x04 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\x12\x1b\n\x13weight_bytes_loaded\x18\x05 \x01(\x04\x12%\n\x05state\x18\x06 \x01(\x0b\x32\x16.synergy.v1.AgentState*e\n\x0c\x46rameOutcome\x12\x1d\n\x19\x46RAME_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46RAME_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n\x16\x46RAME_OUTCOME_REJECTED\x10\x02\x32\x98\x03\n\x0c\x41gentService\x12?\n\x06\x44\x65ploy\x12\x19.synergy.v1.DeployRequest\x1a\x1a.synergy.v1.DeployResponse\x12\x45\n\x08\x41\x63tivate\x12\x1b.synergy.v1.ActivateRequest\x1a\x1c.synergy.v1.ActivateResponse\x12\x45\n\x08Undeploy\x12\x1b.synergy.v1.UndeployRequest\x1a\x1c.synergy.v1.UndeployResponse\x12:\n\x06\x46rames\x12\x16.synergy.v1.FrameChunk\x1a\x14.synergy.v1.FrameAck(\x01\x30\x01\x12?\n\x06Inject\x12\x19.synergy.v1.InjectRequest\x1a\x1a.synergy.v1.InjectResponse\x12<\n\x06Status\x12\x19.synergy.v1.StatusRequest\x1a\x17.synergy.v1.AgentStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16synergy/v1/agent.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"J\n\x04Peer\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x04link\x18\x03 \x01(\x0b\x32\x10.synergy.v1.Link\"\xa3\x01\n\tPartition\x12\x13\n\x0b\x66irst_layer\x18\x01 \x01(\r\x12\x12\n\nlast_layer\x18\x02 \x01(\r\x12\x0c\n\x04onnx\x18\x03 \x01(\x0c\x12&\n\x06inputs\x18\x04 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\'\n\x07outputs\x18\x05 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"\x9a\x02\n\nAssignment\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07segment\x18\x02 \x01(\r\x12\x13\n\x0bsensor_type\x18\x03 \x01(\t\x12\x0f\n\x07rate_hz\x18\x04 \x01(\x01\x12&\n\x06inputs\x18\x05 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12(\n\tpartition\x18\x06 \x01(\x0b\x32\x15.synergy.v1.Partition\x12\x13\n\x0boutput_type\x18\x07 \x01(\t\x12\x1e\n\x04next\x18\x08 \x01(\x0b\x32\x10.synergy.v1.Peer\x12\r\n\x05model\x18\t \x01(\t\x12\x1a\n\x12upstream_device_id\x18\n \x01(\t\x12\x13\n\x0b\x65very_frame\x18\x0b \x01(\x08\"K\n\rDeployRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12+\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x16.synergy.v1.Assignment\"\x10\n\x0e\x44\x65ployResponse\" \n\x0f\x41\x63tivateRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"\x12\n\x10\x41\x63tivateResponse\" \n\x0fUndeployRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"*\n\x10UndeployResponse\x12\x16\n\x0e\x66rames_drained\x18\x01 \x01(\x04\"\xb3\x01\n\x0b\x46rameHeader\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0f\n\x07segment\x18\x03 \x01(\r\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x19\n\x11\x63\x61pture_time_unix\x18\x05 \x01(\x01\x12\'\n\x07tensors\x18\x06 \x03(\x0b\x32\x16.synergy.v1.TensorMeta\x12\x13\n\x0btotal_bytes\x18\x07 \x01(\x04\x12\x0e\n\x06sender\x18\x08 \x01(\t\"C\n\nFrameChunk\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x17.synergy.v1.FrameHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\x08\x46rameAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.synergy.v1.FrameOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\rInjectRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\"\n\x06inputs\x18\x03 \x03(\x0b\x32\x12.synergy.v1.Tensor\"\x1f\n\x0eInjectResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"\x0f\n\rStatusRequest\"\xc1\x01\n\x0b\x41gentStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63tive_epoch\x18\x02 \x01(\x04\x12\x15\n\rloaded_epochs\x18\x03 \x03(\x04\x12.\n\ttelemetry\x18\x04 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\x12\x1b\n\x13weight_bytes_loaded\x18\x05 \x01(\x04\x12%\n\x05state\x18\x06 \x01(\x0b\x32\x16.synergy.v1.AgentState*\x81\x01\n\x0c\x46rameOutcome\x12\x1d\n\x19\x46RAME_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46RAME_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n\x16\x46RAME_OUTCOME_REJECTED\x10\x02\x12\x1a\n\x16\x46RAME_OUTCOME_RETURNED\x10\x03\x32\x98\x03\n\x0c\x41gentService\x12?\n\x06\x44\x65ploy\x12\x19.synergy.v1.DeployRequest\x1a\x1a.synergy.v1.DeployResponse\x12\x45\n\x08\x41\x63tivate\x12\x1b.synergy.v1.ActivateRequest\x1a\x1c.synergy.v1.ActivateResponse\x12\x45\n\x08Undeploy\x12\x1b.synergy.v1.UndeployRequest\x1a\x1c.synergy.v1.UndeployResponse\x12:\n\x06\x46rames\x12\x16.synergy.v1.FrameChunk\x1a\x14.synergy.v1.FrameAck(\x01\x30\x01\x12?\n\x06Inject\x12\x19.synergy.v1.InjectRequest\x1a\x1a.synergy.v1.InjectResponse\x12<\n\x06Status\x12\x19.synergy.v1.StatusRequest\x1a\x17.synergy.v1.AgentStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'synergy.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FRAMEOUTCOME']._serialized_start=1471
-  _globals['_FRAMEOUTCOME']._serialized_end=1572
+  _globals['_FRAMEOUTCOME']._serialized_start=1481
+  _globals['_FRAMEOUTCOME']._serialized_end=1610
   _globals['_PEER']._serialized_start=63
   _globals['_PEER']._serialized_end=137
   _globals['_PARTITION']._serialized_start=140
   _globals['_PARTITION']._serialized_end=303
   _globals['_ASSIGNMENT']._serialized_start=306
-  _globals['_ASSIGNMENT']._serialized_end=567
-  _globals['_DEPLOYREQUEST']._serialized_start=569
-  _globals['_DEPLOYREQUEST']._serialized_end=644
-  _globals['_DEPLOYRESPONSE']._serialized_start=646
-  _globals['_DEPLOYRESPONSE']._serialized_end=662
-  _globals['_ACTIVATEREQUEST']._serialized_start=664
-  _globals['_ACTIVATEREQUEST']._serialized_end=696
-  _globals['_ACTIVATERESPONSE']._serialized_start=698
-  _globals['_ACTIVATERESPONSE']._serialized_end=716
-  _globals['_UNDEPLOYREQUEST']._serialized_start=718
-  _globals['_UNDEPLOYREQUEST']._serialized_end=750
-  _globals['_UNDEPLOYRESPONSE']._serialized_start=752
-  _globals['_UNDEPLOYRESPONSE']._serialized_end=794
-  _globals['_FRAMEHEADER']._serialized_start=797
-  _globals['_FRAMEHEADER']._serialized_end=976
-  _globals['_FRAMECHUNK']._serialized_start=978
-  _globals['_FRAMECHUNK']._serialized_end=1057
-  _globals['_FRAMEACK']._serialized_start=1059
-  _globals['_FRAMEACK']._serialized_end=1141
-  _globals['_INJECTREQUEST']._serialized_start=1143
-  _globals['_INJECTREQUEST']._serialized_end=1223
-  _globals['_INJECTRESPONSE']._serialized_start=1225
-  _globals['_INJECTRESPONSE']._serialized_end=1256
-  _globals['_STATUSREQUEST']._serialized_start=1258
-  _globals['_STATUSREQUEST']._serialized_end=1273
-  _globals['_AGENTSTATUS']._serialized_start=1276
-  _globals['_AGENTSTATUS']._serialized_end=1469
-  _globals['_AGENTSERVICE']._serialized_start=1575
-  _globals['_AGENTSERVICE']._serialized_end=1983
+  _globals['_ASSIGNMENT']._serialized_end=588
+  _globals['_DEPLOYREQUEST']._serialized_start=590
+  _globals['_DEPLOYREQUEST']._serialized_end=665
+  _globals['_DEPLOYRESPONSE']._serialized_start=667
+  _globals['_DEPLOYRESPONSE']._serialized_end=683
+  _globals['_ACTIVATEREQUEST']._serialized_start=685
+  _globals['_ACTIVATEREQUEST']._serialized_end=717
+  _globals['_ACTIVATERESPONSE']._serialized_start=719
+  _globals['_ACTIVATERESPONSE']._serialized_end=737
+  _globals['_UNDEPLOYREQUEST']._serialized_start=739
+  _globals['_UNDEPLOYREQUEST']._serialized_end=771
+  _globals['_UNDEPLOYRESPONSE']._serialized_start=773
+  _globals['_UNDEPLOYRESPONSE']._serialized_end=815
+  _globals['_FRAMEHEADER']._serialized_start=818
+  _globals['_FRAMEHEADER']._serialized_end=997
+  _globals['_FRAMECHUNK']._serialized_start=999
+  _globals['_FRAMECHUNK']._serialized_end=1066
+  _globals['_FRAMEACK']._serialized_start=1068
+  _globals['_FRAMEACK']._serialized_end=1150
+  _globals['_INJECTREQUEST']._serialized_start=1152
+  _globals['_INJECTREQUEST']._serialized_end=1232
+  _globals['_INJECTRESPONSE']._serialized_start=1234
+  _globals['_INJECTRESPONSE']._serialized_end=1265
+  _globals['_STATUSREQUEST']._serialized_start=1267
+  _globals['_STATUSREQUEST']._serialized_end=1282
+  _globals['_AGENTSTATUS']._serialized_start=1285
+  _globals['_AGENTSTATUS']._serialized_end=1478
+  _globals['_AGENTSERVICE']._serialized_start=1613
+  _globals['_AGENTSERVICE']._serialized_end=2021
 # @@protoc_insertion_point(module_scope)

@@ -13,9 +13,11 @@ class FrameOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_OUTCOME_UNSPECIFIED: _ClassVar[FrameOutcome]
     FRAME_OUTCOME_ACCEPTED: _ClassVar[FrameOutcome]
     FRAME_OUTCOME_REJECTED: _ClassVar[FrameOutcome]
+    FRAME_OUTCOME_RETURNED: _ClassVar[FrameOutcome]
 FRAME_OUTCOME_UNSPECIFIED: FrameOutcome
 FRAME_OUTCOME_ACCEPTED: FrameOutcome
 FRAME_OUTCOME_REJECTED: FrameOutcome
+FRAME_OUTCOME_RETURNED: FrameOutcome
 
 class Peer(_message.Message):
     __slots__ = ("device_id", "address", "link")
@@ -44,7 +46,7 @@ class Partition(_message.Message):
     def __init__(self, first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., onnx: _Optional[bytes] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("app_id", "segment", "sensor_type", "rate_hz", "inputs", "partition", "output_type", "next", "model", "upstream_device_id")
+    __slots__ = ("app_id", "segment", "sensor_type", "rate_hz", "inputs", "partition", "output_type", "next", "model", "upstream_device_id", "every_frame")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SENSOR_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +57,7 @@ class Assignment(_message.Message):
     NEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FRAME_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     segment: int
     sensor_type: str
@@ -65,7 +68,8 @@ class Assignment(_message.Message):
     next: Peer
     model: str
     upstream_device_id: str
-    def __init__(self, app_id: _Optional[str] = ..., segment: _Optional[int] = ..., sensor_type: _Optional[str] = ..., rate_hz: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., partition: _Optional[_Union[Partition, _Mapping]] = ..., output_type: _Optional[str] = ..., next: _Optional[_Union[Peer, _Mapping]] = ..., model: _Optional[str] = ..., upstream_device_id: _Optional[str] = ...) -> None: ...
+    every_frame: bool
+    def __init__(self, app_id: _Optional[str] = ..., segment: _Optional[int] = ..., sensor_type: _Optional[str] = ..., rate_hz: _Optional[float] = ..., inputs: _Optional[_Iterable[_Union[_common_pb2.TensorMeta, _Mapping]]] = ..., partition: _Optional[_Union[Partition, _Mapping]] = ..., output_type: _Optional[str] = ..., next: _Optional[_Union[Peer, _Mapping]] = ..., model: _Optional[str] = ..., upstream_device_id: _Optional[str] = ..., every_frame: _Optional[bool] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
     __slots__ = ("epoch", "assignments")

@@ -92,7 +92,8 @@ class AgentServiceServicer:
 
     def Frames(self, request_iterator, context):
         """Frames from the previous agent of a pipeline. One long-lived stream per (app, epoch, hop);
-        every frame is a header chunk followed by data chunks. Acks grant credits back.
+        a frame is one FrameChunk (header and data) when it fits, else a header chunk and data
+        chunks. Acks grant credits back.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -164,7 +164,7 @@ class AgentState(_message.Message):
     def __init__(self, active_epoch: _Optional[int] = ..., loaded_epochs: _Optional[_Iterable[int]] = ..., segments: _Optional[_Iterable[_Union[HeldSegment, _Mapping]]] = ...) -> None: ...
 
 class DeviceTelemetry(_message.Message):
-    __slots__ = ("frames_in", "frames_out", "bytes_to_peers", "bytes_from_peers", "bytes_to_coordinator", "frames_dropped", "accelerator_busy_s", "stage_timings")
+    __slots__ = ("frames_in", "frames_out", "bytes_to_peers", "bytes_from_peers", "bytes_to_coordinator", "frames_dropped", "accelerator_busy_s", "stage_timings", "sources", "frames_replayed")
     FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
     FRAMES_OUT_FIELD_NUMBER: _ClassVar[int]
     BYTES_TO_PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,8 @@ class DeviceTelemetry(_message.Message):
     FRAMES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_BUSY_S_FIELD_NUMBER: _ClassVar[int]
     STAGE_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_REPLAYED_FIELD_NUMBER: _ClassVar[int]
     frames_in: int
     frames_out: int
     bytes_to_peers: int
@@ -181,7 +183,21 @@ class DeviceTelemetry(_message.Message):
     frames_dropped: int
     accelerator_busy_s: float
     stage_timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
-    def __init__(self, frames_in: _Optional[int] = ..., frames_out: _Optional[int] = ..., bytes_to_peers: _Optional[int] = ..., bytes_from_peers: _Optional[int] = ..., bytes_to_coordinator: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., accelerator_busy_s: _Optional[float] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[SourceCount]
+    frames_replayed: int
+    def __init__(self, frames_in: _Optional[int] = ..., frames_out: _Optional[int] = ..., bytes_to_peers: _Optional[int] = ..., bytes_from_peers: _Optional[int] = ..., bytes_to_coordinator: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., accelerator_busy_s: _Optional[float] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[SourceCount, _Mapping]]] = ..., frames_replayed: _Optional[int] = ...) -> None: ...
+
+class SourceCount(_message.Message):
+    __slots__ = ("app_id", "epoch", "admitted", "skipped")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    epoch: int
+    admitted: int
+    skipped: int
+    def __init__(self, app_id: _Optional[str] = ..., epoch: _Optional[int] = ..., admitted: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("app_id", "epoch", "predicted_s", "measured_s", "samples")
@@ -216,7 +232,7 @@ class Tensor(_message.Message):
     def __init__(self, meta: _Optional[_Union[TensorMeta, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class AppSpec(_message.Message):
-    __slots__ = ("name", "model", "source_type", "target_type", "source_device", "target_device", "max_rate_hz")
+    __slots__ = ("name", "model", "source_type", "target_type", "source_device", "target_device", "max_rate_hz", "min_rate_hz", "weight", "every_frame")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +240,9 @@ class AppSpec(_message.Message):
     SOURCE_DEVICE_FIELD_NUMBER: _ClassVar[int]
     TARGET_DEVICE_FIELD_NUMBER: _ClassVar[int]
     MAX_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    MIN_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FRAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     source_type: str
@@ -231,19 +250,26 @@ class AppSpec(_message.Message):
     source_device: str
     target_device: str
     max_rate_hz: float
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., source_type: _Optional[str] = ..., target_type: _Optional[str] = ..., source_device: _Optional[str] = ..., target_device: _Optional[str] = ..., max_rate_hz: _Optional[float] = ...) -> None: ...
+    min_rate_hz: float
+    weight: float
+    every_frame: bool
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., source_type: _Optional[str] = ..., target_type: _Optional[str] = ..., source_device: _Optional[str] = ..., target_device: _Optional[str] = ..., max_rate_hz: _Optional[float] = ..., min_rate_hz: _Optional[float] = ..., weight: _Optional[float] = ..., every_frame: _Optional[bool] = ...) -> None: ...
 
 class AppStats(_message.Message):
-    __slots__ = ("frames_delivered", "frames_dropped", "rate_hz", "latency_ms")
+    __slots__ = ("frames_delivered", "frames_dropped", "rate_hz", "latency_ms", "frames_admitted", "frames_skipped")
     FRAMES_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     frames_delivered: int
     frames_dropped: int
     rate_hz: float
     latency_ms: float
-    def __init__(self, frames_delivered: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., rate_hz: _Optional[float] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+    frames_admitted: int
+    frames_skipped: int
+    def __init__(self, frames_delivered: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., rate_hz: _Optional[float] = ..., latency_ms: _Optional[float] = ..., frames_admitted: _Optional[int] = ..., frames_skipped: _Optional[int] = ...) -> None: ...
 
 class App(_message.Message):
     __slots__ = ("app_id", "spec", "state", "reason", "stats", "layers", "owner", "stats_hidden")

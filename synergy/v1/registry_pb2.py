@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from synergy.v1 import common_pb2 as synergy_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synergy/v1/registry.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"h\n\x0fRegisterRequest\x12.\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1e.synergy.v1.DeviceCapabilities\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.synergy.v1.AgentState\"U\n\x10RegisterResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1a\n\x12heartbeat_period_s\x18\x02 \x01(\x01\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"\x8e\x01\n\x10HeartbeatRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12.\n\ttelemetry\x18\x03 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\x12%\n\x05state\x18\x04 \x01(\x0b\x32\x16.synergy.v1.AgentState\"(\n\x11HeartbeatResponse\x12\x13\n\x0blease_ttl_s\x18\x01 \x01(\x01\"K\n\x13ReportResultRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.synergy.v1.Result\"\x16\n\x14ReportResultResponse\"8\n\x11\x44\x65registerRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65registerResponse2\xc2\x02\n\x0fRegistryService\x12\x45\n\x08Register\x12\x1b.synergy.v1.RegisterRequest\x1a\x1c.synergy.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.synergy.v1.HeartbeatRequest\x1a\x1d.synergy.v1.HeartbeatResponse\x12Q\n\x0cReportResult\x12\x1f.synergy.v1.ReportResultRequest\x1a .synergy.v1.ReportResultResponse\x12K\n\nDeregister\x12\x1d.synergy.v1.DeregisterRequest\x1a\x1e.synergy.v1.DeregisterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synergy/v1/registry.proto\x12\nsynergy.v1\x1a\x17synergy/v1/common.proto\"h\n\x0fRegisterRequest\x12.\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1e.synergy.v1.DeviceCapabilities\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.synergy.v1.AgentState\"U\n\x10RegisterResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x1a\n\x12heartbeat_period_s\x18\x02 \x01(\x01\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"\x8e\x01\n\x10HeartbeatRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12.\n\ttelemetry\x18\x03 \x01(\x0b\x32\x1b.synergy.v1.DeviceTelemetry\x12%\n\x05state\x18\x04 \x01(\x0b\x32\x16.synergy.v1.AgentState\"(\n\x11HeartbeatResponse\x12\x13\n\x0blease_ttl_s\x18\x01 \x01(\x01\"K\n\x13ReportResultRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.synergy.v1.Result\"\x16\n\x14ReportResultResponse\"M\n\x14ReportResultsRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12#\n\x07results\x18\x02 \x03(\x0b\x32\x12.synergy.v1.Result\"D\n\x15ReportResultsResponse\x12+\n\x08outcomes\x18\x01 \x03(\x0b\x32\x19.synergy.v1.ResultOutcome\"?\n\rResultOutcome\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"8\n\x11\x44\x65registerRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65registerResponse2\x98\x03\n\x0fRegistryService\x12\x45\n\x08Register\x12\x1b.synergy.v1.RegisterRequest\x1a\x1c.synergy.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.synergy.v1.HeartbeatRequest\x1a\x1d.synergy.v1.HeartbeatResponse\x12Q\n\x0cReportResult\x12\x1f.synergy.v1.ReportResultRequest\x1a .synergy.v1.ReportResultResponse\x12T\n\rReportResults\x12 .synergy.v1.ReportResultsRequest\x1a!.synergy.v1.ReportResultsResponse\x12K\n\nDeregister\x12\x1d.synergy.v1.DeregisterRequest\x1a\x1e.synergy.v1.DeregisterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,10 +44,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTRESULTREQUEST']._serialized_end=521
   _globals['_REPORTRESULTRESPONSE']._serialized_start=523
   _globals['_REPORTRESULTRESPONSE']._serialized_end=545
-  _globals['_DEREGISTERREQUEST']._serialized_start=547
-  _globals['_DEREGISTERREQUEST']._serialized_end=603
-  _globals['_DEREGISTERRESPONSE']._serialized_start=605
-  _globals['_DEREGISTERRESPONSE']._serialized_end=625
-  _globals['_REGISTRYSERVICE']._serialized_start=628
-  _globals['_REGISTRYSERVICE']._serialized_end=950
+  _globals['_REPORTRESULTSREQUEST']._serialized_start=547
+  _globals['_REPORTRESULTSREQUEST']._serialized_end=624
+  _globals['_REPORTRESULTSRESPONSE']._serialized_start=626
+  _globals['_REPORTRESULTSRESPONSE']._serialized_end=694
+  _globals['_RESULTOUTCOME']._serialized_start=696
+  _globals['_RESULTOUTCOME']._serialized_end=759
+  _globals['_DEREGISTERREQUEST']._serialized_start=761
+  _globals['_DEREGISTERREQUEST']._serialized_end=817
+  _globals['_DEREGISTERRESPONSE']._serialized_start=819
+  _globals['_DEREGISTERRESPONSE']._serialized_end=839
+  _globals['_REGISTRYSERVICE']._serialized_start=842
+  _globals['_REGISTRYSERVICE']._serialized_end=1250
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,8 @@
 from synergy.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -53,6 +54,30 @@ class ReportResultRequest(_message.Message):
 class ReportResultResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ReportResultsRequest(_message.Message):
+    __slots__ = ("lease_id", "results")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    results: _containers.RepeatedCompositeFieldContainer[_common_pb2.Result]
+    def __init__(self, lease_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[_common_pb2.Result, _Mapping]]] = ...) -> None: ...
+
+class ReportResultsResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[ResultOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[ResultOutcome, _Mapping]]] = ...) -> None: ...
+
+class ResultOutcome(_message.Message):
+    __slots__ = ("accepted", "code", "reason")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    code: str
+    reason: str
+    def __init__(self, accepted: _Optional[bool] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DeregisterRequest(_message.Message):
     __slots__ = ("device_id", "lease_id")

@@ -49,6 +49,11 @@ class RegistryServiceStub:
                 request_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultRequest.SerializeToString,
                 response_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultResponse.FromString,
                 _registered_method=True)
+        self.ReportResults = channel.unary_unary(
+                '/synergy.v1.RegistryService/ReportResults',
+                request_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultsRequest.SerializeToString,
+                response_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultsResponse.FromString,
+                _registered_method=True)
         self.Deregister = channel.unary_unary(
                 '/synergy.v1.RegistryService/Deregister',
                 request_serializer=synergy_dot_v1_dot_registry__pb2.DeregisterRequest.SerializeToString,
@@ -80,6 +85,20 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportResults(self, request, context):
+        """A target agent reports several outcomes in one call: what queued while its previous call
+        was in flight (bounded in count and bytes), so the coordinator pays one RPC per batch,
+        not one per frame. Every result is authorized exactly as ReportResult authorizes one. A
+        result refused for itself (not this device's to report, an epoch without a plan for its
+        app, an invalid field) is answered in its own outcome and never refuses the others; the
+        call as a whole fails only for what concerns every result: the caller (UNAUTHENTICATED,
+        PERMISSION_DENIED), the lease (NOT_FOUND: register again) or the envelope
+        (INVALID_ARGUMENT: too many results, bad lease id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Deregister(self, request, context):
         """Leave cleanly (agent shutdown): the coordinator re-plans at once instead of waiting for
         the lease to expire.
@@ -105,6 +124,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ReportResult,
                     request_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultRequest.FromString,
                     response_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultResponse.SerializeToString,
+            ),
+            'ReportResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportResults,
+                    request_deserializer=synergy_dot_v1_dot_registry__pb2.ReportResultsRequest.FromString,
+                    response_serializer=synergy_dot_v1_dot_registry__pb2.ReportResultsResponse.SerializeToString,
             ),
             'Deregister': grpc.unary_unary_rpc_method_handler(
                     servicer.Deregister,
@@ -193,6 +217,33 @@ class RegistryService:
             '/synergy.v1.RegistryService/ReportResult',
             synergy_dot_v1_dot_registry__pb2.ReportResultRequest.SerializeToString,
             synergy_dot_v1_dot_registry__pb2.ReportResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/synergy.v1.RegistryService/ReportResults',
+            synergy_dot_v1_dot_registry__pb2.ReportResultsRequest.SerializeToString,
+            synergy_dot_v1_dot_registry__pb2.ReportResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

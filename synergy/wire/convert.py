@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from synergy import limits
+from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile, board_from_dict
 from synergy.types import (
     AppSpec,
@@ -25,7 +27,15 @@ from synergy.types import (
 from synergy.v1 import common_pb2
 from synergy.wire import validate
 
+#: An app's weight when the client gives none (the wire's 0).
+DEFAULT_APP_WEIGHT = 1.0
+#: The largest priority weight accepted: enough to rank any app above any other (weights
+#: multiply rates of at most limits.MAX_RATE_HZ), small enough to keep the sums finite.
+MAX_APP_WEIGHT = 1_000.0
+
 __all__ = [
+    "DEFAULT_APP_WEIGHT",
+    "MAX_APP_WEIGHT",
     "app_spec_from_proto",
     "app_spec_to_proto",
     "board_from_proto",
@@ -103,12 +113,16 @@ def app_spec_to_proto(spec: AppSpec) -> common_pb2.AppSpec:
         source_device=spec.source_device,
         target_device=spec.target_device,
         max_rate_hz=spec.max_rate_hz,
+        min_rate_hz=spec.min_rate_hz,
+        weight=spec.weight,
+        every_frame=spec.every_frame,
     )
 
 
 def app_spec_from_proto(msg: common_pb2.AppSpec, app_id: str, *, path: str = "spec") -> AppSpec:
     """An app spec, validated (:func:`synergy.wire.validate.app_spec`); ``app_id`` is ours."""
     validate.app_spec(msg, path)
+    _check_rate_needs(msg, path)
     return AppSpec(
         app_id=app_id,
         name=msg.name or app_id,
@@ -118,7 +132,22 @@ def app_spec_from_proto(msg: common_pb2.AppSpec, app_id: str, *, path: str = "sp
         source_device=msg.source_device,
         target_device=msg.target_device,
         max_rate_hz=msg.max_rate_hz,
+        min_rate_hz=msg.min_rate_hz,
+        # proto3 cannot tell an absent weight from 0, and 0 would make an app worthless to
+        # the planner (and undefined to the fair objective, which divides by it): 0 means 1.
+        weight=msg.weight or DEFAULT_APP_WEIGHT,
+        every_frame=msg.every_frame,
     )
+
+
+def _check_rate_needs(msg: common_pb2.AppSpec, path: str) -> None:
+    """``min_rate_hz`` and ``weight``: finite, bounded, and a minimum not above the cap."""
+    validate.real(msg.min_rate_hz, f"{path}.min_rate_hz", high=limits.MAX_RATE_HZ)
+    validate.real(msg.weight, f"{path}.weight", high=MAX_APP_WEIGHT)
+    if msg.max_rate_hz > 0 and msg.min_rate_hz > msg.max_rate_hz:
+        raise InvalidArgument(
+            f"{path}.min_rate_hz must be at most {path}.max_rate_hz ({msg.max_rate_hz:g}), got {msg.min_rate_hz:g}"
+        )
 
 
 def plan_to_proto(plan: ExecutionPlan) -> common_pb2.ExecutionPlan:

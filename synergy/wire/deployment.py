@@ -49,6 +49,7 @@ def assignment_to_proto(a: SegmentAssignment) -> agent_pb2.Assignment:
         output_type=a.output_type,
         model=a.model,
         upstream_device_id=a.upstream,
+        every_frame=a.every_frame,
     )
     if a.partition is not None:
         p = a.partition
@@ -99,6 +100,7 @@ def assignment_from_proto(msg: agent_pb2.Assignment, *, path: str = "assignment"
         output_type=msg.output_type,
         next=peer,
         upstream=msg.upstream_device_id,
+        every_frame=msg.every_frame,
     )
 
 

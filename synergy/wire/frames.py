@@ -1,16 +1,20 @@
 """The peer frame stream over gRPC: ``AgentService.Frames``, both ends.
 
 Sending end: :class:`GrpcFrameTransport` opens one call per (app, epoch, hop) with the
-metadata that tells the receiver which segment it feeds, writes each frame as chunks
-(:func:`~synergy.wire.tensors.frame_to_chunks`) and turns the receiver's acks into
-:class:`FrameAck` values. A call that fails raises :class:`StreamBroken` (with the peer's
+metadata that tells the receiver which segment it feeds, writes each frame as one message
+when it fits, else in chunks (:func:`~synergy.wire.tensors.encode_frame`, which encodes the
+FrameChunk messages itself: no protobuf copies of the tensors), and turns the receiver's
+acks into :class:`FrameAck` values. A call that fails raises :class:`StreamBroken` (with the peer's
 address, the status code and its details); a frame that cannot be encoded raises the
 frame's own error (e.g. :class:`~synergy.errors.ResourceExhausted`) *before* anything is
 written, so the call stays usable.
 
-Receiving end: :func:`stream_target` reads the metadata, :func:`serve_frames` rebuilds frames
-from chunks (:class:`~synergy.wire.tensors.FrameAssembler`), hands them to the data plane and
-writes its acks back as protos.
+Receiving end: :func:`frames_method_handler` serves the method with the received messages
+as bytes (the server's interceptor still holds each to the method's size limit), so that
+:func:`serve_frames` reads them in place (:func:`~synergy.wire.tensors.decode_chunk`),
+rebuilds frames (:class:`~synergy.wire.tensors.FrameAssembler`: numpy views of the received
+bytes), hands them to the data plane and writes its acks back as protos.
+:func:`stream_target` reads the metadata.
 
 The data plane (``agent.dataplane``) works on :class:`FrameTransport` / :class:`FrameCall`
 and never sees a proto; its tests use a fake transport.
@@ -30,11 +34,11 @@ import structlog
 from synergy.errors import Unavailable
 from synergy.reports import FrameOutcome
 from synergy.security.tls import TlsConfig
-from synergy.v1 import agent_pb2, agent_pb2_grpc
+from synergy.v1 import agent_pb2
 from synergy.wire.channels import open_channel
 from synergy.wire.reports import outcome_from_proto, outcome_to_proto
 from synergy.wire.status import error_from_rpc
-from synergy.wire.tensors import DEFAULT_CHUNK_BYTES, Frame, FrameAssembler, frame_to_chunks
+from synergy.wire.tensors import FRAME_MESSAGE_BYTES, Frame, FrameAssembler, decode_chunk, encode_frame
 
 __all__ = [
     "FrameAck",
@@ -43,6 +47,7 @@ __all__ = [
     "GrpcFrameTransport",
     "StreamBroken",
     "StreamTarget",
+    "frames_method_handler",
     "serve_frames",
     "stream_target",
 ]
@@ -53,6 +58,7 @@ _APP_KEY, _EPOCH_KEY, _SEGMENT_KEY = "synergy-app", "synergy-epoch", "synergy-se
 _MAX_EPOCH = 2**64 - 1
 _MAX_SEGMENT = 2**32 - 1
 _MAX_APP_ID = 256
+_FRAMES_METHOD = "/synergy.v1.AgentService/Frames"
 #: How long a sender whose write failed waits for the call's final status (it is normally
 #: there already: the receiver ended the call).
 _STATUS_WAIT_S = 1.0
@@ -110,10 +116,10 @@ class FrameTransport(Protocol):
 
 
 class _GrpcFrameCall:
-    def __init__(self, call: grpc.aio.StreamStreamCall, address: str, chunk_bytes: int) -> None:
+    def __init__(self, call: grpc.aio.StreamStreamCall, address: str, message_bytes: int) -> None:
         self._call = call
         self._address = address
-        self._chunk_bytes = chunk_bytes
+        self._message_bytes = message_bytes
         self._accepted = False
 
     async def _wait_accepted(self) -> None:
@@ -165,12 +171,12 @@ class _GrpcFrameCall:
         return task is not None and task.cancelling() > 0
 
     async def write(self, frame: Frame) -> None:
-        chunks = list(frame_to_chunks(frame, self._chunk_bytes))  # refuses the frame before any byte is sent
+        messages = encode_frame(frame, self._message_bytes)  # refuses the frame before any byte is sent
         if not self._accepted:
             await self._wait_accepted()
         try:
-            for chunk in chunks:
-                await self._call.write(chunk)
+            for message in messages:
+                await self._call.write(message)
         except asyncio.CancelledError as exc:
             if self._own_cancellation():
                 raise
@@ -204,7 +210,8 @@ class _GrpcFrameCall:
 class GrpcFrameTransport:
     """Frame calls to the agent at ``address`` over one channel (gRPC reconnects it as needed).
 
-    With ``tls`` (the sending agent's identity) the channel is mutual TLS.
+    With ``tls`` (the sending agent's identity) the channel is mutual TLS. A frame whose
+    tensors hold more than ``message_bytes`` travels in chunks of that size.
     """
 
     def __init__(
@@ -212,13 +219,19 @@ class GrpcFrameTransport:
         address: str,
         *,
         tls: TlsConfig | None = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        message_bytes: int = FRAME_MESSAGE_BYTES,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
-        self._chunk_bytes = chunk_bytes
+        self._message_bytes = message_bytes
         self._channel = channel or open_channel(address, tls)
-        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        # The generated stub would serialize protos; frames arrive here already encoded.
+        self._frames = self._channel.stream_stream(
+            _FRAMES_METHOD,
+            request_serializer=None,
+            response_deserializer=agent_pb2.FrameAck.FromString,
+            _registered_method=True,
+        )
 
     def open(self, target: StreamTarget) -> FrameCall:
         # Tells the receiver which segment this stream feeds before the first frame arrives.
@@ -227,7 +240,7 @@ class GrpcFrameTransport:
             (_EPOCH_KEY, str(target.epoch)),
             (_SEGMENT_KEY, str(target.segment)),
         )
-        return _GrpcFrameCall(self._stub.Frames(metadata=metadata), self.address, self._chunk_bytes)
+        return _GrpcFrameCall(self._frames(metadata=metadata), self.address, self._message_bytes)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -248,13 +261,13 @@ def stream_target(metadata: Sequence[tuple[str, str | bytes]] | None) -> StreamT
     return StreamTarget(app_id, epoch, segment)
 
 
-async def _frames_from_chunks(
-    chunks: AsyncIterator[agent_pb2.FrameChunk], admit: Callable[[Frame], None] | None
+async def _frames_from_messages(
+    messages: AsyncIterator[bytes], admit: Callable[[Frame], None] | None
 ) -> AsyncGenerator[Frame, None]:
     assembler = FrameAssembler()
     try:
-        async for chunk in chunks:
-            frame = assembler.feed(chunk)
+        async for message in messages:
+            frame = assembler.feed(decode_chunk(message))
             if frame is not None:
                 if admit is not None:
                     admit(frame)
@@ -269,18 +282,30 @@ def _ack_to_proto(ack: FrameAck) -> agent_pb2.FrameAck:
     return agent_pb2.FrameAck(seq=ack.seq, outcome=outcome_to_proto(ack.outcome), reason=ack.reason)  # type: ignore[arg-type]
 
 
+def frames_method_handler(
+    frames: Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext], AsyncIterator[agent_pb2.FrameAck]],
+) -> grpc.RpcMethodHandler:
+    """The handler of ``AgentService.Frames`` for ``frames`` (the servicer's method): requests
+    reach it as the received bytes, which :func:`serve_frames` decodes in place."""
+    return grpc.stream_stream_rpc_method_handler(
+        frames, request_deserializer=None, response_serializer=agent_pb2.FrameAck.SerializeToString
+    )
+
+
 async def serve_frames(
-    chunks: AsyncIterator[agent_pb2.FrameChunk],
+    messages: AsyncIterator[bytes],
     receive: Callable[[AsyncIterator[Frame]], AsyncGenerator[FrameAck, None]],
     admit: Callable[[Frame], None] | None = None,
 ) -> AsyncGenerator[agent_pb2.FrameAck, None]:
-    """The servicer's body of ``Frames``: chunks in, frames to ``receive``, its acks out.
+    """The servicer's body of ``Frames``: FrameChunk messages (bytes) in, frames to
+    ``receive``, its acks out.
 
-    A malformed chunk stream ends the call with the assembler's error (a SynergyError, mapped
-    to its status code by the server's interceptor). ``admit`` sees each frame before
-    ``receive`` does; a SynergyError it raises ends the call the same way, the frame unread.
+    A malformed message or chunk stream ends the call with the decoder's or the assembler's
+    error (a SynergyError naming the field and the bound, mapped to its status code by the
+    server's interceptor). ``admit`` sees each frame before ``receive`` does; a SynergyError
+    it raises ends the call the same way, the frame unread.
     """
     # ``receive`` consumes the frames in a task of its own and stops it before it ends.
-    async with contextlib.aclosing(receive(_frames_from_chunks(chunks, admit))) as acks:
+    async with contextlib.aclosing(receive(_frames_from_messages(messages, admit))) as acks:
         async for ack in acks:
             yield _ack_to_proto(ack)

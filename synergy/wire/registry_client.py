@@ -6,6 +6,8 @@ callers never see gRPC: :class:`~synergy.errors.NotFound` means the coordinator 
 the lease (register again), :class:`~synergy.errors.Unavailable` means it could not be reached
 (or did not answer in time), anything else is a refusal with the coordinator's reason
 (e.g. :class:`~synergy.errors.AlreadyExists` for a device id another live agent holds).
+Results travel in batches (``ReportResults``, :mod:`synergy.wire.result_batches`): one call
+per batch, with a refusal per result that was not taken.
 
 :class:`Registry` is the narrow interface the agent depends on; tests pass a fake.
 """
@@ -13,14 +15,14 @@ the lease (register again), :class:`~synergy.errors.Unavailable` means it could 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import grpc
 
 from synergy.deployment import AgentState
-from synergy.errors import Unavailable
+from synergy.errors import SynergyError, Unavailable
 from synergy.reports import DeviceTelemetry, Result
 from synergy.security.tls import TlsConfig
 from synergy.types import DeviceSpec
@@ -29,6 +31,7 @@ from synergy.wire.channels import open_channel
 from synergy.wire.convert import device_to_proto
 from synergy.wire.deployment import agent_state_to_proto
 from synergy.wire.reports import result_to_proto, telemetry_to_proto
+from synergy.wire.result_batches import outcomes_from_proto, results_request
 from synergy.wire.status import error_from_rpc
 
 __all__ = ["Lease", "Registry", "RegistryClient"]
@@ -63,6 +66,11 @@ class Registry(Protocol):
     ) -> None: ...
 
     async def report_result(self, lease_id: str, result: Result) -> None: ...
+
+    async def report_results(self, lease_id: str, results: Sequence[Result]) -> list[SynergyError | None]:
+        """Report a batch; per result, in order: None (taken) or why it was refused. Raises
+        for what refuses the whole batch (NotFound: unknown lease; a refused caller; Unavailable)."""
+        ...
 
     async def deregister(self, device_id: str, lease_id: str) -> None: ...
 
@@ -124,6 +132,12 @@ class RegistryClient:
             registry_pb2.ReportResultRequest(lease_id=lease_id, result=result_to_proto(result)),
             REPORT_TIMEOUT_S,
         )
+
+    async def report_results(self, lease_id: str, results: Sequence[Result]) -> list[SynergyError | None]:
+        answer: registry_pb2.ReportResultsResponse = await self._call(
+            self._stub.ReportResults, results_request(lease_id, results), REPORT_TIMEOUT_S
+        )
+        return outcomes_from_proto(answer, len(results))
 
     async def deregister(self, device_id: str, lease_id: str) -> None:
         await self._call(

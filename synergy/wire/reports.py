@@ -7,7 +7,15 @@ finite and bounded, enum values known.
 from __future__ import annotations
 
 from synergy import limits
-from synergy.reports import CoordinatorStats, DeviceTelemetry, FrameOutcome, Result, StageTiming, WireTensor
+from synergy.reports import (
+    CoordinatorStats,
+    DeviceTelemetry,
+    FrameOutcome,
+    Result,
+    SourceCount,
+    StageTiming,
+    WireTensor,
+)
 from synergy.types import AppInfo, AppState, AppStats, DeviceInfo, DeviceState
 from synergy.v1 import agent_pb2, apps_pb2, common_pb2
 from synergy.wire import validate
@@ -32,6 +40,7 @@ __all__ = [
 _OUTCOME_TO_PROTO: dict[FrameOutcome, int] = {
     FrameOutcome.ACCEPTED: agent_pb2.FRAME_OUTCOME_ACCEPTED,
     FrameOutcome.REJECTED: agent_pb2.FRAME_OUTCOME_REJECTED,
+    FrameOutcome.RETURNED: agent_pb2.FRAME_OUTCOME_RETURNED,
 }
 _OUTCOME_FROM_PROTO: dict[int, FrameOutcome] = {v: k for k, v in _OUTCOME_TO_PROTO.items()}
 _APP_STATE_TO_PROTO = {
@@ -108,6 +117,11 @@ def telemetry_to_proto(t: DeviceTelemetry) -> common_pb2.DeviceTelemetry:
             )
             for s in t.stage_timings
         ],
+        sources=[
+            common_pb2.SourceCount(app_id=c.app_id, epoch=c.epoch, admitted=c.admitted, skipped=c.skipped)
+            for c in t.sources
+        ],
+        frames_replayed=t.frames_replayed,
     )
 
 
@@ -125,6 +139,8 @@ def telemetry_from_proto(msg: common_pb2.DeviceTelemetry, *, path: str = "teleme
         stage_timings=tuple(
             StageTiming(s.app_id, s.epoch, s.predicted_s, s.measured_s, s.samples) for s in msg.stage_timings
         ),
+        sources=tuple(SourceCount(c.app_id, c.epoch, c.admitted, c.skipped) for c in msg.sources),
+        frames_replayed=msg.frames_replayed,
     )
 
 
@@ -175,6 +191,8 @@ def app_info_to_proto(info: AppInfo) -> common_pb2.App:
             frames_dropped=info.stats.frames_dropped,
             rate_hz=info.stats.rate_hz,
             latency_ms=info.stats.latency_ms,
+            frames_admitted=info.stats.frames_admitted,
+            frames_skipped=info.stats.frames_skipped,
         ),
         owner=info.owner,
         stats_hidden=info.stats_hidden,
@@ -200,6 +218,8 @@ def app_info_from_proto(msg: common_pb2.App, *, path: str = "app") -> AppInfo:
             frames_dropped=msg.stats.frames_dropped,
             rate_hz=msg.stats.rate_hz,
             latency_ms=msg.stats.latency_ms,
+            frames_admitted=msg.stats.frames_admitted,
+            frames_skipped=msg.stats.frames_skipped,
         ),
         owner=msg.owner,
         stats_hidden=msg.stats_hidden,
@@ -209,6 +229,8 @@ def app_info_from_proto(msg: common_pb2.App, *, path: str = "app") -> AppInfo:
 def _app_stats(msg: common_pb2.AppStats, path: str) -> None:
     validate.count(msg.frames_delivered, f"{path}.frames_delivered", high=limits.MAX_COUNTER)
     validate.count(msg.frames_dropped, f"{path}.frames_dropped", high=limits.MAX_COUNTER)
+    validate.count(msg.frames_admitted, f"{path}.frames_admitted", high=limits.MAX_COUNTER)
+    validate.count(msg.frames_skipped, f"{path}.frames_skipped", high=limits.MAX_COUNTER)
     validate.real(msg.rate_hz, f"{path}.rate_hz", high=limits.MAX_RATE_HZ)
     validate.real(msg.latency_ms, f"{path}.latency_ms", high=limits.MAX_SECONDS * 1e3)
 

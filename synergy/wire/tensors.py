@@ -6,9 +6,13 @@ sender narrows it to the wire dtype of the tensor's spec and the receiver widens
 Narrowing checks that nothing is lost; a value that does not fit is an error, never a
 silent rounding.
 
-A frame travels as one header chunk followed by data chunks of at most ``chunk_bytes``
-(the tensors' bytes concatenated in header order). :class:`FrameAssembler` rebuilds frames
-on the receiving side and refuses malformed streams with a clear error.
+A frame travels as one FrameChunk message carrying its header and its tensors' bytes
+(concatenated in header order) when those fit in :data:`FRAME_MESSAGE_BYTES`; a larger frame
+continues in data-only chunks of that size. :func:`encode_frame` writes the messages (each
+tensor byte copied once), :func:`decode_chunk` reads one in place and
+:class:`FrameAssembler` rebuilds frames on the receiving side (numpy views of the received
+bytes; one preallocated buffer for a chunked frame), refusing malformed streams with a
+clear error.
 
 Tensor specs and frame headers from the wire are validated (:mod:`synergy.wire.validate`:
 known dtype, bounded rank, dimensions and bytes) before any buffer is sized from them.
@@ -16,6 +20,7 @@ known dtype, bounded rank, dimensions and bytes) before any buffer is sized from
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,9 +35,14 @@ from synergy.wire import validate
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
+    "FRAME_MESSAGE_BYTES",
     "MAX_FRAME_BYTES",
     "Frame",
     "FrameAssembler",
+    "WireChunk",
+    "chunk_from_proto",
+    "decode_chunk",
+    "encode_frame",
     "array_from_proto",
     "array_to_proto",
     "check_matches",
@@ -44,13 +54,21 @@ __all__ = [
     "spec_to_meta",
 ]
 
-#: Data chunk size on frame streams: far below gRPC's 4 MiB message limit.
-DEFAULT_CHUNK_BYTES = 64 * 1024
+#: The most tensor bytes one message of a frame stream carries: a frame up to this size travels
+#: as one message, a larger one in chunks of this size (what the receiving server accepts per
+#: message is this plus room for the header: synergy.limits.MAX_FRAME_CHUNK_MESSAGE_BYTES).
+FRAME_MESSAGE_BYTES = limits.FRAME_MESSAGE_BYTES
+#: The old name of FRAME_MESSAGE_BYTES.
+DEFAULT_CHUNK_BYTES = FRAME_MESSAGE_BYTES
 #: The largest frame (sum of its tensors' bytes) a stream accepts. The biggest zoo activation
 #: (UNet's 64x88x88 wide output) is ~2 MiB; anything far beyond is a bug or an attack.
 MAX_FRAME_BYTES = limits.MAX_FRAME_BYTES
 
 _NUMPY_DTYPES: Mapping[str, npt.DTypeLike] = {"int8": np.int8, "float32": np.float32, "int32": np.int32}
+#: Wire dtype names by numpy dtype (``str(dtype)`` is slow enough to matter once per frame).
+_DTYPE_NAMES: Mapping[np.dtype[np.generic], str] = {np.dtype(t): n for n, t in _NUMPY_DTYPES.items()}
+#: Distinct tensor lists an assembler remembers as validated (a stream carries one).
+_KNOWN_SPECS = 16
 _INTEGER_RANGES = {"int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
 
 Array = npt.NDArray[np.generic]
@@ -135,77 +153,233 @@ class Frame:
     #: Tensors in wire dtype, in a fixed order (the order of the receiving segment's inputs).
     tensors: dict[str, Array] = field(default_factory=dict)
     sender: str = ""
+    #: The tensors' specs when already known (a frame read from the wire carries its
+    #: header's, validated): :meth:`specs` then does not derive them from the arrays again.
+    known_specs: tuple[TensorSpec, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
         return sum(int(a.nbytes) for a in self.tensors.values())
 
     def specs(self) -> list[TensorSpec]:
-        return [TensorSpec(n, tuple(int(d) for d in a.shape), str(a.dtype)) for n, a in self.tensors.items()]
+        if self.known_specs is not None:
+            return list(self.known_specs)
+        return [
+            TensorSpec(n, tuple(int(d) for d in a.shape), _DTYPE_NAMES.get(a.dtype) or str(a.dtype))
+            for n, a in self.tensors.items()
+        ]
 
 
-def frame_to_chunks(frame: Frame, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[agent_pb2.FrameChunk]:
-    """A header chunk, then the concatenated tensor bytes in chunks of at most ``chunk_bytes``."""
-    if chunk_bytes <= 0:
-        raise InvalidArgument(f"chunk size must be positive, got {chunk_bytes}")
-    payload = b"".join(np.ascontiguousarray(a).tobytes() for a in frame.tensors.values())
-    if len(payload) > MAX_FRAME_BYTES:
-        raise ResourceExhausted(f"frame of {len(payload)} bytes exceeds the frame limit of {MAX_FRAME_BYTES} bytes")
-    header = agent_pb2.FrameHeader(
+# -- frames on the wire --------------------------------------------------------------------------
+#
+# A FrameChunk is encoded and decoded here by hand, in protobuf's own wire format (so any
+# gRPC client built from agent.proto interoperates): building it through the protobuf
+# runtime copies each tensor three times on the way out (tobytes, into the message, out of
+# it) and twice on the way in, about 1 ms per MiB; by hand, the tensors' bytes are copied
+# once into the message, and read in place on receipt.
+
+_TAG_HEADER = b"\x0a"  # field 1, length-delimited
+_TAG_DATA = b"\x12"  # field 2, length-delimited
+_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: memoryview, pos: int, what: str) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise InvalidArgument(f"frame chunk: {what} is cut off at byte {pos} of {len(data)}")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift >= 64:
+            raise InvalidArgument(f"frame chunk: {what} is a varint longer than 10 bytes")
+
+
+@functools.lru_cache(maxsize=256)
+def _metas_field(specs: tuple[TensorSpec, ...]) -> bytes:
+    """The encoded ``tensors`` field of a header for ``specs`` (the same on every frame of a hop)."""
+    return agent_pb2.FrameHeader(tensors=[spec_to_meta(s) for s in specs]).SerializeToString()
+
+
+def _encode_header(frame: Frame, specs: tuple[TensorSpec, ...], total_bytes: int) -> bytes:
+    fields = agent_pb2.FrameHeader(
         app_id=frame.app_id,
         epoch=frame.epoch,
         segment=frame.segment,
         seq=frame.seq,
         capture_time_unix=frame.capture_time,
-        tensors=[spec_to_meta(s) for s in frame.specs()],
-        total_bytes=len(payload),
+        total_bytes=total_bytes,
         sender=frame.sender,
-    )
-    yield agent_pb2.FrameChunk(header=header)
-    for offset in range(0, len(payload), chunk_bytes):
-        yield agent_pb2.FrameChunk(data=payload[offset : offset + chunk_bytes])
+    ).SerializeToString()
+    # Protobuf decoders accept fields in any order: the cached tensor metadata goes after.
+    return fields + _metas_field(specs)
+
+
+def encode_frame(frame: Frame, message_bytes: int = FRAME_MESSAGE_BYTES) -> list[bytes]:
+    """The encoded FrameChunk messages of ``frame``: one when its bytes fit in ``message_bytes``,
+    else a first one with the header and ``message_bytes`` of data, then data-only chunks.
+
+    Each tensor byte is copied once, from the array into its message. A frame over
+    :data:`MAX_FRAME_BYTES` is refused (ResourceExhausted) before anything is encoded.
+    """
+    if message_bytes <= 0:
+        raise InvalidArgument(f"message size must be positive, got {message_bytes}")
+    views = [np.ascontiguousarray(a).data.cast("B") for a in frame.tensors.values()]
+    total = sum(len(v) for v in views)
+    if total > MAX_FRAME_BYTES:
+        raise ResourceExhausted(f"frame of {total} bytes exceeds the frame limit of {MAX_FRAME_BYTES} bytes")
+    header = _encode_header(frame, tuple(frame.specs()), total)
+    pieces: list[list[memoryview]] = [[]]
+    room = message_bytes
+    for view in views:
+        while len(view):
+            if not room:
+                pieces.append([])
+                room = message_bytes
+            taken, view = view[:room], view[room:]
+            pieces[-1].append(taken)
+            room -= len(taken)
+    header_field = [_TAG_HEADER, _varint(len(header)), header]
+    return [_encode_chunk(header_field if i == 0 else [], data) for i, data in enumerate(pieces)]
+
+
+def _encode_chunk(header_field: list[bytes], data: list[memoryview]) -> bytes:
+    size = sum(len(d) for d in data)
+    if not size:
+        return b"".join(header_field)
+    return b"".join([*header_field, _TAG_DATA, _varint(size), *data])
+
+
+def frame_to_chunks(frame: Frame, chunk_bytes: int = FRAME_MESSAGE_BYTES) -> Iterator[agent_pb2.FrameChunk]:
+    """The messages of :func:`encode_frame` as protos (for tests and tools that speak protos)."""
+    for message in encode_frame(frame, chunk_bytes):
+        yield agent_pb2.FrameChunk.FromString(message)
+
+
+@dataclass(frozen=True)
+class WireChunk:
+    """One FrameChunk as read off the wire: the header (if this chunk starts a frame) and a
+    view of its data in the received message (no copy)."""
+
+    header: agent_pb2.FrameHeader | None
+    data: memoryview
+
+
+def decode_chunk(message: bytes) -> WireChunk:
+    """A received FrameChunk message, read in place: refuses a malformed one, naming the field."""
+    view = memoryview(message)
+    header: agent_pb2.FrameHeader | None = None
+    data: memoryview | None = None
+    pos = 0
+    while pos < len(view):
+        key, pos = _read_varint(view, pos, "a field tag")
+        number, wire = key >> 3, key & 7
+        if wire == _WIRE_LEN:
+            length, pos = _read_varint(view, pos, f"the length of field {number}")
+            end = pos + length
+            if end > len(view):
+                raise InvalidArgument(f"frame chunk: field {number} says {length} bytes, only {len(view) - pos} follow")
+            if number == 1:
+                if header is not None:
+                    raise InvalidArgument("frame chunk: header appears twice")
+                try:
+                    header = agent_pb2.FrameHeader.FromString(bytes(view[pos:end]))
+                except Exception as exc:  # DecodeError, or whatever a parser of hostile bytes raises
+                    raise InvalidArgument(f"frame chunk: header is not a valid FrameHeader ({exc})") from exc
+            elif number == 2:
+                if data is not None:
+                    raise InvalidArgument("frame chunk: data appears twice")
+                data = view[pos:end]
+            pos = end
+        elif number in (1, 2):
+            raise InvalidArgument(f"frame chunk: field {number} has wire type {wire}, expected 2 (bytes)")
+        elif wire == _WIRE_VARINT:
+            _, pos = _read_varint(view, pos, f"field {number}")
+        elif wire in (_WIRE_I64, _WIRE_I32):
+            pos += 8 if wire == _WIRE_I64 else 4
+            if pos > len(view):
+                raise InvalidArgument(f"frame chunk: field {number} is cut off")
+        else:
+            raise InvalidArgument(f"frame chunk: field {number} has unsupported wire type {wire}")
+    if header is None and data is None:
+        raise InvalidArgument("frame chunk has neither a header nor data")
+    return WireChunk(header, data if data is not None else view[:0])
+
+
+def chunk_from_proto(chunk: agent_pb2.FrameChunk) -> WireChunk:
+    """A FrameChunk proto as the assembler reads it (tests, tools)."""
+    return WireChunk(chunk.header if chunk.HasField("header") else None, memoryview(chunk.data))
 
 
 class FrameAssembler:
-    """Rebuilds frames from a chunk stream: ``feed`` returns a frame when one is complete."""
+    """Rebuilds frames from a chunk stream: ``feed`` returns a frame when one is complete.
+
+    A frame that came in one message is decoded in place: its arrays are read-only views of
+    the received bytes. A frame in several chunks is copied once, into a buffer of its size
+    allocated when its header arrives (the header's size is checked against the limit first).
+    """
 
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self._max = max_frame_bytes
         self._header: agent_pb2.FrameHeader | None = None
-        self._specs: list[TensorSpec] = []
-        self._parts: list[bytes] = []
+        self._specs: tuple[TensorSpec, ...] = ()
+        self._buffer: npt.NDArray[np.uint8] | None = None
         self._received = 0
+        #: Tensor lists already validated: (name, dtype, shape) per tensor -> specs.
+        self._known_specs: dict[tuple[tuple[str, str, tuple[int, ...]], ...], tuple[TensorSpec, ...]] = {}
 
     @property
     def pending_seq(self) -> int | None:
         """The seq of a frame whose header arrived but whose data is incomplete."""
         return None if self._header is None else int(self._header.seq)
 
-    def feed(self, chunk: agent_pb2.FrameChunk) -> Frame | None:
-        part = chunk.WhichOneof("part")
-        if part == "header":
+    def feed(self, chunk: WireChunk | agent_pb2.FrameChunk) -> Frame | None:
+        if isinstance(chunk, agent_pb2.FrameChunk):
+            chunk = chunk_from_proto(chunk)
+        if chunk.header is not None:
             if self._header is not None:
                 raise InvalidArgument(
                     f"frame seq {self._header.seq}: header of seq {chunk.header.seq} arrived "
                     f"after {self._received} of {self._header.total_bytes} bytes"
                 )
-            self._start(chunk.header)
-        elif part == "data":
-            if self._header is None:
-                raise InvalidArgument("data chunk without a frame header")
-            self._parts.append(chunk.data)
-            self._received += len(chunk.data)
-            if self._received > self._header.total_bytes:
-                raise InvalidArgument(
-                    f"frame seq {self._header.seq}: {self._received} bytes, header said {self._header.total_bytes}"
-                )
-        else:
-            raise InvalidArgument("empty frame chunk")
-        return self._finish() if self._header is not None and self._received == self._header.total_bytes else None
+            header, specs = self._start(chunk.header)
+            if len(chunk.data) == header.total_bytes:  # the whole frame in one message: no copy
+                return _frame(header, specs, chunk.data)
+            self._header, self._specs, self._received = header, specs, 0
+            self._buffer = np.empty(header.total_bytes, np.uint8)
+        elif self._header is None:
+            raise InvalidArgument("data chunk without a frame header")
+        elif not len(chunk.data):
+            raise InvalidArgument(f"frame seq {self._header.seq}: empty data chunk")
+        assert self._header is not None and self._buffer is not None
+        end = self._received + len(chunk.data)
+        if end > self._header.total_bytes:
+            raise InvalidArgument(
+                f"frame seq {self._header.seq}: {end} bytes, header said total_bytes {self._header.total_bytes}"
+            )
+        self._buffer[self._received : end] = np.frombuffer(chunk.data, np.uint8)
+        self._received = end
+        if end < self._header.total_bytes:
+            return None
+        frame = _frame(self._header, self._specs, self._buffer.data)
+        self._header, self._specs, self._buffer, self._received = None, (), None, 0
+        return frame
 
-    def _start(self, header: agent_pb2.FrameHeader) -> None:
-        validate.frame_header(header)
-        specs = [spec_from_meta(m) for m in header.tensors]
+    def _start(self, header: agent_pb2.FrameHeader) -> tuple[agent_pb2.FrameHeader, tuple[TensorSpec, ...]]:
+        validate.frame_header_fields(header)
+        specs = self._specs_of(header)
         declared = sum(s.nbytes for s in specs)
         if header.total_bytes != declared:
             raise InvalidArgument(
@@ -213,23 +387,40 @@ class FrameAssembler:
             )
         if declared > self._max:
             raise ResourceExhausted(f"frame seq {header.seq}: {declared} bytes exceeds the frame limit of {self._max}")
-        self._header, self._specs, self._parts, self._received = header, specs, [], 0
+        return header, specs
 
-    def _finish(self) -> Frame:
-        assert self._header is not None
-        header, payload = self._header, b"".join(self._parts)
-        tensors: dict[str, Array] = {}
-        offset = 0
-        for spec in self._specs:
-            tensors[spec.name] = decode_array(spec, payload[offset : offset + spec.nbytes])
-            offset += spec.nbytes
-        self._header, self._specs, self._parts, self._received = None, [], [], 0
-        return Frame(
-            app_id=header.app_id,
-            epoch=int(header.epoch),
-            segment=int(header.segment),
-            seq=int(header.seq),
-            capture_time=header.capture_time_unix,
-            tensors=tensors,
-            sender=header.sender,
-        )
+    def _specs_of(self, header: agent_pb2.FrameHeader) -> tuple[TensorSpec, ...]:
+        """The header's tensor specs, validated once per distinct list (every frame of a hop
+        carries the same)."""
+        key = tuple((m.name, m.dtype, tuple(m.shape)) for m in header.tensors)
+        specs = self._known_specs.get(key)
+        if specs is None:
+            validate.frame_header(header)  # names the offending tensor field
+            specs = tuple(spec_from_meta(m) for m in header.tensors)
+            if len(self._known_specs) >= _KNOWN_SPECS:
+                self._known_specs.clear()
+            self._known_specs[key] = specs
+        return specs
+
+
+def _frame(header: agent_pb2.FrameHeader, specs: tuple[TensorSpec, ...], payload: memoryview) -> Frame:
+    tensors: dict[str, Array] = {}
+    offset = 0
+    for spec in specs:
+        dtype = np.dtype(_NUMPY_DTYPES[spec.dtype])
+        count = spec.nbytes // dtype.itemsize
+        if count:
+            tensors[spec.name] = np.frombuffer(payload, dtype, count, offset).reshape(spec.shape)
+        else:
+            tensors[spec.name] = np.empty(spec.shape, dtype)
+        offset += spec.nbytes
+    return Frame(
+        app_id=header.app_id,
+        epoch=int(header.epoch),
+        segment=int(header.segment),
+        seq=int(header.seq),
+        capture_time=header.capture_time_unix,
+        tensors=tensors,
+        sender=header.sender,
+        known_specs=specs,
+    )

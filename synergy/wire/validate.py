@@ -46,6 +46,7 @@ __all__ = [
     "epoch",
     "frame_chunk",
     "frame_header",
+    "frame_header_fields",
     "identifier",
     "infer_request",
     "inject_request",
@@ -381,6 +382,14 @@ def telemetry(msg: common_pb2.DeviceTelemetry, path: str = "telemetry") -> None:
         real(timing.predicted_s, f"{where}.predicted_s", high=limits.MAX_SECONDS)
         real(timing.measured_s, f"{where}.measured_s", high=limits.MAX_SECONDS)
         count(timing.samples, f"{where}.samples", high=limits.MAX_COUNTER)
+    count(msg.frames_replayed, f"{path}.frames_replayed", high=limits.MAX_COUNTER)
+    _items(msg.sources, f"{path}.sources", limits.MAX_STAGE_TIMINGS)
+    for i, source in enumerate(msg.sources):
+        where = f"{path}.sources[{i}]"
+        identifier(source.app_id, f"{where}.app_id")
+        epoch(source.epoch, f"{where}.epoch")
+        count(source.admitted, f"{where}.admitted", high=limits.MAX_COUNTER)
+        count(source.skipped, f"{where}.skipped", high=limits.MAX_COUNTER)
 
 
 def result(msg: common_pb2.Result, path: str = "result") -> None:
@@ -401,22 +410,29 @@ def result(msg: common_pb2.Result, path: str = "result") -> None:
 
 
 def frame_header(msg: agent_pb2.FrameHeader, path: str = "header") -> None:
-    """The header chunk of one frame. The frame size limit itself is the assembler's."""
+    """The header of one frame. The frame size limit itself is the assembler's."""
+    frame_header_fields(msg, path)
+    _metas(msg.tensors, f"{path}.tensors")
+
+
+def frame_header_fields(msg: agent_pb2.FrameHeader, path: str = "header") -> None:
+    """Every field of a frame header but its tensors (the assembler checks those once per
+    distinct list: they are the same on every frame of a stream)."""
     identifier(msg.app_id, f"{path}.app_id")
     epoch(msg.epoch, f"{path}.epoch")
     count(msg.segment, f"{path}.segment", high=limits.MAX_SEGMENT_INDEX)
     seq(msg.seq, f"{path}.seq")
     real(msg.capture_time_unix, f"{path}.capture_time_unix", high=limits.MAX_UNIX_TIME)
-    _metas(msg.tensors, f"{path}.tensors")
     count(msg.total_bytes, f"{path}.total_bytes", high=limits.MAX_COUNTER)
     identifier(msg.sender, f"{path}.sender", required=False)
 
 
 def frame_chunk(msg: agent_pb2.FrameChunk, path: str = "chunk") -> None:
-    part = msg.WhichOneof("part")
-    if part == "header":
+    """A FrameChunk proto (the agent's server reads the wire bytes itself, with the same
+    checks: synergy.wire.tensors.decode_chunk and FrameAssembler)."""
+    if msg.HasField("header"):
         frame_header(msg.header, f"{path}.header")
-    elif part is None:
+    elif not msg.data:
         _refuse(path, "has neither a header nor data")
 
 
@@ -442,6 +458,16 @@ def _report_result_request(msg: registry_pb2.ReportResultRequest) -> None:
     if not msg.HasField("result"):
         _refuse("result", "is missing")
     result(msg.result, "result")
+
+
+def _report_results_request(msg: registry_pb2.ReportResultsRequest) -> None:
+    """The envelope only: each result is validated by the servicer on its own, so that one bad
+    result is refused in its outcome without refusing the batch."""
+    identifier(msg.lease_id, "lease_id", required=False)
+    _items(msg.results, "results", limits.MAX_RESULTS_PER_REPORT)
+    total = sum(len(t.data) for r in msg.results for t in r.tensors)
+    if total > limits.MAX_REPORT_BATCH_BYTES:
+        _refuse("results", f"carry {total} tensor bytes, at most {limits.MAX_REPORT_BATCH_BYTES} in one call")
 
 
 def _deregister_request(msg: registry_pb2.DeregisterRequest) -> None:
@@ -495,6 +521,7 @@ REQUEST_VALIDATORS: Mapping[str, Callable[[Any], None]] = {
     "/synergy.v1.RegistryService/Register": _register_request,
     "/synergy.v1.RegistryService/Heartbeat": _heartbeat_request,
     "/synergy.v1.RegistryService/ReportResult": _report_result_request,
+    "/synergy.v1.RegistryService/ReportResults": _report_results_request,
     "/synergy.v1.RegistryService/Deregister": _deregister_request,
     "/synergy.v1.AppsService/SubmitApp": _submit_app_request,
     "/synergy.v1.AppsService/RemoveApp": _app_id_request,

@@ -336,6 +336,34 @@ async def test_a_device_that_is_not_the_target_cannot_inject_a_result(scene: Sce
             await handshake_fails(registry_pb2_grpc.RegistryServiceStub(channel).ReportResult(request, timeout=5))
 
 
+async def test_a_batch_of_forged_results_is_refused_result_by_result(scene: Scene) -> None:
+    """ReportResults applies ReportResult's rules to every result: each forged one is refused in
+    its own outcome (the call itself succeeds), another device's lease refuses the whole call."""
+    victim = scene.victim
+    lease = stolen_lease(scene, "earbud")
+    batch = [
+        forged(victim.app_id, victim.plan.epoch, "earbud"),
+        forged(victim.app_id, victim.plan.epoch, "ring"),
+        forged(victim.app_id, victim.plan.epoch, "earbud", dropped=True),
+    ]
+    async with victim_unharmed(scene):
+        async with scene.as_(scene.cluster.address, "agent", "earbud") as channel:
+            registry = registry_pb2_grpc.RegistryServiceStub(channel)
+            request = registry_pb2.ReportResultsRequest(lease_id=lease, results=batch)
+            answer = await registry.ReportResults(request, timeout=5)
+            assert [(o.accepted, o.code) for o in answer.outcomes] == [(False, "PERMISSION_DENIED")] * 3
+            reasons = [o.reason for o in answer.outcomes]
+            assert "only the app's target in that epoch's plan" in reasons[0]
+            assert "the result names device ring" in reasons[1]
+            assert "report its drops" in reasons[2]
+        async with scene.as_(scene.cluster.address, "agent", "ring") as channel:
+            request = registry_pb2.ReportResultsRequest(lease_id=lease, results=batch[1:2])
+            await denied(
+                registry_pb2_grpc.RegistryServiceStub(channel).ReportResults(request, timeout=5),
+                "agent:ring may not report results under device earbud's lease",
+            )
+
+
 # -- taking a live device id ------------------------------------------------------------------
 
 

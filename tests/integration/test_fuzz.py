@@ -291,6 +291,8 @@ def rpcs(client_app: str) -> list[Rpc]:
             [registry_pb2.HeartbeatRequest(device_id="fuzz-device", lease_id="l", telemetry=fuzz_telemetry())], True),
         Rpc("coordinator", f"{registry}/ReportResult", registry_pb2.ReportResultRequest, Shape.UNARY,
             [registry_pb2.ReportResultRequest(lease_id="nope", result=fuzz_result())], True),
+        Rpc("coordinator", f"{registry}/ReportResults", registry_pb2.ReportResultsRequest, Shape.UNARY,
+            [registry_pb2.ReportResultsRequest(lease_id="nope", results=[fuzz_result(), fuzz_result()])], True),
         Rpc("coordinator", f"{registry}/Deregister", registry_pb2.DeregisterRequest, Shape.UNARY,
             [registry_pb2.DeregisterRequest(device_id="fuzz-device", lease_id="nope")], True),
         Rpc("coordinator", f"{apps}/SubmitApp", apps_pb2.SubmitAppRequest, Shape.UNARY,

@@ -35,6 +35,19 @@ async def test_device_state_last_will_and_results(mosquitto: int, log_dir: Path)
         (GLASSES, WATCH, RING), log_dir=log_dir, coordinator_args=["--mqtt", url], agent_args=["--mqtt", url]
     ) as cluster:
         await cluster.wait_for_devices(3)
+        # An agent publishes its state once its MQTT connection is up, which may be a moment
+        # after it registered: first make sure all three have published.
+        async with aiomqtt.Client("127.0.0.1", mosquitto, identifier="test-early-subscriber") as early:
+            await early.subscribe("synergy/devices/+/state", qos=1)
+            published: set[str] = set()
+
+            async def all_published() -> None:
+                async for message in early.messages:
+                    published.add(json.loads(message.payload)["device_id"])
+                    if len(published) == 3:
+                        return
+
+            await asyncio.wait_for(all_published(), 20)
         # A subscriber that arrives late still sees every device's retained state.
         async with aiomqtt.Client("127.0.0.1", mosquitto, identifier="test-late-subscriber") as late:
             await late.subscribe("synergy/devices/+/state", qos=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,10 +15,10 @@ from agent.membership import Backoff, Membership
 from agent.reporter import Reporter
 from agent.service import Agent, AgentConfig
 from synergy.deployment import AgentState, HeldSegment, PartitionPayload, SegmentAssignment
-from synergy.errors import NotFound, PermissionDenied, SynergyError, Unavailable
+from synergy.errors import InvalidArgument, NotFound, PermissionDenied, SynergyError, Unauthenticated, Unavailable
 from synergy.hardware.boards import load_board
 from synergy.hardware.model import TensorSpec
-from synergy.reports import DeviceTelemetry, Result
+from synergy.reports import DeviceTelemetry, Result, WireTensor
 from synergy.types import CLIENT_SOURCE, LINK_PRESETS, DeviceSpec, OutputSpec
 from synergy.wire.registry_client import Lease
 from synergy.wire.tensors import Array
@@ -28,6 +28,8 @@ DEVICE = DeviceSpec(
     device_id="ring", board=load_board("max78000"), outputs=(OutputSpec("display"),), link=LINK_PRESETS["loopback"]
 )
 FAST = Lease("lease-1", heartbeat_period_s=0.02, lease_ttl_s=0.15)
+#: Refusals that concern one result: its outcome in a batch, not a failure of the call.
+PER_RESULT = (PermissionDenied, Unauthenticated, InvalidArgument)
 
 
 async def eventually(check: Callable[[], object], timeout_s: float = 3.0) -> None:
@@ -47,12 +49,18 @@ class FakeRegistry:
         #: Heartbeat outcomes, in order (None = OK); when empty, heartbeats succeed.
         self.heartbeat_script: list[BaseException | None] = []
         self.heartbeat_error: SynergyError | None = None
-        self.report_errors: list[SynergyError] = []
+        #: Per result, in order (None: taken); see report_results.
+        self.report_errors: list[SynergyError | None] = []
+        #: The seqs of each ReportResults call.
+        self.batches: list[list[int]] = []
+        #: Set: ReportResults answers this (e.g. UNIMPLEMENTED) and unary ReportResult is allowed.
+        self.batches_unimplemented: SynergyError | None = None
         self.deregister_error: SynergyError | None = None
         self.deregister_hangs = False
         self.on_deregister: Callable[[], None] = lambda: None
         self.registrations = 0
         self.closed = False
+        self.heartbeat_timeouts: list[float] = []
 
     def named(self, name: str) -> list[Any]:
         return [arg for call, arg in self.calls if call == name]
@@ -68,14 +76,33 @@ class FakeRegistry:
         self, device_id: str, lease_id: str, telemetry: DeviceTelemetry, state: AgentState, timeout_s: float
     ) -> None:
         self.calls.append(("heartbeat", (lease_id, state)))
+        self.heartbeat_timeouts.append(timeout_s)
         outcome = self.heartbeat_script.pop(0) if self.heartbeat_script else self.heartbeat_error
         if outcome is not None:
             raise outcome
 
     async def report_result(self, lease_id: str, result: Result) -> None:
+        if self.batches_unimplemented is None:
+            raise AssertionError("the reporter sent a unary ReportResult to a coordinator that has ReportResults")
         self.calls.append(("report", (lease_id, result.seq)))
-        if self.report_errors:
-            raise self.report_errors.pop(0)
+        error = self.report_errors.pop(0) if self.report_errors else None
+        if error is not None:
+            raise error
+
+    async def report_results(self, lease_id: str, results: Sequence[Result]) -> list[SynergyError | None]:
+        """``report_errors`` are consumed per result: a refusal of the result itself is its
+        outcome; any other error (NotFound, Unavailable) fails the whole call."""
+        if self.batches_unimplemented is not None:
+            raise self.batches_unimplemented
+        self.batches.append([r.seq for r in results])
+        outcomes: list[SynergyError | None] = []
+        for result in results:
+            self.calls.append(("report", (lease_id, result.seq)))
+            error = self.report_errors.pop(0) if self.report_errors else None
+            if error is not None and not isinstance(error, PER_RESULT):
+                raise error
+            outcomes.append(error)
+        return outcomes
 
     async def deregister(self, device_id: str, lease_id: str) -> None:
         self.calls.append(("deregister", lease_id))
@@ -150,6 +177,15 @@ async def test_unreachable_coordinator_keeps_heartbeating_and_re_registers_only_
     assert "lease_lost" in events
 
 
+async def test_a_heartbeat_waits_a_third_of_the_ttl_for_a_late_answer() -> None:
+    registry = FakeRegistry(Lease("lease-1", heartbeat_period_s=0.02, lease_ttl_s=3.0))
+    m = membership(registry, AgentState)
+    task = asyncio.ensure_future(m.run())
+    await eventually(lambda: m.heartbeats >= 2)
+    task.cancel()
+    assert set(registry.heartbeat_timeouts) == {1.0}, "max(period, 0.5 s, TTL / 3)"
+
+
 async def test_a_change_of_what_the_agent_holds_is_reported_at_once() -> None:
     registry = FakeRegistry(Lease("slow", heartbeat_period_s=30.0, lease_ttl_s=90.0))
     a = agent(registry)
@@ -206,6 +242,118 @@ async def test_a_refused_report_is_lost_at_once_and_does_not_hold_up_the_next() 
     runner.cancel()
     assert registry.named("report") == [("lease-1", 7), ("lease-1", 8)]
     assert reporter.lost == 1
+
+
+def result(seq: int, app_id: str = "app-1", nbytes: int = 0) -> Result:
+    tensors = (WireTensor(TensorSpec("y", (1, nbytes), "int8"), bytes(nbytes)),) if nbytes else ()
+    return Result(app_id, 1, seq, 0.0, 0.0, tensors=tensors)
+
+
+async def test_what_queues_goes_in_one_call_and_calls_are_spaced_by_the_linger() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0, linger_s=30.0)
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    for seq in range(1, 11):
+        reporter.submit(result(seq))
+    # The first call after a quiet spell does not wait for the linger (30 s here).
+    await eventually(lambda: reporter.sent == 10)
+    reporter._linger_s = 0.5
+    reporter.submit(result(11))
+    await asyncio.sleep(0.05)  # 11 is taken and waits for the linger since the last call
+    reporter.submit(result(12))
+    await eventually(lambda: reporter.sent == 12)
+    runner.cancel()
+    assert registry.batches == [list(range(1, 11)), [11, 12]], "one call for what queued, then one for the next"
+    assert reporter.calls == 2 and reporter.lost == 0 and reporter.pending == 0
+
+
+async def test_a_batch_is_bounded_in_count_and_bytes() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0, linger_s=0.0, max_batch=3, max_batch_bytes=3000)
+    for seq in range(1, 8):
+        reporter.submit(result(seq))
+    reporter.submit(result(8, nbytes=2000))
+    reporter.submit(result(9, nbytes=2000))  # with 8 over the byte bound: opens the next batch
+    reporter.submit(result(10, nbytes=5000))  # bigger than the bound on its own: goes alone
+    reporter.submit(result(11))
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    await eventually(lambda: reporter.sent == 11)
+    runner.cancel()
+    assert registry.batches == [[1, 2, 3], [4, 5, 6], [7, 8], [9], [10], [11]]
+    assert reporter.bytes_sent == 9000
+
+
+async def test_a_refused_result_in_a_batch_is_lost_alone_with_its_reason() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0, linger_s=0.0)
+    registry.report_errors = [None, PermissionDenied("app app-9 has no plan in epoch 1"), None]
+    for seq, app in ((1, "app-1"), (2, "app-9"), (3, "app-1")):
+        reporter.submit(result(seq, app))
+    with structlog.testing.capture_logs() as logs:
+        runner = asyncio.ensure_future(reporter.run())
+        reporter.connect(registry, "lease-1")
+        await eventually(lambda: reporter.sent + reporter.lost == 3)
+        runner.cancel()
+    assert registry.batches == [[1, 2, 3]]
+    assert (reporter.sent, reporter.lost) == (2, 1)
+    lost = [e for e in logs if e["event"] == "result_report_lost"]
+    assert [(e["app"], e["seq"]) for e in lost] == [("app-9", 2)]
+    assert "has no plan in epoch 1" in lost[0]["reason"]
+
+
+async def test_a_batch_refused_as_a_whole_is_lost_at_once() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0, linger_s=0.0)
+
+    async def refuse_caller(lease_id: str, results: Sequence[Result]) -> list[SynergyError | None]:
+        raise PermissionDenied("agent:ring may not report results under device watch's lease")
+
+    registry.report_results = refuse_caller  # type: ignore[method-assign]
+    reporter.submit(result(1))
+    reporter.submit(result(2))
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    await eventually(lambda: reporter.lost == 2)
+    reporter.submit(result(3))
+    await eventually(lambda: reporter.lost == 3)
+    runner.cancel()
+    assert reporter.sent == 0
+
+
+async def test_a_coordinator_without_report_results_gets_one_call_per_result() -> None:
+    registry = FakeRegistry()
+    unimplemented = SynergyError("Method not found!")
+    unimplemented.grpc_code = "UNIMPLEMENTED"
+    registry.batches_unimplemented = unimplemented
+    registry.report_errors = [None, PermissionDenied("not the target"), None]
+    reporter = Reporter(retry_s=10.0, linger_s=0.0)
+    for seq in (1, 2, 3):
+        reporter.submit(result(seq))
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    await eventually(lambda: reporter.sent + reporter.lost == 3)
+    runner.cancel()
+    assert reporter.unary and registry.named("report") == [("lease-1", 1), ("lease-1", 2), ("lease-1", 3)]
+    assert (reporter.sent, reporter.lost) == (2, 1)
+
+
+async def test_a_restarted_reporter_loses_nothing_it_had_taken() -> None:
+    registry = FakeRegistry()
+    reporter = Reporter(retry_s=10.0, linger_s=5.0)
+    reporter._last_call = time.monotonic()  # a call just went: the next batch lingers
+    reporter.submit(result(1))
+    reporter.submit(result(2))
+    runner = asyncio.ensure_future(reporter.run())
+    await asyncio.sleep(0.02)  # lingering with result 1 in hand
+    runner.cancel()
+    reporter._linger_s = 0.0
+    runner = asyncio.ensure_future(reporter.run())
+    reporter.connect(registry, "lease-1")
+    await eventually(lambda: reporter.sent == 2)
+    runner.cancel()
+    assert registry.named("report") == [("lease-1", 1), ("lease-1", 2)]
 
 
 # -- the agent's lifecycle -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import threading
 import time
@@ -344,3 +345,126 @@ async def test_inbound_frames_for_unknown_segments_are_rejected_with_the_reason(
     )
     assert len(acks) == 1 and "no segment 1 of app ghost in epoch 9" in acks[0][1]
     assert reporter.dropped[0].seq == 5
+
+
+class SilentCall(AckingCall):
+    """A next hop that takes frames and acknowledges none (a bottleneck, or stalled)."""
+
+    async def write(self, frame: Frame) -> None:
+        self.written.append(frame.seq)
+
+
+class SilentTransport(FakeTransport):
+    def open(self, target: StreamTarget) -> FrameCall:
+        self.calls.append(SilentCall())
+        return self.calls[-1]
+
+
+def runtime_with(transport_type: type[FakeTransport]) -> tuple[Runtime, FakeReporter, list[FakeTransport]]:
+    reporter = FakeReporter()
+    transports: list[FakeTransport] = []
+
+    def transport(address: str) -> FakeTransport:
+        transports.append(transport_type())
+        return transports[-1]
+
+    runtime = Runtime(DEVICE, FakeBoard(), reporter, Radio(DEVICE.link, shaped=False), transport=transport)
+    return runtime, reporter, transports
+
+
+@pytest.mark.parametrize("every_frame", [False, True])
+async def test_a_source_skips_at_the_sensor_rather_than_queue_behind_a_bottleneck(every_frame: bool) -> None:
+    runtime, reporter, transports = runtime_with(SilentTransport)
+    source = dataclasses.replace(sensing("app-1", b"p1"), rate_hz=200.0, every_frame=every_frame)
+    await runtime.deploy(1, [source])
+    runtime.activate(1)
+    await asyncio.sleep(0.3)  # 60 captures at 200 Hz
+    admitted, skipped = runtime.telemetry.sources[("app-1", 1)]
+    written = len(transports[0].calls[0].written)
+    if every_frame:
+        # Queued: the window (4), the worker's frame, the inbox (4) and the sensor's blocked put.
+        assert skipped == 0 and admitted <= 4 + 1 + 4 + 1
+    else:
+        # Admitted only with room: the 4 frames of the window, then every capture is skipped.
+        assert admitted == written == 4
+        assert skipped >= 40
+    await runtime.undeploy(1, drain_timeout_s=0.05)
+    # Every admitted frame is accounted for: the next hop never acknowledged, so each is
+    # reported dropped with the reason (there is no new epoch to replay it on).
+    assert sorted(r.seq for r in reporter.dropped) == [(1 << 32) | i for i in range(admitted)]
+    assert all("not replayed" in r.drop_reason for r in reporter.dropped)
+
+
+async def test_frames_of_a_retiring_epoch_are_replayed_on_the_new_one() -> None:
+    runtime, board, reporter, _ = make_runtime()
+    await runtime.deploy(1, [client_fed("app-1", b"p1")])
+    runtime.activate(1)
+    board.run_gate = asyncio.Event()
+    for seq in (1, 2, 3):
+        await runtime.inject("app-1", seq, {"x": np.full((1, 4), seq, np.int8)})
+    await asyncio.sleep(0.01)
+    # A re-plan: epoch 2 runs the same segment here (the same input tensors).
+    await runtime.deploy(2, [client_fed("app-1", b"p1")])
+    runtime.activate(2)
+    retiring = asyncio.ensure_future(runtime.undeploy(1, drain_timeout_s=0.05))
+    await asyncio.sleep(0.1)
+    board.run_gate.set()
+    await retiring
+    await eventually(lambda: len(reporter.results) == 3)
+    assert reporter.dropped == []
+    assert sorted((r.seq, r.epoch) for r in reporter.results) == [(1, 2), (2, 2), (3, 2)]
+    assert runtime.telemetry.frames_replayed == 3
+    await runtime.close()
+
+
+class ShapingBoard(FakeBoard):
+    """Runs a partition by making zeros of its output specs (the outputs differ from the inputs)."""
+
+    async def run(self, partition: LoadedPartition, inputs: dict[str, Array]) -> tuple[dict[str, Array], RunTiming]:
+        outputs: dict[str, Array] = {t.name: np.zeros(t.shape, np.int8) for t in partition.spec.outputs}
+        return outputs, RunTiming(0.001, 0.001, 0.0, 0.001)
+
+
+async def test_a_source_replays_from_the_captured_input_when_the_new_path_cuts_elsewhere() -> None:
+    y, z = TensorSpec("y", (1, 2), "int8"), TensorSpec("z", (1, 3), "int8")
+    reporter, transports = FakeReporter(), list[FakeTransport]()
+
+    def transport(address: str) -> FakeTransport:
+        transports.append(SilentTransport() if not transports else FakeTransport())
+        return transports[-1]
+
+    runtime = Runtime(DEVICE, ShapingBoard(), reporter, Radio(DEVICE.link, shaped=False), transport=transport)
+    old = dataclasses.replace(
+        sensing("app-1", b"p1"), rate_hz=100.0, partition=PartitionPayload(0, 1, b"p1", (X,), (y,), digest(b"p1"))
+    )
+    await runtime.deploy(1, [old])
+    runtime.activate(1)
+    # The window: 4 frames written, never acknowledged.
+    await eventually(lambda: transports and transports[0].calls and len(transports[0].calls[0].written) == 4)
+    # The re-plan cuts the model elsewhere: epoch 2's source segment outputs z, not y.
+    new = dataclasses.replace(old, partition=PartitionPayload(0, 2, b"p2", (X,), (z,), digest(b"p2")))
+    await runtime.deploy(2, [new])
+    runtime.activate(2)
+    lost = list(transports[0].calls[0].written)
+    await runtime.undeploy(1, drain_timeout_s=0.05)
+    # The 4 frames epoch 1's next hop never acknowledged start again from their captured
+    # input on epoch 2's path (same seqs), and nothing is reported dropped.
+    await eventually(
+        lambda: len(transports) > 1 and transports[1].calls and set(lost) <= set(transports[1].calls[0].written)
+    )
+    assert reporter.dropped == [] and runtime.telemetry.frames_replayed >= 4
+    await runtime.close()
+
+
+async def test_a_middle_hop_with_no_path_returns_frames_instead_of_dropping_them() -> None:
+    runtime, board, reporter, _ = make_runtime()
+    await runtime.deploy(1, [delivering("app-1", b"p1")])
+    runtime.activate(1)
+    board.run_gate = asyncio.Event()  # the worker holds the frame, mid-run, when the epoch retires
+    outcomes: list[tuple[object, str]] = []
+    runtime._epochs[1][("app-1", 1, 1)].inbox.put_nowait(  # a frame from upstream, not yet run
+        (Frame("app-1", 1, 1, 7, time.time(), {"x": np.zeros((1, 4), np.int8)}), lambda o, r: outcomes.append((o, r)))
+    )
+    await runtime.undeploy(1, drain_timeout_s=0.0)
+    assert outcomes and outcomes[0][0] is FrameOutcome.RETURNED and "returned" in outcomes[0][1]
+    assert reporter.dropped == []  # the sender replays it, or reports it

@@ -189,6 +189,11 @@ def test_agent_acts_for_its_own_device(method: str) -> None:
             "agent:ring may not report a result under device watch's lease: "
             "an agent reports results only under its own device's lease",
         ),
+        (
+            "ReportResults",
+            "agent:ring may not report results under device watch's lease: "
+            "an agent reports results only under its own device's lease",
+        ),
     ],
 )
 def test_agent_may_not_act_for_another_device(method: str, reason: str) -> None:
@@ -203,7 +208,7 @@ def test_only_agents_use_the_registry(who: Identity, method: str) -> None:
     r = refused(lambda: authorize_registry(who, method, device_id="watch", live_holder=None))
     assert r.code == "PERMISSION_DENIED"
     assert r.reason.startswith(f"{who} may not ")
-    verb = "report results" if method == "ReportResult" else f"{method.lower()} a device"
+    verb = "report results" if method.startswith("ReportResult") else f"{method.lower()} a device"
     article = "an" if who.role == "admin" else "a"
     assert r.reason.endswith(f": only an agent certificate may {verb} (this is {article} {who.role} certificate)")
 

@@ -54,6 +54,33 @@ def test_app_spec_round_trip_and_validation() -> None:
         )
 
 
+def test_app_spec_carries_minimum_rate_and_weight() -> None:
+    spec = AppSpec("a1", "cam", "simplenet", "camera", "display", max_rate_hz=20.0, min_rate_hz=5.0, weight=3.0)
+    msg = convert.app_spec_to_proto(spec)
+    assert (msg.min_rate_hz, msg.weight) == (5.0, 3.0)
+    assert convert.app_spec_from_proto(msg, "a1") == spec
+    # An older client sends neither field: no minimum, and weight 0 on the wire means 1.
+    old = common_pb2.AppSpec(name="cam", model="simplenet", source_type="camera", target_type="display")
+    decoded = convert.app_spec_from_proto(old, "a2")
+    assert (decoded.min_rate_hz, decoded.weight) == (0.0, convert.DEFAULT_APP_WEIGHT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"min_rate_hz": -1.0}, r"spec\.min_rate_hz must be a finite number in \[0, 100000\]"),
+        ({"min_rate_hz": float("nan")}, r"spec\.min_rate_hz must be a finite number"),
+        ({"weight": float("inf")}, r"spec\.weight must be a finite number in \[0, 1000\]"),
+        ({"weight": 1e6}, r"spec\.weight must be a finite number in \[0, 1000\]"),
+        ({"max_rate_hz": 10.0, "min_rate_hz": 12.0}, r"spec\.min_rate_hz must be at most spec\.max_rate_hz \(10\)"),
+    ],
+)
+def test_app_spec_rate_needs_are_refused_naming_field_and_bound(fields: dict[str, float], message: str) -> None:
+    msg = common_pb2.AppSpec(source_type="camera", target_type="display", **fields)
+    with pytest.raises(InvalidArgument, match=message):
+        convert.app_spec_from_proto(msg, "a1")
+
+
 def test_joint_plan_round_trip() -> None:
     plan = JointPlan(
         epoch=4,

@@ -15,6 +15,7 @@ from coordinator.messages import (
     DeviceDeregistered,
     DeviceRegistered,
     DeviceWentOffline,
+    FanOutResult,
     HeartbeatReceived,
     PlanFailed,
     ReplanSettled,
@@ -26,7 +27,7 @@ from coordinator.messages import (
 from coordinator.store import StateStore
 from synergy.deployment import AgentState
 from synergy.errors import AlreadyExists, NotFound
-from synergy.reports import DeviceTelemetry, Result
+from synergy.reports import DeviceTelemetry, Result, SourceCount
 from synergy.types import AppState, DeviceState
 
 GLASSES = device("glasses", port=7001)
@@ -196,6 +197,43 @@ def test_results_are_matched_to_the_plan_of_their_epoch() -> None:
     assert h.core.pipeline_of("app-9", first.epoch) is None
     assert h.core.lease_device(h.leases["ring"]) == "ring"
     assert h.core.lease_device("0" * 16) is None
+
+
+def test_sources_counts_from_heartbeats_make_the_apps_admitted_and_skipped() -> None:
+    h = Harness()
+    running_cluster(h)
+    h.submit(app_spec("app-1", "camera", "haptics", target_device="ring"))
+    h.finish_deploy()
+
+    def beat(device: str, *sources: SourceCount) -> None:
+        state = h.core.devices[device].state or AgentState()
+        telemetry = DeviceTelemetry(sources=sources)
+        h.feed(HeartbeatReceived(device, h.leases[device], telemetry, state, h.now, h.now))
+
+    beat("glasses", SourceCount("app-1", 1, 10, 3), SourceCount("app-9", 1, 99, 0))  # app-9: unknown, ignored
+    beat("glasses", SourceCount("app-1", 1, 8, 2), SourceCount("app-1", 2, 5, 0))  # a stale lower count
+    stats = h.core.app_info(h.core.apps["app-1"], h.now).stats
+    assert (stats.frames_admitted, stats.frames_skipped) == (15, 3)
+    h.feed(ResultReported(h.leases["ring"], Result("app-1", 1, 1, 0.0, 0.0, device_id="ring"), h.now))
+    assert h.core.app_info(h.core.apps["app-1"], h.now).stats.frames_in_flight == 14
+
+
+def test_each_frame_is_counted_once_whatever_copies_are_reported() -> None:
+    h = Harness()
+    running_cluster(h)
+    h.submit(app_spec("app-1", "camera", "haptics", target_device="ring"))
+    h.finish_deploy()
+
+    def report(seq: int, dropped: bool = False) -> list[object]:
+        result = Result("app-1", 1, seq, 0.0, 0.001, device_id="ring", dropped=dropped)
+        return [i for i in h.feed(ResultReported(h.leases["ring"], result, h.now)) if isinstance(i, FanOutResult)]
+
+    assert report(1) and not report(1)  # delivered, then a replayed copy: once
+    assert report(2, dropped=True) and report(2)  # a copy dropped, the replay delivered: delivered
+    assert not report(2, dropped=True) and not report(1, dropped=True)  # later drops of a delivered frame
+    assert report(3, dropped=True) and not report(3, dropped=True)
+    stats = h.core.apps["app-1"].stats
+    assert (stats.delivered, stats.dropped, stats.duplicates) == (2, 1, 4)
 
 
 # -- failures, rollback, quarantine -----------------------------------------------------------

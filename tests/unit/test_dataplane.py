@@ -16,13 +16,18 @@ from synergy.reports import FrameOutcome
 from synergy.types import LINK_PRESETS
 from synergy.wire.frames import FrameAck, FrameCall, StreamBroken, StreamTarget, serve_frames, stream_target
 from synergy.wire.reports import outcome_from_proto
-from synergy.wire.tensors import Frame, frame_to_chunks
+from synergy.wire.tensors import Frame, encode_frame
 
 TARGET = StreamTarget("app-1", 3, 1)
 
 
 def frame(seq: int, app: str = "app-1", nbytes: int = 4) -> Frame:
     return Frame(app, 3, 1, seq, 0.0, {"x": np.zeros((1, nbytes), np.int8)}, "dev")
+
+
+def fresh(seq: int) -> Frame:
+    """A frame captured just now: within any replay bound."""
+    return Frame("app-1", 3, 1, seq, time.time(), {"x": np.zeros((1, 4), np.int8)}, "dev")
 
 
 async def eventually(check: Any, timeout_s: float = 2.0) -> None:
@@ -142,32 +147,107 @@ async def test_the_window_bounds_frames_in_flight_and_acks_grant_credits() -> No
     assert transport.calls[0].done_writing_called and transport.closed
 
 
-async def test_a_broken_stream_drops_what_was_in_flight_and_reopens_on_the_next_frame() -> None:
+async def test_a_broken_stream_replays_what_was_in_flight_first_and_reopens() -> None:
     transport, rec = FakeTransport(), Recorder()
     stream = make_stream(transport, rec, window=4, backoff_min_s=0.05, backoff_max_s=0.2)
     for seq in (1, 2, 3):
-        await stream.send(frame(seq))
+        await stream.send(fresh(seq))
     await eventually(lambda: len(transport.calls) == 1 and transport.calls[0].written == [1, 2, 3])
     transport.calls[0].ack(1)
     await eventually(lambda: stream.in_flight == 2)
-    transport.calls[0].break_("next hop 10.0.0.2:1 unavailable: UNAVAILABLE: peer restarted")
-    # The frames written on the broken call and not acknowledged are reported, with the reason...
-    await eventually(lambda: len(rec.dropped) == 2)
-    assert [seq for seq, _ in rec.dropped] == [2, 3]
-    assert all("peer restarted" in reason for _, reason in rec.dropped)
-    assert stream.breaks == 1 and stream.in_flight == 0
-    # ...and the next frame re-opens the call after the backoff (not dropped for the epoch's life).
     broke_at = time.monotonic()
-    await stream.send(frame(4))
-    await stream.send(frame(5))
-    await eventually(lambda: len(transport.calls) == 2 and transport.calls[1].written == [4, 5])
+    transport.calls[0].break_("next hop 10.0.0.2:1 unavailable: UNAVAILABLE: peer restarted")
+    await stream.send(fresh(4))
+    # The frames written on the broken call are written again on the next call, before the
+    # next frame, after the backoff (not dropped, not lost for the epoch's life).
+    await eventually(lambda: len(transport.calls) == 2 and transport.calls[1].written == [2, 3, 4])
     assert transport.opened_at[1] - broke_at >= 0.04
-    assert stream.reopens == 1
-    transport.calls[1].ack(4)
-    transport.calls[1].ack(5)
+    assert (stream.breaks, stream.reopens, stream.replayed) == (1, 1, 2)
+    for seq in (2, 3, 4):
+        transport.calls[1].ack(seq)
     await eventually(lambda: stream.in_flight == 0)
-    assert [seq for seq, _ in rec.dropped] == [2, 3], "frames after the re-open are delivered"
+    assert rec.dropped == []
     assert await stream.close(1.0) == 0
+
+
+async def test_frames_past_the_replay_bound_are_dropped_with_the_reason() -> None:
+    transport, rec = FakeTransport(), Recorder()
+    stream = make_stream(transport, rec, window=4, backoff_min_s=0.01, replay_max_age_s=1.0)
+    await stream.send(frame(1))  # captured at 0.0: long past the bound
+    await stream.send(fresh(2))
+    await eventually(lambda: len(transport.calls) == 1 and transport.calls[0].written == [1, 2])
+    transport.calls[0].break_("next hop 10.0.0.2:1 unavailable: UNAVAILABLE: peer restarted")
+    await eventually(lambda: len(rec.dropped) == 1)
+    seq, reason = rec.dropped[0]
+    assert seq == 1 and "peer restarted" in reason and "past the replay bound" in reason and "> 1 s" in reason
+    await eventually(lambda: len(transport.calls) == 2 and transport.calls[1].written == [2])
+    transport.calls[1].ack(2)
+    await eventually(lambda: stream.in_flight == 0)
+    await stream.close(1.0)
+
+
+async def test_done_tells_upstream_once_the_next_hop_is_done_with_the_frame() -> None:
+    transport, rec = FakeTransport(), Recorder()
+    stream = make_stream(transport, rec, window=4)
+    outcomes: dict[int, tuple[FrameOutcome, str]] = {}
+
+    def done_for(seq: int) -> AckFn:
+        return lambda outcome, reason: outcomes.__setitem__(seq, (outcome, reason))
+
+    transport.unsendable.add(3)
+    for seq in (1, 2, 3):
+        await stream.send(fresh(seq), done_for(seq))
+    await eventually(lambda: transport.calls and transport.calls[0].written == [1, 2])
+    assert 1 not in outcomes, "no acknowledgement upstream before the next hop's"
+    transport.calls[0].ack(1)
+    transport.calls[0].ack(2, FrameOutcome.REJECTED, "dropped at the target: wrong shape")
+    await eventually(lambda: len(outcomes) == 3)
+    assert outcomes[1] == (FrameOutcome.ACCEPTED, "")
+    # Rejected further on: the hop that dropped it reported it; upstream only hears why.
+    assert outcomes[2] == (FrameOutcome.REJECTED, "dropped at the target: wrong shape")
+    # Dropped here: reported here, and upstream hears it was reported.
+    assert outcomes[3][0] is FrameOutcome.REJECTED and "too big" in outcomes[3][1]
+    assert [seq for seq, _ in rec.dropped] == [3]
+    await stream.close(1.0)
+
+
+async def test_close_hands_over_what_is_left_and_does_not_wait_for_a_dead_hop() -> None:
+    transport, rec = FakeTransport(), Recorder()
+    stream = make_stream(transport, rec, window=2, backoff_min_s=5.0)
+    await stream.send(fresh(1))
+    await stream.send(fresh(2))
+    waiting = asyncio.ensure_future(stream.send(fresh(3)))  # blocked: no credit
+    await eventually(lambda: transport.calls and transport.calls[0].written == [1, 2])
+    transport.calls[0].break_("next hop 10.0.0.2:1 unavailable: UNAVAILABLE: connection refused")
+    await eventually(lambda: stream.failing)
+    taken: list[int] = []
+
+    def handover(f: Frame, done: AckFn | None, origin: Frame | None, why: str) -> None:
+        taken.append(f.seq)
+
+    started = time.monotonic()
+    assert await stream.close(30.0, handover=handover) == 2
+    await asyncio.wait_for(waiting, 1)
+    assert time.monotonic() - started < 2.0, "a next hop that is down is not waited for"
+    assert sorted(taken) == [1, 2, 3] and rec.dropped == []
+
+
+async def test_a_returned_frame_goes_to_the_handler_with_its_origin_unreported() -> None:
+    transport, rec = FakeTransport(), Recorder()
+    returned: list[tuple[int, int | None, str]] = []
+
+    def on_return(f: Frame, done: AckFn | None, origin: Frame | None, why: str) -> None:
+        returned.append((f.seq, origin.seq if origin is not None else None, why))
+
+    stream = make_stream(transport, rec, window=1, on_return=on_return)
+    await stream.send(fresh(1), None, fresh(1))
+    await eventually(lambda: transport.calls and transport.calls[0].written == [1])
+    transport.calls[0].ack(1, FrameOutcome.RETURNED, "epoch 3 retired at ring")
+    await stream.send(fresh(2))  # the credit came back
+    await eventually(lambda: returned)
+    assert returned == [(1, 1, "epoch 3 retired at ring")] and rec.dropped == []
+    transport.calls[0].ack(2)
+    await stream.close(1.0)
 
 
 async def test_reopen_backoff_doubles_to_its_cap_while_the_peer_stays_down() -> None:
@@ -277,10 +357,10 @@ async def test_serve_frames_turns_chunks_into_frames_and_acks_into_protos() -> N
         seen.append(f)
         ack(FrameOutcome.ACCEPTED if f.seq == 1 else FrameOutcome.REJECTED, "" if f.seq == 1 else "late")
 
-    async def chunks() -> AsyncIterator[Any]:
+    async def chunks() -> AsyncIterator[bytes]:
         for f in (frame(1, nbytes=300), frame(2)):
-            for chunk in frame_to_chunks(f, chunk_bytes=100):
-                yield chunk
+            for message in encode_frame(f, 100):  # seq 1 in 3 chunks, seq 2 in one message
+                yield message
 
     acks = [a async for a in serve_frames(chunks(), lambda frames: receive(frames, accept))]
     assert [(a.seq, outcome_from_proto(a.outcome), a.reason) for a in acks] == [

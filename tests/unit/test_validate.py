@@ -568,6 +568,9 @@ def test_validators_accept_what_the_converters_produce() -> None:
     requests: dict[str, Message] = {
         "/synergy.v1.RegistryService/Register": registry_pb2.RegisterRequest(device=device_msg(), state=state_msg()),
         "/synergy.v1.RegistryService/ReportResult": registry_pb2.ReportResultRequest(lease_id="l", result=result_msg()),
+        "/synergy.v1.RegistryService/ReportResults": registry_pb2.ReportResultsRequest(
+            lease_id="l", results=[result_msg(), result_msg()]
+        ),
         "/synergy.v1.AgentService/Inject": agent_pb2.InjectRequest(app_id="a", seq=1, inputs=infer().inputs),
     }
     for method, request in requests.items():

@@ -71,7 +71,7 @@ class Agent(agent_pb2_grpc.AgentServiceServicer):  # type: ignore[misc]
         self, request_iterator: AsyncIterator[agent_pb2.FrameChunk], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FrameAck]:
         async for chunk in request_iterator:
-            if chunk.WhichOneof("part") == "header":
+            if chunk.HasField("header"):
                 yield agent_pb2.FrameAck(seq=chunk.header.seq, outcome=agent_pb2.FRAME_OUTCOME_ACCEPTED)
 
 
