@@ -5,6 +5,16 @@
 model, writes bench.csv / bench.json / bench.png into DIR (default ``bench-out/``), reports
 progress on stderr and prints a summary table (or, with ``--json``, the summary object).
 ``--quick`` runs a subset that finishes in well under a minute.
+
+``synergy bench --random N --seed S`` plans N random spaces and app sets instead
+(:mod:`synergy.planning.random_spaces`); the exact method runs on every space of at most
+10 devices, over every stage count on spaces of at most 5 devices, within ``--node-budget``
+branches.
+
+``synergy bench --planning-time [--quick]`` measures the fast method's planning time on
+random spaces of 8 devices x 6 apps and 32 x 16: cold, in a fresh ``synergy plan`` process
+per run (with an empty planning cache, and with the cache the previous run left), and warm
+(re-planning in this process), and prints p50 / p95 of each side by side.
 """
 
 from __future__ import annotations
@@ -12,18 +22,41 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from synergy.errors import SynergyError
-from synergy.planning.bench import run_bench, summarize
+import yaml
+
+from synergy.errors import InvalidArgument, SynergyError
+from synergy.planning.bench import load_models, run_bench, summarize
 from synergy.planning.bench_report import format_summary, write_outputs
+from synergy.planning.cost import CostModel
+from synergy.planning.problem import DEFAULT_MAX_STAGES
+from synergy.planning.random_spaces import MAX_DEVICES, RANDOM_MODELS, random_workloads, sized_workload
+from synergy.planning.registry import MethodPlanner, PlanningOptions
+from synergy.planning.space_files import apps_document, space_document
+from synergy.planning.workloads import Workload
 
 __all__ = ["DEFAULT_OUT", "register", "run"]
 
 DEFAULT_OUT = "bench-out"
+#: The exact method's node budget on random spaces (``--node-budget`` overrides it).
+RANDOM_NODE_BUDGET = 200_000
+#: Spaces of at most this many devices get the exact method over every stage count.
+EXACT_ALL_STAGES_DEVICES = 5
+#: Sizes (devices, apps) of the planning-time benchmark and their p95 targets (ms).
+TIMING_SIZES = ((8, 6), (32, 16))
+TIMING_TARGETS_MS = {"8 dev x 6 apps": 100.0, "32 dev x 16 apps": 2000.0}
+#: Random spaces per size (fresh processes: two per space), and re-plans per space when warm.
+TIMING_RUNS = 8
+QUICK_TIMING_RUNS = 3
+WARM_REPEATS = 5
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,6 +74,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a subset of the workloads (under a minute)")
+    parser.add_argument(
+        "--dataplane",
+        action="store_true",
+        help="instead: one data-plane hop on loopback against raw TCP and plain gRPC, median of 3 "
+        "(1 KB latency and throughput, 1 MB and 8 MB tensors; about a minute, --quick a few seconds)",
+    )
+    parser.add_argument("--random", type=int, default=0, metavar="N", help="plan N random spaces and app sets")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random spaces (default 1)")
+    parser.add_argument(
+        "--node-budget",
+        type=int,
+        default=None,
+        metavar="NODES",
+        help="branches the exact method may examine before it stops unproven",
+    )
+    parser.add_argument(
+        "--planning-time",
+        action="store_true",
+        help="measure planning time cold (fresh `synergy plan` processes) and warm, by size",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
 
@@ -51,8 +104,31 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if args.dataplane:
+        from agent import dataplane_bench  # the agent's runtime only for this benchmark
+
+        return dataplane_bench.run_and_print(quick=args.quick)
+    if args.planning_time:
+        return _planning_time(args, progress)
     try:
-        result = run_bench(quick=args.quick, clock=time.perf_counter, progress=progress)
+        if args.random:
+            if args.random < 1:
+                raise InvalidArgument("--random needs a positive number of spaces")
+            models = load_models(RANDOM_MODELS)
+            result = run_bench(
+                workloads=random_workloads(args.random, args.seed, models),
+                models=models,
+                clock=time.perf_counter,
+                progress=progress,
+                node_budget=args.node_budget if args.node_budget is not None else RANDOM_NODE_BUDGET,
+                repeats=1,
+                exact_max_devices=MAX_DEVICES,
+                exact_max_stages=_exact_stages,
+            )
+        else:
+            result = run_bench(
+                quick=args.quick, clock=time.perf_counter, progress=progress, node_budget=args.node_budget
+            )
     except SynergyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -66,6 +142,85 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(summary))
     return 0
+
+
+def _exact_stages(workload: Workload) -> int:
+    """Every stage count on small spaces; elsewhere the fast method's candidate space."""
+    n = len(workload.devices)
+    return n if n <= EXACT_ALL_STAGES_DEVICES else DEFAULT_MAX_STAGES
+
+
+# -- planning time ----------------------------------------------------------------------------
+
+
+def _plan_in_fresh_process(space: Path, apps: Path, cache_home: Path) -> tuple[float, float, float]:
+    """(planning ms, planning CPU ms, whole process ms) of one ``synergy plan`` process."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    command = [sys.executable, "-m", "synergy.cli.main", "plan", "--space", str(space), "--apps", str(apps), "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)
+    wall = (time.perf_counter() - start) * 1000
+    try:
+        out = json.loads(done.stdout)
+    except json.JSONDecodeError as exc:
+        raise SynergyError(f"synergy plan failed ({done.returncode}): {done.stderr.strip()[-500:]}") from exc
+    return float(out["planning_ms"]), float(out["planning_cpu_ms"]), wall
+
+
+def _planning_time(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    runs = QUICK_TIMING_RUNS if args.quick else TIMING_RUNS
+    models = load_models(RANDOM_MODELS)
+    columns = ("cold, empty cache", "cold, disk cache", "warm")
+    figures: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, list[float]]] = {}
+    process: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="synergy-bench-") as tmp:
+        root = Path(tmp)
+        for devices, apps in TIMING_SIZES:
+            size = f"{devices} dev x {apps} apps"
+            figures[size] = {c: [] for c in columns}
+            cpu[size] = {c: [] for c in columns}
+            process[size] = []
+            for run in range(runs):
+                workload = sized_workload(devices, apps, args.seed + run, models)
+                progress(f"{size}: run {run + 1}/{runs} ({workload.name})")
+                space, apps_file = root / f"{workload.name}-space.yaml", root / f"{workload.name}-apps.yaml"
+                space.write_text(yaml.safe_dump(space_document(workload.devices)), encoding="utf-8")
+                apps_file.write_text(yaml.safe_dump(apps_document([a.spec for a in workload.apps])), encoding="utf-8")
+                cache_home = root / f"cache-{workload.name}"
+                for column in columns[:2]:  # the first run fills the cache the second reads
+                    ms, cpu_ms, wall = _plan_in_fresh_process(space, apps_file, cache_home)
+                    figures[size][column].append(ms)
+                    cpu[size][column].append(cpu_ms)
+                    process[size].append(wall)
+                planner = MethodPlanner("synergy", PlanningOptions(), CostModel())
+                planner.plan(workload.devices, workload.apps)
+                for _ in range(WARM_REPEATS):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    planner.plan(workload.devices, workload.apps)
+                    figures[size]["warm"].append((time.perf_counter() - t0) * 1000)
+                    cpu[size]["warm"].append((time.process_time() - c0) * 1000)
+    print(f"planning time of the fast method (ms, p50 / p95 over {runs} random spaces per size, seed {args.seed};")
+    print("cold: a fresh `synergy plan` process per run, timed from reading the cache to the plan;")
+    print(f"warm: {WARM_REPEATS} re-plans per space in one process; CPU: the planning process's own CPU time)")
+    print(f"{'size':<20}" + "".join(f"{c:>24}" for c in columns) + f"{'target p95':>12}")
+    for size in figures:
+        target = TIMING_TARGETS_MS[size]
+        wall_row = "".join(f"{_p(figures[size][c], 0.5):>11.1f} /{_p(figures[size][c], 0.95):>9.1f}  " for c in columns)
+        cpu_row = "".join(f"{_p(cpu[size][c], 0.5):>11.1f} /{_p(cpu[size][c], 0.95):>9.1f}  " for c in columns)
+        print(f"{size:<20}{wall_row}{target:>10.0f}")
+        print(f"{'  (CPU)':<20}{cpu_row}")
+        print(f"{'  (whole process)':<20}{_p(process[size], 0.5):>11.1f} /{_p(process[size], 0.95):>9.1f}")
+    return 0
+
+
+def _p(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _finite(value: Any) -> Any:

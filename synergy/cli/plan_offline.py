@@ -8,6 +8,7 @@ constraint (exit status 1), never as a traceback. ``--list-methods`` lists the m
 The lead wires these functions into the ``synergy`` command::
 
     add_offline_arguments(plan_parser)   # --space --apps --method --list-methods --json --seed --objective
+                                         # --node-budget --max-stages --no-cache
     status = run_offline(args)
 """
 
@@ -26,8 +27,12 @@ from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
 from synergy.planning.api import PlanningApp
+from synergy.planning.cost import CostModel
+from synergy.planning.disk_cache import PlanningCache
 from synergy.planning.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
+from synergy.planning.problem import DEFAULT_MAX_STAGES
 from synergy.planning.registry import METHODS, MethodPlanner, PlanningOptions, PlanOutcome
+from synergy.planning.search import DEFAULT_NODE_BUDGET
 from synergy.planning.space_files import AppEntry, load_apps, load_space
 
 __all__ = ["add_offline_arguments", "outcome_to_json", "run_offline"]
@@ -51,6 +56,25 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default: 0)")
     parser.add_argument(
+        "--node-budget",
+        type=int,
+        default=DEFAULT_NODE_BUDGET,
+        metavar="NODES",
+        help=f"branches the exact method examines before it stops unproven (default {DEFAULT_NODE_BUDGET})",
+    )
+    parser.add_argument(
+        "--max-stages",
+        type=int,
+        default=DEFAULT_MAX_STAGES,
+        metavar="N",
+        help=f"devices one app may be split over (default {DEFAULT_MAX_STAGES}, more when a model needs it)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the planner's tables and solved cuts under $XDG_CACHE_HOME/synergy",
+    )
+    parser.add_argument(
         "--objective",
         choices=OBJECTIVES,
         default=DEFAULT_OBJECTIVE,
@@ -73,8 +97,10 @@ def _analyse(entries: Sequence[AppEntry]) -> list[PlanningApp]:
     return apps
 
 
-def outcome_to_json(outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_ms: float) -> dict[str, Any]:
-    """The ``--json`` object: method, throughput, bottleneck, timing, optimality, apps."""
+def outcome_to_json(
+    outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_ms: float, planning_cpu_ms: float | None = None
+) -> dict[str, Any]:
+    """The ``--json`` object: method, throughput, bottleneck, timing, optimality, proof, apps."""
     plan = outcome.plan
     by_id = {a.spec.app_id: a for a in apps}
     rows = []
@@ -95,7 +121,9 @@ def outcome_to_json(outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_
         "system_throughput": plan.system_throughput,
         "bottleneck": plan.bottleneck,
         "planning_ms": planning_ms,
+        "planning_cpu_ms": planning_cpu_ms if planning_cpu_ms is not None else planning_ms,
         "optimal": outcome.optimal,
+        "proof": outcome.proof,
         "power_w": outcome.evaluation.power_w,
         "apps": rows,
         "unplaced": {by_id[a].spec.name: why for a, why in plan.unplaced.items()},
@@ -105,7 +133,7 @@ def outcome_to_json(outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_
 def _print_table(outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_ms: float, out: TextIO) -> None:
     plan = outcome.plan
     names = {a.spec.app_id: a.spec.name for a in apps}
-    proof = "proven optimal" if outcome.optimal else "not proven optimal"
+    proof = outcome.proof or ("proven optimal" if outcome.optimal else "not proven optimal")
     print(
         f"method {plan.method}: {plan.system_throughput:.2f} inferences/s, bottleneck {plan.bottleneck or '-'}, "
         f"{outcome.evaluation.power_w * 1000:.1f} mW, planned in {planning_ms:.1f} ms ({proof})",
@@ -143,16 +171,29 @@ def run_offline(args: argparse.Namespace, *, out: TextIO | None = None, err: Tex
             seed=args.seed,
             calibration=space.calibration,
             objective=getattr(args, "objective", DEFAULT_OBJECTIVE),
+            node_budget=getattr(args, "node_budget", DEFAULT_NODE_BUDGET),
+            max_stages=getattr(args, "max_stages", DEFAULT_MAX_STAGES),
         )
-        planner = MethodPlanner(args.method, options)
-        start = time.perf_counter()
+        cost = CostModel(options.parameters, options.calibration)
+        planner = MethodPlanner(args.method, options, cost)
+        cache = None if getattr(args, "no_cache", False) else PlanningCache()
+        models = [a.model for a in apps]
+        # Reading the cache is part of planning in a fresh process: it is timed too.
+        start, start_cpu = time.perf_counter(), time.process_time()
+        if cache is not None:
+            cache.load(cost, models)
         outcome = planner.plan(space.devices, apps)
         planning_ms = (time.perf_counter() - start) * 1000
+        planning_cpu_ms = (time.process_time() - start_cpu) * 1000
+        if cache is not None:
+            cache.save(cost, models)
+            for note in cache.notes:
+                print(f"note: planning cache: {note}", file=err)
     except SynergyError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_PROBLEM
     if args.json:
-        print(json.dumps(outcome_to_json(outcome, apps, planning_ms), indent=2), file=out)
+        print(json.dumps(outcome_to_json(outcome, apps, planning_ms, planning_cpu_ms), indent=2), file=out)
     else:
         _print_table(outcome, apps, planning_ms, out)
     names = {a.spec.app_id: a.spec.name for a in apps}

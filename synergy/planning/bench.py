@@ -27,7 +27,7 @@ from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
 from synergy.planning.cost import CostModel
-from synergy.planning.registry import BASELINES, MethodPlanner, PlanningOptions
+from synergy.planning.registry import BASELINES, MethodPlanner, PlanningOptions, PlanOutcome
 from synergy.planning.workloads import MODEL_NAMES, Workload, make_workloads
 
 __all__ = [
@@ -49,6 +49,10 @@ QUICK_EXACT_NODE_BUDGET = 20_000
 TIMING_REPEATS = 3
 #: The exact method is only tried where the candidate space is small enough to matter.
 EXACT_MAX_DEVICES = 8
+#: A rate below this (frames per second) counts as starved in the fairness figures.
+STARVED_HZ = 0.1
+#: Relative difference in throughput that counts as "better" (below it: rounding).
+_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,20 @@ class BenchRow:
     placed: int
     optimal: bool
     bottleneck: str
+    #: The slowest app's rate (an app left unplaced counts as 0).
+    min_app_rate: float = math.nan
+    #: Jain's fairness index of the app rates (1: all equal; 1/n: one app has everything).
+    jain: float = math.nan
+    #: The lowest rate / floor over apps with a floor (inf: no app has one).
+    floor_ratio: float = math.inf
+    #: Average power / system throughput, millijoules per inference (idle power included).
+    energy_mj: float = math.nan
+    #: What the method proved (the exact method), else "".
+    proof: str = ""
+    #: Sum over apps of how far (as a fraction) each rate lies below its floor in the
+    #: default objective (half its max-min fair rate, as the fast method's goal sets it):
+    #: 0 when no app is starved. The default objective ranks by this before throughput.
+    shortfall: float = 0.0
 
 
 @dataclass
@@ -104,8 +122,17 @@ def run_bench(
     clock: Callable[[], float],
     progress: Callable[[str], None] = lambda _: None,
     workloads: Sequence[Workload] | None = None,
+    node_budget: int | None = None,
+    repeats: int = TIMING_REPEATS,
+    exact_max_devices: int = EXACT_MAX_DEVICES,
+    exact_max_stages: Callable[[Workload], int] | None = None,
 ) -> BenchResult:
-    """Plan every workload with every method; ``clock()`` returns seconds (perf_counter)."""
+    """Plan every workload with every method; ``clock()`` returns seconds (perf_counter).
+
+    ``node_budget`` bounds the exact method (default: the bench's); ``exact_max_stages``
+    gives it, per workload, a larger candidate space than the fast method's (by default
+    the same, :data:`~synergy.planning.problem.DEFAULT_MAX_STAGES`).
+    """
     models = models if models is not None else load_models()
     chosen = list(workloads) if workloads is not None else make_workloads(models)
     if quick:
@@ -120,26 +147,32 @@ def run_bench(
         methods=tuple(methods),
         workloads=tuple(w.name for w in chosen),
     )
-    budget = QUICK_EXACT_NODE_BUDGET if quick else EXACT_NODE_BUDGET
+    budget = node_budget if node_budget is not None else QUICK_EXACT_NODE_BUDGET if quick else EXACT_NODE_BUDGET
     for k, workload in enumerate(chosen, 1):
         progress(f"[{k}/{len(chosen)}] {workload.name}: {len(workload.devices)} devices, {len(workload.apps)} apps")
         t0 = clock()
-        MethodPlanner("synergy", PlanningOptions(), cost).plan(workload.devices, workload.apps)
+        first = MethodPlanner("synergy", PlanningOptions(), cost).plan(workload.devices, workload.apps)
         result.cold_ms[workload.name] = (clock() - t0) * 1000
+        # Every method is judged against the same floors: those of the default objective.
+        floors = first.goal.floors if first.goal is not None else ()
         for method in methods:
-            if method == "exact" and len(workload.devices) > EXACT_MAX_DEVICES:
+            if method == "exact" and len(workload.devices) > exact_max_devices:
                 continue
-            planner = MethodPlanner(method, PlanningOptions(node_budget=budget), cost)
+            options = PlanningOptions(node_budget=budget)
+            if method == "exact" and exact_max_stages is not None:
+                options = PlanningOptions(node_budget=budget, max_stages=exact_max_stages(workload))
+            planner = MethodPlanner(method, options, cost)
             # The median of a few runs (planning is deterministic, the machine is not); the
             # exact method, slow by design, runs once.
             times = []
-            for _ in range(1 if method == "exact" else TIMING_REPEATS):
+            for _ in range(1 if method == "exact" else max(1, repeats)):
                 t0 = clock()
                 outcome = planner.plan(workload.devices, workload.apps)
                 times.append((clock() - t0) * 1000)
             elapsed = statistics.median(times)
             ev = outcome.evaluation
             latencies = ev.latencies_s
+            fairness = _fairness(outcome, workload, floors)
             result.rows.append(
                 BenchRow(
                     workload=workload.name,
@@ -154,9 +187,43 @@ def run_bench(
                     placed=len(outcome.plan.plans),
                     optimal=outcome.optimal,
                     bottleneck=outcome.plan.bottleneck,
+                    min_app_rate=fairness[0],
+                    jain=fairness[1],
+                    floor_ratio=fairness[2],
+                    energy_mj=1000 * ev.power_w / ev.system_throughput if ev.system_throughput > 0 else math.nan,
+                    proof=outcome.proof,
+                    shortfall=fairness[3],
                 )
             )
     return result
+
+
+def _fairness(
+    outcome: PlanOutcome, workload: Workload, floors: Sequence[float]
+) -> tuple[float, float, float, float]:
+    """(slowest app's rate, Jain's index of the rates, lowest rate / floor, shortfall) of a plan."""
+    got = {p.app_id: p.predicted_rate_hz for p in outcome.plan.plans}
+    rates = [got.get(a.spec.app_id, 0.0) for a in workload.apps]
+    if not rates:
+        return math.nan, math.nan, math.inf, 0.0
+    squares = sum(r * r for r in rates)
+    jain = sum(rates) ** 2 / (len(rates) * squares) if squares > 0 else math.nan
+    ratios = [r / f for r, f in zip(rates, floors, strict=False) if f > 0]
+    shortfall = sum(max(0.0, (f - r) / f) for r, f in zip(rates, floors, strict=False) if f > 0)
+    return min(rates), jain, min(ratios, default=math.inf), shortfall
+
+
+def _beats(a: BenchRow, b: BenchRow) -> bool:
+    """Whether ``a`` is better than ``b`` under the default objective: less shortfall below
+    the floors, then (at equal shortfall) more throughput."""
+    if a.shortfall < b.shortfall - 1e-6:
+        return True
+    return a.shortfall <= b.shortfall + 1e-6 and a.throughput > b.throughput * (1 + _SLACK)
+
+
+def _geomean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    return statistics.geometric_mean(finite) if finite else math.nan
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -198,9 +265,10 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
                 energy.append((a.power_w / a.throughput) / (b.power_w / b.throughput))
         ratio_arith[base] = statistics.fmean(ratios) if ratios else math.nan
         ratio_geo[base] = statistics.geometric_mean(ratios) if ratios else math.nan
-        latency_change[base] = statistics.fmean(lat) - 1 if lat else math.nan
-        power_change[base] = statistics.fmean(pw) - 1 if pw else math.nan
-        energy_change[base] = statistics.fmean(energy) - 1 if energy else math.nan
+        # Ratios are multiplicative: their geometric mean is the change a typical workload sees.
+        latency_change[base] = statistics.geometric_mean(lat) - 1 if lat else math.nan
+        power_change[base] = statistics.geometric_mean(pw) - 1 if pw else math.nan
+        energy_change[base] = statistics.geometric_mean(energy) - 1 if energy else math.nan
     literature = [m for m in baselines if m in BASELINES]
     min_vs_best = math.inf
     worst = ""
@@ -214,12 +282,59 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
             min_vs_best, worst = r, w
     gaps: list[float] = []
     exact_done = 0
+    exact_tried = 0
+    worst_gap = ""
     for w in workloads:
         a, e = by.get((w, ours)), by.get((w, "exact"))
-        if a is None or e is None or not e.optimal:
+        if a is None or e is None:
+            continue
+        exact_tried += 1
+        if not e.optimal:
             continue
         exact_done += 1
-        gaps.append(max(0.0, (e.throughput - a.throughput) / e.throughput) if e.throughput > 0 else 0.0)
+        gap = max(0.0, (e.throughput - a.throughput) / e.throughput) if e.throughput > 0 else 0.0
+        if not gaps or gap > max(gaps):
+            worst_gap = w
+        gaps.append(gap)
+    below_best = sum(
+        1
+        for w in workloads
+        if (a := by.get((w, ours))) is not None
+        and any(_beats(by[(w, m)], a) for m in literature if (w, m) in by)
+    )
+    # Raw throughput beside it: a baseline that starves apps may carry more frames in total.
+    more_frames = sum(
+        1
+        for w in workloads
+        if (a := by.get((w, ours))) is not None
+        and any(by[(w, m)].throughput > a.throughput * (1 + _SLACK) for m in literature if (w, m) in by)
+    )
+    ablations = [m for m in result.methods if m.startswith(f"{ours}_")]
+    ablation_wins: dict[str, int] = {}
+    ablation_max: dict[str, float] = {}
+    for m in ablations:
+        excess = [
+            by[(w, m)].throughput / by[(w, ours)].throughput - 1
+            for w in workloads
+            if (w, m) in by and (w, ours) in by and by[(w, ours)].throughput > 0
+        ]
+        ablation_wins[m] = sum(
+            1 for w in workloads if (w, m) in by and (w, ours) in by and _beats(by[(w, m)], by[(w, ours)])
+        )
+        ablation_max[m] = max(excess, default=math.nan)
+    fairness: dict[str, dict[str, float]] = {}
+    for m in [ours, *baselines]:
+        rows = [by[(w, m)] for w in workloads if (w, m) in by]
+        jains = [r.jain for r in rows if not math.isnan(r.jain)]
+        mins = [r.min_app_rate for r in rows if not math.isnan(r.min_app_rate)]
+        fairness[m] = {
+            "jain_mean": statistics.fmean(jains) if jains else math.nan,
+            "min_app_rate_median": statistics.median(mins) if mins else math.nan,
+            "starved_workloads": sum(1 for x in mins if x < STARVED_HZ),
+            "energy_mj_geomean": _geomean([r.energy_mj for r in rows]),
+        }
+    floor_ratios = [by[(w, ours)].floor_ratio for w in workloads if (w, ours) in by]
+    below_floor = sum(1 for x in floor_ratios if x < 1 - 1e-6)
     sizes = sorted({r.size for r in result.rows})
     p50 = {s: _percentile([r.planning_ms for r in result.rows if r.method == ours and r.size == s], 0.5)
            for s in sizes}
@@ -247,6 +362,15 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
         "max_gap_to_exact": max(gaps) if gaps else math.nan,
         "mean_gap_to_exact": statistics.fmean(gaps) if gaps else math.nan,
         "exact_finished": exact_done,
+        "exact_tried": exact_tried,
+        "max_gap_workload": worst_gap,
+        "below_best_baseline": below_best,
+        "baseline_more_frames": more_frames,
+        "ablation_wins": ablation_wins,
+        "ablation_max_excess": ablation_max,
+        "fairness": fairness,
+        "below_floor": below_floor,
+        "min_floor_ratio": min(floor_ratios, default=math.inf),
         "planning_ms_p50": p50,
         "planning_ms_p95": p95,
         "planning_ms_cold_p95": cold_p95,

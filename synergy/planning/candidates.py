@@ -25,19 +25,31 @@ candidates pruned).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, PartitionFootprint, link_between
 from synergy.planning.memory import sram_limit
-from synergy.planning.problem import Candidate, PlanningProblem
+from synergy.planning.problem import MAX_SEQUENCES, Candidate, PlanningProblem, sequence_count
 from synergy.types import LinkProfile, Stage
 
-__all__ = ["CandidateGenerator", "SOURCE_SLOT", "TARGET_SLOT", "Template", "prune_dominated"]
+__all__ = [
+    "CandidateGenerator",
+    "RawCut",
+    "SOURCE_SLOT",
+    "TARGET_SLOT",
+    "Template",
+    "cut_from_raw",
+    "cut_to_raw",
+    "is_cut_list",
+    "prune_dominated",
+]
 
 #: Slot codes: the app's source device, its target device; ``>= 0`` is a device class.
 SOURCE_SLOT = -1
@@ -46,6 +58,8 @@ TARGET_SLOT = -2
 _TIE_SLACK = 1e-9
 #: Per-resource features of a candidate on one device, for dominance pruning.
 _FEATURES = 8
+#: Slot matrices kept by one generator (a few MB at most: L <= ~70).
+_SLOT_CACHE_LIMIT = 2_000
 
 
 #: Busy seconds per frame on (accelerator, CPU, radio).
@@ -75,6 +89,29 @@ class _Cut:
         return tuple(x for w in self.slot_work for x in w) + memory
 
 
+#: A solved slot sequence as plain tuples (what :mod:`.disk_cache` stores: plain tuples of
+#: numbers unpickle several times faster than dataclasses).
+RawCut = tuple[Any, ...]
+
+
+def cut_to_raw(cut: _Cut) -> RawCut:
+    parts = tuple(
+        (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes, p.frame_buffer_bytes, p.reload_s)
+        for p in cut.slot_parts
+    )
+    return (cut.ranges, cut.bottleneck_s, cut.latency_s, cut.slot_work, cut.endpoint_work, parts)
+
+
+def cut_from_raw(raw: RawCut) -> _Cut:
+    ranges, bottleneck, latency, work, endpoints, parts = raw
+    return _Cut(ranges, bottleneck, latency, work, endpoints, tuple(PartitionFootprint(*p) for p in parts))
+
+
+def is_cut_list(value: object) -> bool:
+    """Whether a memo entry is a list of solved cuts (the entries :mod:`.disk_cache` stores)."""
+    return isinstance(value, list) and all(isinstance(c, _Cut) for c in value)
+
+
 @dataclass(frozen=True)
 class Template:
     """Source, target, slot sequence and layer ranges of one app (devices still open)."""
@@ -94,12 +131,8 @@ class Template:
     slot_parts: tuple[PartitionFootprint, ...] = ()
     #: The source's rate cap.
     cap_hz: float = 0.0
-
-    @property
-    def serial_bottleneck_s(self) -> float:
-        """The app's own bottleneck when no device overlaps its resources."""
-        busiest = max((sum(w) for w in self.slot_work), default=0.0)
-        return max(busiest, max((sum(w) for _, w in self.endpoint_work), default=0.0))
+    #: The app's own bottleneck when no device overlaps its resources (busy times add).
+    serial_bottleneck_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,10 @@ def _dp(costs: Sequence[Matrix], use_sum: bool) -> tuple[float, tuple[tuple[int,
     return best, tuple(reversed(ranges))
 
 
+def _value_token(value: object) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
+
+
 def _undominated(cuts: list[_Cut]) -> list[_Cut]:
     """Drop cuts of one slot sequence that another cut beats or equals on every charge."""
     feats = [c.features() for c in cuts]
@@ -166,8 +203,14 @@ class CandidateGenerator:
     def __init__(self, problem: PlanningProblem) -> None:
         self.problem = problem
         self._templates: dict[int, tuple[Template, ...]] = {}
-        self._class_key = [(c.board, c.link, c.factor) for c in problem.classes]
+        # Memo keys name a class by a digest of its value: hashing a board (64 weight-memory
+        # figures) at every one of thousands of lookups was a large part of a first plan, and
+        # a digest is the same in every process (the disk cache keeps these keys).
+        self._class_key = [_value_token((c.board, c.link, c.factor)) for c in problem.classes]
         self._order = {d.device_id: i for i, d in enumerate(problem.devices)}
+        self._helpers: dict[tuple[int, int], tuple[int, ...]] = {}
+        #: Per-slot cost matrices of the cut solver (see :meth:`_solve`), keyed by the table.
+        self._slot_cache: dict[tuple[object, ...], tuple[BoardTable, tuple[Any, ...]]] = {}
 
     # -- templates -------------------------------------------------------------------------
 
@@ -177,6 +220,33 @@ class CandidateGenerator:
         if hit is not None:
             return hit
         p = self.problem
+        # Re-plans of one space (the live coordinator's, after an app comes or a factor
+        # drifts) ask for the same templates again: keep them with the model's cached cuts.
+        result = p.cost.memo(
+            p.apps[app_index].model, ("templates", self.signature(app_index)), lambda: self._build(app_index)
+        )
+        self._templates[app_index] = result
+        return result
+
+    def signature(self, app_index: int) -> tuple[object, ...]:
+        """Everything an app's templates depend on besides its model (a cache key)."""
+        p = self.problem
+        spec = p.apps[app_index].spec
+        return (
+            app_index,
+            spec.source_type,
+            spec.max_rate_hz,
+            p.problems[app_index],
+            p.sources[app_index],
+            p.targets[app_index],
+            p.stage_limit(app_index) if not p.problems[app_index] else 0,
+            tuple(self._class_key),
+            tuple((d.device_id, p.class_of[d.device_id], d.sensors) for d in p.devices),
+            p.cost.params,
+        )
+
+    def _build(self, app_index: int) -> tuple[Template, ...]:
+        p = self.problem
         out: list[Template] = []
         if not p.problems[app_index]:
             spec = p.apps[app_index].spec
@@ -184,27 +254,70 @@ class CandidateGenerator:
             for source in p.sources[app_index]:
                 cap = p.cost.source_cap(p.by_id[source], spec.source_type, spec.max_rate_hz)[0]
                 for target in p.targets[app_index]:
-                    for slots in self._slot_sequences(source, target, limit):
+                    for slots in self._slot_sequences(source, target, limit, self.pairs(app_index)):
                         for cut in self._cuts(app_index, source, target, slots):
                             ends = tuple(
                                 (source if role == SOURCE_SLOT else target, w) for role, w in cut.endpoint_work
                             )
+                            serial = max(
+                                max((a + c + r for a, c, r in cut.slot_work), default=0.0),
+                                max((a + c + r for _, (a, c, r) in cut.endpoint_work), default=0.0),
+                            )
                             out.append(
                                 Template(
                                     app_index, source, target, slots, cut.ranges, cut.bottleneck_s,
-                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap,
+                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap, serial,
                                 )
                             )
         out.sort(key=lambda t: (t.bottleneck_s, t.latency_s, len(t.slots)))
-        result = tuple(out)
-        self._templates[app_index] = result
-        return result
+        return tuple(out)
 
     def _available(self, cls: int, source: str, target: str) -> tuple[str, ...]:
         return tuple(m for m in self.problem.classes[cls].members if m not in (source, target))
 
-    def _slot_sequences(self, source: str, target: str, limit: int) -> Iterator[tuple[int, ...]]:
-        classes = range(len(self.problem.classes))
+    def helper_classes(self, limit: int, pairs: int = 1) -> tuple[int, ...]:
+        """The device classes a class slot may take in sequences of up to ``limit`` slots.
+
+        All of them, unless an app with ``pairs`` (source, target) pairs would get more than
+        :data:`MAX_SEQUENCES` slot sequences: a body of 32 devices on five kinds of link and
+        two boards has ten classes and ~1,000 sequences of three slots per pair, 16 pairs per
+        app, which nobody can solve in planning time. Then only the classes with the fastest
+        links are helpers: first the fastest of each board (so every operator stays
+        available), then by link rate, as many as the budget allows. The exact method states
+        this limit in what it proved.
+        """
+        hit = self._helpers.get((limit, pairs))
+        if hit is not None:
+            return hit
+        classes = self.problem.classes
+        every = tuple(range(len(classes)))
+        budget = MAX_SEQUENCES / max(pairs, 1)
+        if sequence_count(len(classes), limit) <= budget:
+            self._helpers[(limit, pairs)] = every
+            return every
+
+        def speed(c: int) -> tuple[float, float, int, int]:
+            link, board = classes[c].link, classes[c].board
+            return (-link.bandwidth_bytes_per_s, link.latency_s, -board.weight_bytes, c)
+
+        by_speed = sorted(every, key=speed)
+        first_per_board: dict[object, int] = {}
+        for c in by_speed:
+            first_per_board.setdefault(classes[c].board, c)
+        chosen = list(first_per_board.values())
+        for c in by_speed:
+            if c not in chosen and sequence_count(len(chosen) + 1, limit) <= budget:
+                chosen.append(c)
+        result = tuple(sorted(chosen))
+        self._helpers[(limit, pairs)] = result
+        return result
+
+    def pairs(self, app_index: int) -> int:
+        """The app's (source, target) pairs."""
+        return len(self.problem.sources[app_index]) * len(self.problem.targets[app_index])
+
+    def _slot_sequences(self, source: str, target: str, limit: int, pairs: int = 1) -> Iterator[tuple[int, ...]]:
+        classes = self.helper_classes(limit, pairs)
         counts = {c: len(self._available(c, source, target)) for c in classes}
         same = source == target
         for k in range(1, limit + 1):
@@ -294,24 +407,41 @@ class CandidateGenerator:
             tables.append(table)
             prev = in_link if j == 0 else link_between(links[j - 1], links[j])
             nxt = out_link if j == k - 1 else link_between(links[j], links[j + 1])
-            rx = _send(enter, prev) if (j > 0 or in_link is not None) else np.zeros(n)
-            tx = _send(leave, nxt) if (j < k - 1 or out_link is not None) else np.zeros(n)
+            receives = j > 0 or in_link is not None
+            sends = j < k - 1 or out_link is not None
             extra_radio = (tx_in if is_s[j] and j != 0 else 0.0) + (rx_out if is_t[j] and j != k - 1 else 0.0)
             extra_cpu = delivery if is_t[j] else 0.0
-            radio = rx[:, None] + tx[None, :] + extra_radio
-            accel = table.accel_s * factors[j]
-            cpu = table.cpu_s * factors[j] + extra_cpu
-            # Frames crossing a radio are held whole in SRAM (:mod:`.memory`).
-            held = (enter * (j > 0 or in_link is not None))[:, None] + (leave * (j < k - 1 or out_link is not None))[
-                None, :
-            ]
-            bad = ~table.feasible | (held > sram_limit(board))
-            parts.append((accel, cpu, radio))
-            par.append(np.where(bad, np.inf, np.maximum(np.maximum(accel, cpu), radio)))
-            ser.append(np.where(bad, np.inf, accel + cpu + radio))
             hop = prev.latency_s if (prev is not None and j > 0) else 0.0
-            lat.append(np.where(bad, np.inf, accel + cpu - extra_cpu + rx[:, None] * (j > 0) + hop))
-            mem.append(np.where(bad, np.inf, table.weight_bytes / board.weight_bytes))
+            # A slot's matrices depend only on these; sequences share most slots, and
+            # building the L x L matrices is most of a solve's time.
+            key = (id(table), factors[j], prev if receives else None, nxt if sends else None, j > 0, extra_radio,
+                   extra_cpu, hop)
+            hit = self._slot_cache.get(key)
+            if hit is None or hit[0] is not table:
+                rx = _send(enter, prev) if receives else np.zeros(n)
+                tx = _send(leave, nxt) if sends else np.zeros(n)
+                radio = rx[:, None] + tx[None, :] + extra_radio
+                accel = table.accel_s * factors[j]
+                cpu = table.cpu_s * factors[j] + extra_cpu
+                # Frames crossing a radio are held whole in SRAM (:mod:`.memory`).
+                held = (enter * receives)[:, None] + (leave * sends)[None, :]
+                bad = ~table.feasible | (held > sram_limit(board))
+                matrices = (
+                    (accel, cpu, radio),
+                    np.where(bad, np.inf, np.maximum(np.maximum(accel, cpu), radio)),
+                    np.where(bad, np.inf, accel + cpu + radio),
+                    np.where(bad, np.inf, accel + cpu - extra_cpu + rx[:, None] * (j > 0) + hop),
+                    np.where(bad, np.inf, table.weight_bytes / board.weight_bytes),
+                )
+                if len(self._slot_cache) >= _SLOT_CACHE_LIMIT:
+                    self._slot_cache.clear()
+                hit = self._slot_cache[key] = (table, matrices)
+            slot_parts, slot_par, slot_ser, slot_lat, slot_mem = hit[1]
+            parts.append(slot_parts)
+            par.append(slot_par)
+            ser.append(slot_ser)
+            lat.append(slot_lat)
+            mem.append(slot_mem)
 
         results: dict[tuple[tuple[int, int], ...], _Cut] = {}
 

@@ -392,6 +392,26 @@ class CostModel:
         self._caches.memo[full] = (model, value)
         return value
 
+    # -- persistence (synergy.planning.disk_cache) ----------------------------------------
+
+    def export_model(self, model: HardwareModel) -> tuple[list[BoardTable], dict[Hashable, Any]]:
+        """What this cost model has worked out about ``model``: its fit tables, its memo."""
+        tables = [table for m, _, table in self._caches.tables.values() if m is model]
+        memo = {key: value for (_, key), (m, value) in self._caches.memo.items() if m is model}
+        return tables, memo
+
+    def import_model(self, model: HardwareModel, tables: Sequence[BoardTable], memo: Mapping[Hashable, Any]) -> None:
+        """Take tables and memo entries worked out earlier (by :meth:`export_model`) for ``model``.
+
+        The caller vouches that they were computed for an equal model, with equal parameters
+        and checker; entries already present win.
+        """
+        for table in tables:
+            board = self.canonical_board(table.board)
+            self._caches.tables.setdefault((id(model), id(board)), (model, board, table))
+        for key, value in memo.items():
+            self._caches.memo.setdefault((id(model), key), (model, value))
+
     # -- concrete plans ------------------------------------------------------------------
 
     def partition_footprint(

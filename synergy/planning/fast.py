@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synergy.planning.candidates import CandidateGenerator
+from synergy.planning.memory import sram_violation
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
@@ -122,6 +123,7 @@ class _Search:
         self.ranker = Ranker(gen)
         #: Why an app was left unplaced although it has candidates.
         self.reasons: dict[int, str] = {}
+        self._scores: dict[tuple[int, ...], Score] = {}
 
     @property
     def spent(self) -> bool:
@@ -129,7 +131,13 @@ class _Search:
 
     def score(self, chosen: Sequence[Candidate | None]) -> Score:
         self.evaluations += 1
-        return score(self.problem, [c for c in chosen if c is not None], self.allow_parallel)
+        # Moves, swaps and seeds revisit plans already scored (a candidate is one object
+        # per key per problem, so identities name a plan); the budget still counts them.
+        key = tuple(id(c) for c in chosen)
+        hit = self._scores.get(key)
+        if hit is None:
+            hit = self._scores[key] = score(self.problem, [c for c in chosen if c is not None], self.allow_parallel)
+        return hit
 
     def load_without(self, chosen: Sequence[Candidate | None], skip: Sequence[int]) -> Load:
         others = [c for j, c in enumerate(chosen) if j not in skip and c is not None]
@@ -140,6 +148,27 @@ class _Search:
         rungs = self.config.ladder_max if ladder is None else ladder
         top, ladder_part = self.ranker.rank(app, load, self.allow_parallel, size, rungs, self.config.ladder_step)
         return top + ladder_part
+
+    def endpoint_variants(self, cand: Candidate | None) -> list[Candidate]:
+        """The same stages from another source or to another target of the app.
+
+        The proxy ranks whole templates, and among hundreds of them one that differs only in
+        where the result is delivered rarely makes the shortlist; yet delivering to another
+        display can free the radio a heavy app's input crosses.
+        """
+        if cand is None:
+            return []
+        p = self.problem
+        i = cand.app_index
+        profile = p.cost.profile(p.apps[i].model)
+        out = []
+        pairs = [(cand.source, t) for t in p.targets[i] if t != cand.target]
+        pairs += [(s, cand.target) for s in p.sources[i] if s != cand.source]
+        for source, target in pairs:
+            if sram_violation(profile, source, cand.stages, target, p.by_id):
+                continue
+            out.append(p.candidate(i, source, cand.stages, target))
+        return out
 
     def move_size(self, app: int) -> int:
         n = len(self.gen.templates(app))
@@ -168,7 +197,9 @@ class _Search:
 
     def improve(self, chosen: list[Candidate | None]) -> tuple[list[Candidate | None], Score]:
         best = self.score(chosen)
-        movable = [i for i, c in enumerate(chosen) if c is not None and self.gen.templates(i)]
+        # Apps left out by the greedy pass (every placement it tried broke a hard limit
+        # beside the apps placed before them) move too: beside other placements they may fit.
+        movable = [i for i in range(len(chosen)) if self.gen.templates(i)]
         for _ in range(self.config.passes):
             chosen, best, moved = self.moves(chosen, best, movable)
             swapped = False
@@ -189,7 +220,7 @@ class _Search:
             if self.spent:
                 break
             load = self.load_without(chosen, (i,))
-            for cand in self.shortlist(i, load, self.move_size(i)):
+            for cand in [*self.shortlist(i, load, self.move_size(i)), *self.endpoint_variants(chosen[i])]:
                 if cand is chosen[i]:
                     continue
                 trial = list(chosen)

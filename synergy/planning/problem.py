@@ -26,18 +26,35 @@ if TYPE_CHECKING:  # objectives builds on this module
     from synergy.planning.objectives import Goal
 
 __all__ = [
+    "ALL_STAGES_DEVICES",
     "Candidate",
     "DEFAULT_MAX_ENDPOINTS",
     "DEFAULT_MAX_STAGES",
     "DeviceClass",
+    "MAX_SEQUENCES",
     "PlanningProblem",
     "Selection",
+    "sequence_count",
 ]
 
 #: Devices one app's model may be split over, unless the model needs more to fit at all.
 DEFAULT_MAX_STAGES = 3
 #: Sources (and targets) considered per app; the fastest sensors / local outputs first.
 DEFAULT_MAX_ENDPOINTS = 4
+#: Spaces of at most this many devices may open every stage count (:meth:`PlanningProblem.stage_limit`).
+ALL_STAGES_DEVICES = 6
+#: Slot sequences per app (over all its source / target pairs) above which only the
+#: fastest-linked device classes serve as helpers
+#: (:meth:`~synergy.planning.candidates.CandidateGenerator.helper_classes`).
+MAX_SEQUENCES = 2_400
+
+
+def sequence_count(classes: int, limit: int) -> int:
+    """Slot sequences of 1..limit slots per (source, target) pair with ``classes`` helper classes."""
+    total = 2 + classes
+    for k in range(2, limit + 1):
+        total += (1 + classes) * classes ** (k - 2) * (1 + classes)
+    return total
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ class PlanningProblem:
         self._candidates: dict[tuple[int, tuple[str, tuple[Stage, ...], str]], Candidate] = {}
         #: The objective every search method maximises (None: throughput, then latency).
         self.goal: Goal | None = None
+        #: The plan of the fair search that set the floors (a seed for ours), if one ran.
+        self.fair_selection: Selection | None = None
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -240,8 +259,18 @@ class PlanningProblem:
         return parts
 
     def stage_limit(self, app_index: int) -> int:
-        """Devices an app may be split over: the configured limit, or what the model needs."""
-        return min(len(self.devices), max(self.max_stages, self.min_parts(app_index)))
+        """Devices an app may be split over: the configured limit, or what the model needs.
+
+        On a space of at most :data:`ALL_STAGES_DEVICES` devices every stage count is open
+        when that keeps the app's slot sequences within :data:`MAX_SEQUENCES` with every
+        class (six USB boards of one kind: yes; five boards on five kinds of link: no): there
+        a pipeline over every device can beat any three-stage plan by half.
+        """
+        n = len(self.devices)
+        pairs = len(self.sources[app_index]) * len(self.targets[app_index])
+        if n <= ALL_STAGES_DEVICES and sequence_count(len(self.classes), n) * pairs <= MAX_SEQUENCES:
+            return n
+        return min(n, max(self.max_stages, self.min_parts(app_index)))
 
     def unplaceable_reason(self, app_index: int) -> str:
         """Name the constraint that stops an app whose candidate list came out empty."""

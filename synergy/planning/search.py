@@ -24,6 +24,7 @@ from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.throughput import RESOURCE_KINDS, SERIAL_RESOURCE, throughput
 
 __all__ = [
+    "DEFAULT_MAX_CANDIDATES",
     "DEFAULT_NODE_BUDGET",
     "Score",
     "better",

@@ -67,11 +67,16 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
+        self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = {}
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
         if hit is None:
-            hit = self._arrays[app] = self._build(app)
+            # Built from the templates alone, so cached with them across planning calls.
+            key = ("ranker arrays", self.gen.signature(app))
+            hit = self._arrays[app] = self.gen.problem.cost.memo(
+                self.gen.problem.apps[app].model, key, lambda: self._build(app)
+            )
         return hit
 
     def _build(self, app: int) -> _Arrays:
@@ -114,6 +119,12 @@ class Ranker:
     def _choose(self, reps: Sequence[Template], load: Mapping[str, float]) -> NDArray[np.int64]:
         """Per group, the device index of each class slot: the least-loaded free member."""
         order = self.gen.ranked_members(load)
+        # Loads change at every step, the order they put the members of each class in much
+        # less often (classes are small): the choice depends only on that order.
+        key = (id(reps), tuple(tuple(members) for members in order))
+        hit = self._choices.get(key)
+        if hit is not None:
+            return hit
         width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
         out = np.zeros((len(reps), max(width, 1)), dtype=np.int64)
         for g, t in enumerate(reps):
@@ -126,6 +137,7 @@ class Ranker:
                         taken.append(d)
                         break
             out[g, : len(taken)] = [self.device_index[d] for d in taken]
+        self._choices[key] = out
         return out
 
     def rank(

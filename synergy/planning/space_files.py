@@ -30,7 +30,7 @@ same parser ``synergy agent --device-file`` uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,10 @@ import yaml
 
 from synergy.devices import check_fields, device_from_entry
 from synergy.errors import InvalidArgument, NotFound
-from synergy.types import AppSpec, DeviceSpec
+from synergy.hardware.boards import BOARD_PRESETS
+from synergy.types import LINK_PRESETS, AppSpec, DeviceSpec
 
-__all__ = ["AppEntry", "Space", "load_apps", "load_space"]
+__all__ = ["AppEntry", "Space", "apps_document", "load_apps", "load_space", "space_document"]
 
 _APP_FIELDS = {
     "name", "model", "source", "target", "source_device", "target_device", "max_rate_hz", "min_rate_hz", "weight",
@@ -163,3 +164,51 @@ def _finite(value: object, where: str) -> float:
     if not math.isfinite(number):
         raise InvalidArgument(f"{where} must be finite")
     return number
+
+
+def space_document(devices: Sequence[DeviceSpec]) -> dict[str, Any]:
+    """The space file (as a mapping to dump as YAML) that :func:`load_space` reads back as ``devices``.
+
+    Boards and links must be presets (named by their preset name); the benchmark writes
+    its generated spaces this way to plan them in a fresh ``synergy plan`` process.
+    """
+    entries = []
+    for d in devices:
+        if BOARD_PRESETS.get(d.board.name) != d.board:
+            raise InvalidArgument(f"device {d.device_id!r}: board {d.board.name!r} is not a preset")
+        if LINK_PRESETS.get(d.link.name) != d.link:
+            raise InvalidArgument(f"device {d.device_id!r}: link {d.link.name!r} is not a preset")
+        entries.append(
+            {
+                "name": d.device_id,
+                "board": d.board.name,
+                "sensors": [{"type": s.type, "rate_hz": s.rate_hz} for s in d.sensors],
+                "outputs": [o.type for o in d.outputs],
+                "link": d.link.name,
+                **({"kind": d.kind} if d.kind else {}),
+            }
+        )
+    return {"devices": entries}
+
+
+def apps_document(specs: Sequence[AppSpec]) -> dict[str, Any]:
+    """The apps file (as a mapping) of ``specs``; each model is referenced by its zoo name."""
+    entries = []
+    for spec in specs:
+        entry: dict[str, Any] = {
+            "name": spec.app_id,
+            "model": spec.model,
+            "source": spec.source_type,
+            "target": spec.target_type,
+        }
+        optional = {
+            "source_device": spec.source_device,
+            "target_device": spec.target_device,
+            "max_rate_hz": spec.max_rate_hz,
+            "min_rate_hz": spec.min_rate_hz,
+        }
+        entry.update({k: v for k, v in optional.items() if v})
+        if spec.weight != 1.0:
+            entry["weight"] = spec.weight
+        entries.append(entry)
+    return {"apps": entries}

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
-from synergy.planning.cost import FrameCost
+from synergy.planning.cost import FrameCost, PartitionFootprint
 from synergy.planning.fit import co_resident_violation
 from synergy.planning.memory import flash_limit, flash_overcommit
 from synergy.types import DeviceSpec
@@ -160,6 +160,53 @@ def _limits(board: BoardProfile) -> tuple[int, int, int, int]:
     return hit[1]
 
 
+#: One device's share of one frame, flattened for the evaluation loop: device, busy seconds
+#: (accelerator, CPU, radio), resource names, the partition and its memory figures.
+_Row = tuple[str, float, float, float, tuple[str, str, str, str], PartitionFootprint | None, int, int, int, int, int]
+#: Rows per frame cost, built once per cost object (the search evaluates the same candidates
+#: in thousands of combinations); the cost is kept beside them so its id stays its own.
+_ROWS: dict[int, tuple[FrameCost, tuple[_Row, ...]]] = {}
+_ROWS_LIMIT = 200_000
+
+
+def _rows(cost: FrameCost) -> tuple[_Row, ...]:
+    hit = _ROWS.get(id(cost))
+    if hit is not None and hit[0] is cost:
+        return hit[1]
+    if len(_ROWS) >= _ROWS_LIMIT:
+        _ROWS.clear()
+    rows = []
+    for w in cost.work:
+        p = w.partition
+        rows.append(
+            (w.device_id, w.accel_s, w.cpu_s, w.radio_s, _names(w.device_id), p)
+            + (
+                (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes, p.frame_buffer_bytes)
+                if p is not None
+                else (0, 0, 0, 0, 0)
+            )
+        )
+    out = tuple(rows)
+    _ROWS[id(cost)] = (cost, out)
+    return out
+
+
+#: Per (frame cost, which of its devices overlap): its demands when no device reloads.
+_PLAIN: dict[tuple[int, tuple[bool, ...]], tuple[FrameCost, tuple[tuple[str, float], ...]]] = {}
+
+
+def _plain_demands(rows: Sequence[_Row], overlap: Sequence[bool]) -> tuple[tuple[str, float], ...]:
+    """(resource, busy seconds) of one frame without reloads."""
+    out: dict[str, float] = {}
+    for row, separate in zip(rows, overlap, strict=True):
+        _, a, c, r, names = row[:5]
+        pairs = ((names[0], a), (names[1], c), (names[2], r)) if separate else ((names[3], a + c + r),)
+        for name, seconds in pairs:
+            if seconds > 0:
+                out[name] = out.get(name, 0.0) + seconds
+    return tuple(out.items())
+
+
 def _device_state(
     costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allow_parallel: bool
 ) -> tuple[dict[str, str], set[str], dict[str, str]]:
@@ -167,27 +214,28 @@ def _device_state(
     # device -> [partitions, weight, bias, layers, widest layer, largest frame buffer]
     agg: dict[str, list[int]] = {}
     for cost in costs:
-        for w in cost.work:
-            a = agg.get(w.device_id)
+        for device_id, _, _, _, _, p, weight, bias, layers, peak, frame in _rows(cost):
+            a = agg.get(device_id)
             if a is None:
-                a = agg[w.device_id] = [0, 0, 0, 0, 0, 0]
-            p = w.partition
+                a = agg[device_id] = [0, 0, 0, 0, 0, 0]
             if p is not None:
                 a[0] += 1
-                a[1] += p.weight_bytes
-                a[2] += p.bias_bytes
-                a[3] += p.layers
-                a[4] = max(a[4], p.peak_data_bytes)
-                a[5] = max(a[5], p.frame_buffer_bytes)
+                a[1] += weight
+                a[2] += bias
+                a[3] += layers
+                if peak > a[4]:
+                    a[4] = peak
+                if frame > a[5]:
+                    a[5] = frame
     reloading: dict[str, str] = {}
     parallel: set[str] = set()
     overcommitted: dict[str, str] = {}
     for device_id, a in agg.items():
         board = devices[device_id].board
-        weight, bias, layers, data = _limits(board)
+        weight_limit, bias_limit, layer_limit, data = _limits(board)
         if a[0] >= 2 and a[1] + a[2] > flash_limit(board):
             overcommitted[device_id] = flash_overcommit(device_id, board, [a[1] + a[2]])
-        if a[0] >= 2 and (a[1] > weight or a[2] > bias or a[3] > layers):
+        if a[0] >= 2 and (a[1] > weight_limit or a[2] > bias_limit or a[3] > layer_limit):
             prints = [
                 w.partition.footprint
                 for c in costs
@@ -234,35 +282,50 @@ def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allo
     demands: list[list[tuple[int, float]]] = []
     latencies: list[float] = []
     energies: list[float] = []
+
+    def slot(name: str) -> int:
+        k = index.get(name)
+        if k is None:
+            k = index[name] = len(names)
+            names.append(name)
+        return k
+
     for cost in costs:
+        rows = _rows(cost)
+        if not reloading:
+            # The common case: the candidate's demands depend only on which of its devices
+            # overlap, and the search scores each candidate in many combinations.
+            overlap = tuple(row[0] in parallel for row in rows)
+            hit = _PLAIN.get((id(cost), overlap))
+            if hit is None or hit[0] is not cost:
+                if len(_PLAIN) >= _ROWS_LIMIT:
+                    _PLAIN.clear()
+                hit = _PLAIN[(id(cost), overlap)] = (cost, _plain_demands(rows, overlap))
+            demands.append([(slot(name), seconds) for name, seconds in hit[1]])
+            latencies.append(cost.latency_s)
+            energies.append(cost.energy_j)
+            continue
         per: dict[int, float] = {}
         latency, energy = cost.latency_s, cost.energy_j
-        for w in cost.work:
-            a, c, r = w.accel_s, w.cpu_s, w.radio_s
-            device = w.device_id
+        for device, a, c, r, device_names, partition, *_ in rows:
             reload = 0.0
-            if reloading and w.partition is not None and device in reloading:
+            if reloading and partition is not None and device in reloading:
                 # Weights are written by the CPU while the accelerator cannot run.
-                reload = w.partition.reload_s
+                reload = partition.reload_s
                 latency += reload
                 energy += reload * devices[device].board.cpu_active_power_w
-            device_names = _names(device)
             if device in parallel:
                 # Separate resources: the reload keeps both the accelerator and the CPU busy.
-                pairs: tuple[tuple[str, float], ...] = (
-                    (device_names[0], a + reload),
-                    (device_names[1], c + reload),
-                    (device_names[2], r),
-                )
+                separate = ((device_names[0], a + reload), (device_names[1], c + reload), (device_names[2], r))
+                for name, seconds in separate:
+                    if seconds > 0:
+                        k = slot(name)
+                        per[k] = per.get(k, 0.0) + seconds
             else:
                 # One serial resource: the reload's seconds pass once, not once per unit.
-                pairs = ((device_names[3], a + c + r + reload),)
-            for name, seconds in pairs:
+                seconds = a + c + r + reload
                 if seconds > 0:
-                    k = index.get(name)
-                    if k is None:
-                        k = index[name] = len(names)
-                        names.append(name)
+                    k = slot(device_names[3])
                     per[k] = per.get(k, 0.0) + seconds
         demands.append(list(per.items()))
         latencies.append(latency)

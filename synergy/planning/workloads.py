@@ -96,7 +96,7 @@ def size_label(devices: int, apps: int) -> str:
         return "small (<=4 dev, <=3 apps)"
     if devices <= 8 and apps <= 6:
         return "medium (<=8 dev, <=6 apps)"
-    return "large (32 dev, 16 apps)"
+    return "large (up to 32 dev, 16 apps)"
 
 
 def _devices(

@@ -36,6 +36,12 @@ apps:
 """
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`synergy plan` keeps a planning cache under $XDG_CACHE_HOME: not the user's, in tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 def run(argv: list[str]) -> tuple[int, str, str]:
     from synergy.cli.plan_offline import add_offline_arguments, run_offline
 
@@ -138,3 +144,39 @@ def test_shipped_examples_load_and_plan() -> None:
     )
     assert code == 0, err
     assert len(json.loads(out)["apps"]) == 3
+
+
+def test_submit_sends_minimum_rate_and_weight_to_the_coordinator() -> None:
+    """``synergy submit --min-rate --weight`` reaches the spec the coordinator receives."""
+    import asyncio
+
+    from synergy.cli import client_cmds
+    from synergy.cli.main import build_parser
+    from synergy.sdk import AppRequest
+    from synergy.types import AppInfo, AppSpec, AppState
+
+    args = build_parser().parse_args(
+        ["submit", "camera", "simplenet", "display", "--min-rate", "5", "--weight", "2.5", "--insecure"]
+    )
+    sent: list[AppSpec] = []
+
+    class Client:
+        async def submit_app(self, request: AppRequest) -> AppInfo:
+            sent.append(request.spec())
+            return AppInfo(app_id="a1", spec=request.spec(), state=AppState.WAITING, reason="admission: ...")
+
+    status = asyncio.run(client_cmds._submit_body(Client(), args))  # type: ignore[arg-type]
+    assert status == 0
+    assert (sent[0].min_rate_hz, sent[0].weight) == (5.0, 2.5)
+
+
+def test_coordinator_objective_flag_reaches_its_planner() -> None:
+    from coordinator.service import Coordinator, CoordinatorConfig
+    from synergy.cli.main import build_parser
+
+    args = build_parser().parse_args(["coordinator", "--objective", "fair", "--insecure", "--ephemeral"])
+    assert args.objective == "fair"
+    coordinator = Coordinator(CoordinatorConfig(objective=args.objective))
+    assert coordinator._planner.options.objective == "fair"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["coordinator", "--objective", "fastest", "--insecure"])

@@ -1,0 +1,110 @@
+"""The planner's disk cache: a fresh cost model reads what another wrote, plans the same, and
+treats a damaged or foreign file as a miss."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from synergy.planning.cost import CostModel
+from synergy.planning.disk_cache import PlanningCache, default_cache_dir
+from synergy.planning.registry import MethodPlanner, PlanningOptions
+from synergy.planning.synthetic import LayerSpec, app, chain_model, device
+from synergy.types import DeviceSpec
+
+MODEL = chain_model(
+    "chain",
+    [LayerSpec(200_000, 60_000, 4_000), LayerSpec(300_000, 90_000, 2_000), LayerSpec(100_000, 50_000, 100)],
+    input_bytes=3_000,
+)
+
+
+def space() -> list[DeviceSpec]:
+    return [
+        device("glasses", sensors=[("camera", 30.0)], outputs=["display"], link="ble5_2m"),
+        device("watch", outputs=["display"], link="ble5_2m"),
+        device("patch", link="usb_hs"),
+    ]
+
+
+APPS = [app("a", MODEL, "camera", "display"), app("b", MODEL, "camera", "display")]
+
+
+def plan_with(cache: PlanningCache) -> tuple[object, int, CostModel]:
+    cost = CostModel()
+    loaded = cache.load(cost, [MODEL])
+    outcome = MethodPlanner("synergy", PlanningOptions(), cost).plan(space(), APPS)
+    return outcome.plan, loaded, cost
+
+
+def test_a_fresh_cost_model_reads_the_cache_and_plans_the_same(tmp_path: Path) -> None:
+    cache = PlanningCache(tmp_path)
+    first, loaded, cost = plan_with(cache)
+    assert loaded == 0
+    assert cache.save(cost, [MODEL]) == 1
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].stat().st_mode & 0o077 == 0
+    again, loaded, _ = plan_with(PlanningCache(tmp_path))
+    tables, memo = cost.export_model(MODEL)
+    cut_entries = sum(1 for v in memo.values() if isinstance(v, list))
+    assert loaded == len(tables) + cut_entries > 0
+    assert again == first
+
+
+def test_a_damaged_file_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
+    cache = PlanningCache(tmp_path)
+    first, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(path.read_bytes()[:100])  # truncated mid-write by someone else
+    reader = PlanningCache(tmp_path)
+    again, loaded, cost2 = plan_with(reader)
+    assert loaded == 0 and again == first
+    assert any("unreadable" in note for note in reader.notes)
+    assert reader.save(cost2, [MODEL]) == 1
+    assert plan_with(PlanningCache(tmp_path))[1] > 0
+
+
+def test_a_file_others_may_write_is_not_read(tmp_path: Path) -> None:
+    cache = PlanningCache(tmp_path)
+    _, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    (path,) = tmp_path.iterdir()
+    os.chmod(path, 0o666)
+    reader = PlanningCache(tmp_path)
+    assert plan_with(reader)[1] == 0
+    assert any("not a private regular file" in note for note in reader.notes)
+
+
+def test_other_cost_parameters_name_other_files(tmp_path: Path) -> None:
+    from synergy.planning.cost import CostParameters
+
+    cache = PlanningCache(tmp_path)
+    _, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    other = CostModel(CostParameters(reload_fixed_s=1e-3))
+    assert PlanningCache(tmp_path).load(other, [MODEL]) == 0
+
+
+def test_the_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "synergy" / "planning"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "synergy" / "planning"
+
+
+def test_only_the_most_recent_files_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synergy.planning import disk_cache
+
+    monkeypatch.setattr(disk_cache, "MAX_FILES", 2)
+    for k in range(3):
+        stale = tmp_path / f"old-{k}.pickle"
+        stale.write_bytes(b"x")
+        os.utime(stale, (1_000 + k, 1_000 + k))
+    cache = PlanningCache(tmp_path)
+    _, _, cost = plan_with(cache)
+    assert cache.save(cost, [MODEL]) == 1
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert len(kept) == 2 and "old-2.pickle" in kept and not any(n in kept for n in ("old-0.pickle", "old-1.pickle"))
