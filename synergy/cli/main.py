@@ -13,18 +13,17 @@ from synergy.cli import (
     client_cmds,
     daemons,
     demo_cmd,
+    emulate_cmd,
+    fidelity_cmd,
     mqtt_cmd,
     plan_offline,
     profile_cmd,
     synth_cmd,
 )
-from synergy.errors import SynergyError
-from synergy.logs import configure_logging
+from synergy.cli.daemon_main import add_global_options, run_parsed
 
 __all__ = ["build_parser", "main"]
 
-#: Exit status for errors Synergy names (bad input, unknown ids, unreachable daemons).
-EXIT_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compose the tiny AI accelerators worn on one body into one virtual computer.",
     )
     parser.add_argument("--version", action="version", version=f"synergy {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", choices=["json", "console"], help="default: json unless on a terminal")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     daemons.register(sub)
     demo_cmd.register(sub)
@@ -43,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile_cmd.register(sub)
     synth_cmd.register(sub)
     bench_cmd.register(sub)
+    fidelity_cmd.register(sub)
+    emulate_cmd.register(sub)
     ca_cmd.register(sub)
     mqtt_cmd.register(sub)
     return parser
@@ -69,18 +69,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    json_logs = None if args.log_format is None else args.log_format == "json"
-    configure_logging(args.log_level, json=json_logs, process=args.command)
-    try:
-        code: int = args.func(args)
-    except SynergyError as exc:
-        print(f"synergy {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    return code
+    return run_parsed(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
