@@ -393,7 +393,12 @@ class FrameStream:
             if held is None:
                 continue
             age = now - held.frame.capture_time
-            if self._closing or age > self._replay_max_age_s:
+            if self._closing and self._handover is not None:
+                # The stream is closing: its epoch's successor may carry the frame on.
+                taken = self._take(seq)
+                assert taken is not None
+                self._handover(taken.frame, taken.done, taken.origin, reason)
+            elif self._closing or age > self._replay_max_age_s:
                 bound = f"past the replay bound ({age:.1f} s > {self._replay_max_age_s:g} s)"
                 self._resolve(seq, f"{reason}; {'stream closing' if self._closing else bound}")
             else:

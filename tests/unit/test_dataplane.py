@@ -407,3 +407,24 @@ def test_drop_warnings_are_rate_limited_per_app_with_a_count() -> None:
     drops.flush()
     assert (logger.lines[-1]["app"], logger.lines[-1]["count"]) == ("app-1", 1)
     assert len(logger.lines) == 4
+
+
+async def test_a_call_that_breaks_while_its_stream_closes_hands_its_frames_over() -> None:
+    # A re-plan: the stream's epoch closes while the next hop already retired that epoch and
+    # refuses the call; what was written on it goes to the new epoch's path, not dropped.
+    transport, rec = FakeTransport(), Recorder()
+    stream = make_stream(transport, rec, window=4)
+    await stream.send(fresh(1))
+    await stream.send(fresh(2))
+    await eventually(lambda: transport.calls and transport.calls[0].written == [1, 2])
+    taken: list[tuple[int, str]] = []
+
+    def handover(f: Frame, done: AckFn | None, origin: Frame | None, why: str) -> None:
+        taken.append((f.seq, why))
+
+    closing = asyncio.ensure_future(stream.close(30.0, handover=handover))
+    await asyncio.sleep(0.01)
+    transport.calls[0].break_("next hop 10.0.0.2:1 unavailable: PERMISSION_DENIED: holds no such epoch")
+    assert await asyncio.wait_for(closing, 2.0) == 0
+    assert [seq for seq, _ in taken] == [1, 2] and "PERMISSION_DENIED" in taken[0][1]
+    assert rec.dropped == []
