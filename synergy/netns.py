@@ -9,8 +9,9 @@ A host's link is shaped in both directions with a token bucket (``tc ... tbf``):
 the inner end, its ingress on the outer end. The kernel's netem (added latency) is not
 available everywhere (it is not on our CI machines), so a link's latency is not emulated here:
 only its bandwidth. Every name this builds starts with a prefix of its own (see
-:func:`prefix_for`), and :meth:`NamespaceNetwork.teardown` removes everything with it, also
-after a crash of an earlier run (:func:`remove_leftovers`).
+:func:`prefix_for`), and :meth:`NamespaceNetwork.teardown` removes everything with it; a run
+that died without tearing down is cleaned up by the next one (:func:`remove_abandoned`: a
+prefix whose namespaces run no process any more).
 
 Needs root (``CAP_NET_ADMIN``) and iproute2 (``ip``, ``tc``). Every command it runs is
 collected in :attr:`NamespaceNetwork.commands` for a person to read.
@@ -32,6 +33,7 @@ __all__ = [
     "Host",
     "NamespaceNetwork",
     "prefix_for",
+    "remove_abandoned",
     "remove_leftovers",
     "tbf_arguments",
 ]
@@ -107,6 +109,7 @@ class NamespaceNetwork:
     def create(self) -> None:
         """The bridge, up, with the gateway address (removes leftovers of a crashed run first)."""
         check_tools()
+        remove_abandoned()
         remove_leftovers(self.prefix)
         self._run(["ip", "link", "add", self.bridge, "type", "bridge"])
         self._run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
@@ -173,6 +176,30 @@ def check_tools() -> None:
         raise FailedPrecondition(f"{', '.join(missing)} not found: install iproute2 (apt-get install iproute2)")
     if os.geteuid() != 0:
         raise FailedPrecondition("network namespaces need root (CAP_NET_ADMIN): run as root, or use the compose file")
+
+
+_OUR_NAME = re.compile(rf"^({NAME_ROOT}[a-z0-9]{{1,5}})(-|br$|h\d+[io]$)")
+
+
+def remove_abandoned() -> list[str]:
+    """Remove the networks of runs that died without tearing down: every prefix of ours whose
+    namespaces run no process any more (a live run always has its daemons in them)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False, timeout=30)
+    namespaces = [line.split()[0] for line in listed.stdout.splitlines() if line.split()]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False, timeout=30)
+    rows = (line.split(":", 2) for line in links.stdout.splitlines())
+    names = namespaces + [parts[1].strip().split("@", 1)[0] for parts in rows if len(parts) > 1]
+    prefixes = {m.group(1) for name in names if (m := _OUR_NAME.match(name))}
+    problems: list[str] = []
+    for prefix in sorted(prefixes):
+        ours = [n for n in namespaces if n.startswith(f"{prefix}-")]
+        alive = any(
+            subprocess.run(["ip", "netns", "pids", n], capture_output=True, text=True, check=False).stdout.strip()
+            for n in ours
+        )
+        if not alive:
+            problems += remove_leftovers(prefix)
+    return problems
 
 
 def remove_leftovers(prefix: str) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from synergy.emulate import EmulateOptions, start, stop
-from synergy.netns import NAME_ROOT, tbf_arguments
+from synergy.netns import NAME_ROOT, NamespaceNetwork, tbf_arguments
 from synergy.sdk import AppRequest
 from synergy.types import LINK_PRESETS, AppState
 from tests.support import eventually
@@ -76,3 +76,18 @@ async def test_devices_in_namespaces_with_shaped_links(tmp_path: Path) -> None:
     assert problems == []
     await asyncio.sleep(0)
     assert leftovers() == before, "the emulation left namespaces or links behind"
+
+
+async def test_the_network_of_a_run_that_died_is_removed_by_the_next(tmp_path: Path) -> None:
+    before = leftovers()
+    crashed = NamespaceNetwork("dead1", "10.215.0.0/24")
+    await asyncio.to_thread(crashed.create)
+    await asyncio.to_thread(crashed.add_host, "ring", 10_000.0)  # no process in it, no teardown: a crash
+    assert len(leftovers()) > len(before)
+    fresh = NamespaceNetwork("live1", "10.216.0.0/24")
+    try:
+        await asyncio.to_thread(fresh.create)
+        assert not [line for line in leftovers() if "syndead1" in line], "the dead run's network is still there"
+    finally:
+        assert await asyncio.to_thread(fresh.teardown) == []
+    assert leftovers() == before
