@@ -18,7 +18,7 @@ import yaml
 
 from synergy.errors import InvalidArgument, NotFound, SynergyError
 from synergy.hardware.boards import BOARD_PRESETS, load_board
-from synergy.types import LINK_PRESETS, DeviceSpec, LinkProfile, OutputSpec, SensorSpec
+from synergy.types import LINK_PRESETS, DeviceSpec, LinkProfile, OutputSpec, PeerLink, SensorSpec
 
 __all__ = [
     "DEVICE_PRESETS",
@@ -40,7 +40,7 @@ DEVICE_PRESETS: Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] 
     "patch": ("max78000", ("ecg:10",), (), "ble_48k"),
 }
 
-_DEVICE_FIELDS = {"name", "board", "sensors", "outputs", "link", "kind"}
+_DEVICE_FIELDS = {"name", "board", "sensors", "outputs", "link", "kind", "medium", "central", "peer_links"}
 _LINK_FIELDS = {"bandwidth_bytes_per_s", "latency_s", "per_message_overhead_bytes", "name"}
 
 
@@ -153,7 +153,41 @@ def device_from_entry(item: Mapping[str, Any], base: Path, origin: str, index: i
         outputs=tuple(_output(o, f"{where}.outputs") for o in item.get("outputs") or []),
         link=link_from(item.get("link"), where),
         kind=str(item.get("kind", "")),
+        medium=_medium(item.get("medium"), where),
+        central=_central(item, where),
+        peer_links=_peer_links(item.get("peer_links"), name, where),
     )
+
+
+def _medium(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{where}.medium: the name of a shared radio medium (e.g. body_ble)")
+    return value.strip()
+
+
+def _central(item: Mapping[str, Any], where: str) -> bool:
+    value = item.get("central", False)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{where}.central: true or false")
+    if value and not item.get("medium"):
+        raise InvalidArgument(f"{where}.central: a central needs a medium (the piconet it is central of)")
+    return value
+
+
+def _peer_links(value: Any, name: str, where: str) -> tuple[PeerLink, ...]:
+    """``{peer: link}``: the link to particular peers (preset name or figures), sorted by peer."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where}.peer_links: a mapping of peer device name to link")
+    out = []
+    for peer, link in sorted(value.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(peer, str) or not peer or peer == name:
+            raise InvalidArgument(f"{where}.peer_links: {peer!r} is not another device's name")
+        out.append(PeerLink(peer, link_from(link, f"{where}.peer_links.{peer}")))
+    return tuple(out)
 
 
 def load_device_file(path: Path) -> DeviceSpec:

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_COUNTER",
     "MAX_DATA_RATE_BYTES_PER_S",
     "MAX_DEVICE_OUTPUTS",
+    "MAX_PEER_LINKS",
     "MAX_DEVICE_SENSORS",
     "MAX_DIGEST_CHARS",
     "MAX_ECHO_CHARS",
@@ -104,6 +105,8 @@ MAX_LAYER_INDEX = 65_535
 #: Sensors and outputs one device declares.
 MAX_DEVICE_SENSORS = 32
 MAX_DEVICE_OUTPUTS = 32
+#: Links to particular peers one device may declare (a body has a few dozen devices at most).
+MAX_PEER_LINKS = 64
 #: Segments one Deploy carries for one device (one per app it takes part in).
 MAX_ASSIGNMENTS = 256
 #: Epochs an agent holds at once (active, the one being deployed, those draining).

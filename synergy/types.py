@@ -27,6 +27,7 @@ __all__ = [
     "LINK_PRESETS",
     "LinkProfile",
     "OutputSpec",
+    "PeerLink",
     "SensorSpec",
     "Stage",
 ]
@@ -93,6 +94,14 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class PeerLink:
+    """A measured or declared link from a device to one named peer (overrides the default pair rule)."""
+
+    peer: str
+    link: LinkProfile
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     """The capability record one agent registers for its device."""
 
@@ -105,6 +114,13 @@ class DeviceSpec:
     address: str = ""
     #: Human label, e.g. "glasses".
     kind: str = ""
+    #: Name of the shared radio medium (e.g. one BLE piconet) this device's radio is on; its
+    #: members share the air time of every transfer between two of them. "" = a link of its own.
+    medium: str = ""
+    #: This device is its medium's central: transfers between two other members relay through it.
+    central: bool = False
+    #: Links to particular peers, where the space knows them (else the slower of the two radios).
+    peer_links: tuple[PeerLink, ...] = ()
 
     def sensor(self, sensor_type: str) -> SensorSpec | None:
         return next((s for s in self.sensors if s.type == sensor_type), None)

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, PartitionFootprint, link_between
+from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, PartitionFootprint
+from synergy.planning.links import link_between
 from synergy.planning.memory import sram_limit
 from synergy.planning.problem import MAX_SEQUENCES, Candidate, PlanningProblem, sequence_count
 from synergy.types import LinkProfile, Stage
@@ -503,6 +504,10 @@ class CandidateGenerator:
         hit = p.cached_candidate(template.app_index, key)
         if hit is not None:
             return hit
+        if not p.plain_links:
+            # Pair links, relays and shared air time depend on the devices, not only on
+            # their classes: the template's per-slot work is an estimate, the cost model exact.
+            return p.candidate(template.app_index, template.source, stages, template.target)
         radio_power = p.cost.params.radio_active_power_w
         work: list[DeviceWork] = []
         energy = 0.0
@@ -585,9 +590,12 @@ class CandidateGenerator:
         return prune_dominated(cands, self.problem) if prune else cands
 
 
-def _features(cand: Candidate, index: Mapping[str, int]) -> np.ndarray:
-    """Per device: accel, cpu, radio, weight, bias, layers, data need, reload (lower = better)."""
-    v = np.zeros(len(index) * _FEATURES)
+def _features(cand: Candidate, index: Mapping[str, int], media: Mapping[str, int]) -> np.ndarray:
+    """Per device: accel, cpu, radio, weight, bias, layers, data need, reload; per medium: air time
+    (lower = better)."""
+    v = np.zeros(len(index) * _FEATURES + len(media))
+    for name, seconds in cand.cost.shared:
+        v[len(index) * _FEATURES + media[name]] += seconds
     for w in cand.cost.work:
         base = index[w.device_id] * _FEATURES
         v[base : base + 3] = (w.accel_s, w.cpu_s, w.radio_s)
@@ -621,7 +629,11 @@ def prune_dominated(cands: Sequence[Candidate], problem: PlanningProblem) -> lis
             kept.extend(members)
             continue
         index = {d: i for i, d in enumerate(devices)}
-        feats = np.stack([_features(c, index) for c in members])
+        media: dict[str, int] = {}
+        for c in members:
+            for name, _ in c.cost.shared:
+                media.setdefault(name, len(media))
+        feats = np.stack([_features(c, index, media) for c in members])
         caps = np.array([c.cost.cap_hz for c in members])
         # Sorted so that a dominating candidate always comes before those it dominates.
         order = np.lexsort((np.array([c.cost.latency_s for c in members]), -caps, feats.sum(axis=1)))

@@ -13,7 +13,11 @@ output unload             CPU            bytes leaving the partition / board CPU
 CPU-only work             CPU            CPU-op cycles (softmax, unfolding...) / CPU clock
 inference overhead        CPU            :data:`INFERENCE_OVERHEAD_CPU_S` (configure, start, IRQ)
 transfer                  radio x 2      (bytes + per-message overhead) / bandwidth, busy on
-                                         the sender's *and* the receiver's radio
+                                         the sender's *and* the receiver's radio, per hop
+                                         (:mod:`.links`: pair links, a relay through a
+                                         medium's central)
+air time                  medium         the same seconds again on a shared medium's air
+                                         (``<medium>.air``), when both ends are on one
 weight reload             accel + CPU    (weights + bias) / weight-load rate + fixed part, paid
                                          at every switch when partitions sharing an
                                          accelerator do not fit together (joint, see
@@ -44,6 +48,7 @@ from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.model import HardwareModel
 from synergy.planning.fit import FitChecker, Footprint, default_checker, estimate_fit
+from synergy.planning.links import air_resource, link_between, route
 from synergy.types import DeviceSpec, LinkProfile, Stage
 
 __all__ = [
@@ -97,30 +102,6 @@ class CostParameters:
 
 
 DEFAULT_PARAMETERS = CostParameters()
-
-
-_PAIRS: dict[tuple[LinkProfile, LinkProfile], LinkProfile] = {}
-
-
-def link_between(a: LinkProfile, b: LinkProfile) -> LinkProfile:
-    """The effective link between two radios: the slower rate, the longer latency."""
-    if a is b or a == b:
-        return a
-    hit = _PAIRS.get((a, b))
-    if hit is None:
-        if len(_PAIRS) > 1024:
-            _PAIRS.clear()
-        hit = _PAIRS[(a, b)] = _combine(a, b)
-    return hit
-
-
-def _combine(a: LinkProfile, b: LinkProfile) -> LinkProfile:
-    return LinkProfile(
-        name=f"{a.name}~{b.name}",
-        bandwidth_bytes_per_s=min(a.bandwidth_bytes_per_s, b.bandwidth_bytes_per_s),
-        latency_s=max(a.latency_s, b.latency_s),
-        per_message_overhead_bytes=max(a.per_message_overhead_bytes, b.per_message_overhead_bytes),
-    )
 
 
 def transfer_seconds(nbytes: int, link: LinkProfile) -> float:
@@ -182,6 +163,8 @@ class FrameCost:
     cap_hz: float
     cap_reason: str
     terms: tuple[CostTerm, ...] = ()
+    #: Busy seconds on resources no single device owns: a shared medium's air time.
+    shared: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -464,12 +447,22 @@ class CostModel:
             if breakdown:
                 terms.append(CostTerm(term, device, ("accelerator", "cpu", "radio")[resource], seconds))
 
+        air: dict[str, float] = {}
+
         def send(nbytes: int, a: DeviceSpec, b: DeviceSpec) -> float:
-            link = link_between(a.link, b.link)
-            seconds = transfer_seconds(nbytes, link)
-            add(a.device_id, 2, seconds, "transfer_send")
-            add(b.device_id, 2, seconds, "transfer_receive")
-            return seconds + link.latency_s
+            path = route(a, b, devices)
+            spent = 0.0
+            for hop in path.hops:
+                seconds = transfer_seconds(nbytes, hop.link)
+                add(hop.sender, 2, seconds, "transfer_send")
+                add(hop.receiver, 2, seconds, "transfer_receive")
+                if path.medium:
+                    name = air_resource(path.medium)
+                    air[name] = air.get(name, 0.0) + seconds
+                    if breakdown:
+                        terms.append(CostTerm("air_time", path.medium, "air", seconds))
+                spent += seconds + hop.link.latency_s
+            return spent
 
         acc[source.device_id] = [0.0, 0.0, 0.0]
         prev = source
@@ -498,7 +491,7 @@ class CostModel:
         work = tuple(DeviceWork(d, a, c, r, parts.get(d)) for d, (a, c, r) in acc.items())
         energy = sum(self.energy_j(w, devices[w.device_id].board) for w in work)
         cap, reason = self.source_cap(source, sensor_type, max_rate_hz)
-        return FrameCost(work, latency, energy, cap, reason, tuple(terms))
+        return FrameCost(work, latency, energy, cap, reason, tuple(terms), tuple(air.items()))
 
     def energy_j(self, work: DeviceWork, board: BoardProfile) -> float:
         """Active energy of one frame's work on one device (idle power is added per device)."""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synergy.planning.candidates import CandidateGenerator
+from synergy.planning.links import AIR
 from synergy.planning.memory import sram_violation
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
@@ -86,6 +87,8 @@ def _load(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel:
     parts: dict[str, list[float]] = {}
     for name, u in ev.utilisation.items():
         device, kind = name.rsplit(".", 1)
+        if kind == AIR:
+            continue  # a shared medium, no device's own: the ranking proxy leaves it out
         slot = parts.setdefault(device, [0.0, 0.0, 0.0])
         if kind == "accelerator":
             slot[0] = u

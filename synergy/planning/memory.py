@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from synergy.hardware.boards import BoardProfile
 from synergy.hardware.mcu import mcu_memory
 from synergy.planning.cost import ModelProfile
+from synergy.planning.links import is_plain, route
 from synergy.types import DeviceSpec, Stage
 
 __all__ = ["flash_limit", "flash_overcommit", "frame_buffers", "sram_limit", "sram_violation"]
@@ -57,15 +58,32 @@ def flash_overcommit(device_id: str, board: BoardProfile, stored_bytes: Iterable
     )
 
 
-def frame_buffers(profile: ModelProfile, source: str, stages: Sequence[Stage], target: str) -> dict[str, int]:
-    """Per device: bytes of frames it holds in SRAM at once for its radio (largest role)."""
+def frame_buffers(
+    profile: ModelProfile,
+    source: str,
+    stages: Sequence[Stage],
+    target: str,
+    devices: Mapping[str, DeviceSpec] | None = None,
+) -> dict[str, int]:
+    """Per device: bytes of frames it holds in SRAM at once for its radio (largest role).
+
+    With ``devices``, a medium's central that relays a transfer between two other members
+    holds the relayed message too (store and forward).
+    """
     need: dict[str, int] = {}
 
     def hold(device: str, nbytes: int) -> None:
         need[device] = max(need.get(device, 0), nbytes)
 
+    def relay(sender: str, receiver: str, nbytes: int) -> None:
+        if devices is None:
+            return
+        for hop in route(devices[sender], devices[receiver], devices).hops[1:]:
+            hold(hop.sender, nbytes)
+
     if stages and stages[0].device_id != source:
         hold(source, int(profile.enter_bytes[stages[0].first_layer]))
+        relay(source, stages[0].device_id, int(profile.enter_bytes[stages[0].first_layer]))
     for k, stage in enumerate(stages):
         received = 0
         previous = source if k == 0 else stages[k - 1].device_id
@@ -75,8 +93,10 @@ def frame_buffers(profile: ModelProfile, source: str, stages: Sequence[Stage], t
         if k + 1 < len(stages):
             if stages[k + 1].device_id != stage.device_id:
                 sent = int(profile.enter_bytes[stages[k + 1].first_layer])
+                relay(stage.device_id, stages[k + 1].device_id, sent)
         elif target != stage.device_id:
             sent = int(profile.leave_bytes[stage.last_layer])
+            relay(stage.device_id, target, sent)
         hold(stage.device_id, received + sent)
     if stages and stages[-1].device_id != target:
         hold(target, int(profile.leave_bytes[stages[-1].last_layer]))
@@ -87,7 +107,8 @@ def sram_violation(
     profile: ModelProfile, source: str, stages: Sequence[Stage], target: str, devices: Mapping[str, DeviceSpec]
 ) -> str:
     """Why some device of this execution plan cannot hold its frames, or ""."""
-    for device_id, nbytes in frame_buffers(profile, source, stages, target).items():
+    relays = None if is_plain(devices) else devices
+    for device_id, nbytes in frame_buffers(profile, source, stages, target, relays).items():
         board = devices[device_id].board
         mcu = mcu_memory(board)
         if mcu is not None and nbytes > mcu.frame_sram_bytes:

@@ -18,6 +18,7 @@ from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile
 from synergy.planning.api import PlanningApp
 from synergy.planning.cost import CostModel, FrameCost
+from synergy.planning.links import is_plain
 from synergy.planning.memory import flash_overcommit, sram_violation
 from synergy.planning.throughput import Evaluation, evaluate
 from synergy.types import DeviceSpec, ExecutionPlan, JointPlan, LinkProfile, Stage
@@ -133,6 +134,9 @@ class PlanningProblem:
         self.max_stages = max_stages
         self.max_endpoints = max_endpoints
         self.classes, self.class_of = self._classes()
+        #: Every transfer is one hop on its own link (no pair links, no shared medium):
+        #: candidates can be assembled from their class templates without the cost model.
+        self.plain_links = is_plain(self.by_id)
         self.sources: list[tuple[str, ...]] = []
         self.targets: list[tuple[str, ...]] = []
         #: Why an app cannot be placed at all ("" when it may be).
@@ -153,13 +157,22 @@ class PlanningProblem:
     def _classes(self) -> tuple[tuple[DeviceClass, ...], dict[str, int]]:
         # By value, not identity: the live coordinator decodes one board object per agent
         # from the wire, and equal boards must still share a class (and its solved cuts).
-        groups: dict[tuple[BoardProfile, LinkProfile, float], list[DeviceSpec]] = {}
+        # A medium's members, its central and devices with pair links differ in where their
+        # bytes go, so they are classes of their own.
+        groups: dict[tuple[object, ...], list[DeviceSpec]] = {}
         for d in self.devices:
             board = self.cost.canonical_board(d.board)
-            groups.setdefault((board, d.link, self.cost.factor(d.device_id)), []).append(d)
+            key = (board, d.link, self.cost.factor(d.device_id), d.medium, d.central, d.peer_links)
+            groups.setdefault(key, []).append(d)
         classes = tuple(
-            DeviceClass(i, key[0], members[0].link, key[2], tuple(m.device_id for m in members))
-            for i, (key, members) in enumerate(groups.items())
+            DeviceClass(
+                i,
+                self.cost.canonical_board(members[0].board),
+                members[0].link,
+                self.cost.factor(members[0].device_id),
+                tuple(m.device_id for m in members),
+            )
+            for i, members in enumerate(groups.values())
         )
         return classes, {m: c.index for c in classes for m in c.members}
 

@@ -304,12 +304,18 @@ def proof_statement(problem: PlanningProblem, gen: CandidateGenerator, optimal: 
         if helpers < len(problem.classes)
         else ""
     )
+    links = (
+        "; the cut points are chosen with each device's own link figures, the plans scored with the pair "
+        "links, relays and shared air time"
+        if not problem.plain_links
+        else ""
+    )
     return (
         f"optimal over every joint plan in which each app runs on at most {stages} of the {len(problem.devices)} "
         f"devices{every}, from one of its {problem.max_endpoints} fastest sources to one of its "
         f"{problem.max_endpoints} first targets, each device sequence cut at the points one of four rules "
         "chooses (least bottleneck with devices overlapped, least bottleneck serialized, least weight-memory "
-        f"share, least latency), cuts that another beats on every resource left out{limited}"
+        f"share, least latency), cuts that another beats on every resource left out{limited}{links}"
     )
 
 

@@ -87,6 +87,8 @@ def resource_loads(cand: Candidate, allow_parallel: bool) -> dict[str, float]:
                     out[f"{w.device_id}.{kind}"] = s
         else:
             out[f"{w.device_id}.{SERIAL_RESOURCE}"] = w.accel_s + w.cpu_s + w.radio_s
+    for name, seconds in cand.cost.shared:
+        out[name] = out.get(name, 0.0) + seconds
     return out
 
 

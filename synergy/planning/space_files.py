@@ -9,6 +9,9 @@ Space file::
         outputs: [display]         # or [{type: display}]
         link: ble5_2m              # preset name, or {bandwidth_bytes_per_s, latency_s,
                                    #                  per_message_overhead_bytes}
+        medium: body_ble           # optional: a shared radio medium (its air time is shared)
+        central: true              # optional: the medium's central (others relay through it)
+        peer_links: {ring: ble_24k}  # optional: the link to particular peers
     calibration: {glasses: 1.1}    # optional: device -> factor on accelerator / CPU time
 
 Apps file::
@@ -99,6 +102,7 @@ def load_space(path: str | Path) -> Space:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InvalidArgument(f"{origin}: duplicate device names {dupes}")
+    _check_topology(devices, origin)
     calibration = data.get("calibration") or {}
     if not isinstance(calibration, dict):
         raise InvalidArgument(f"{origin}: calibration must map device names to factors")
@@ -108,6 +112,22 @@ def load_space(path: str | Path) -> Space:
         if not isinstance(factor, int | float) or factor <= 0:
             raise InvalidArgument(f"{origin}: calibration factor of {device!r} must be a positive number")
     return Space(tuple(devices), {str(d): float(f) for d, f in calibration.items()})
+
+
+def _check_topology(devices: Sequence[DeviceSpec], origin: str) -> None:
+    """Pair links name devices of the space; a medium has at most one central."""
+    names = {d.device_id for d in devices}
+    for d in devices:
+        for peer in d.peer_links:
+            if peer.peer not in names:
+                raise NotFound(f"{origin}: device {d.device_id!r}.peer_links names unknown device {peer.peer!r}")
+    centrals: dict[str, list[str]] = {}
+    for d in devices:
+        if d.central:
+            centrals.setdefault(d.medium, []).append(d.device_id)
+    for medium, members in centrals.items():
+        if len(members) > 1:
+            raise InvalidArgument(f"{origin}: medium {medium!r} has {len(members)} centrals {members}; at most one")
 
 
 def load_apps(path: str | Path) -> tuple[AppEntry, ...]:

@@ -12,7 +12,8 @@ frame on each device's accelerator, CPU and radio):
    an extra frame buffer beside the widest layer; each of its resources is then separate.
    Otherwise its resources serialize: their busy times add into one resource ``<dev>.all``.
    Whether to overlap is decided per device (overlapping never hurts when it fits).
-3. **Rates.** Every resource offers one busy second per second. Rates are shared max-min
+3. **Rates.** Every resource offers one busy second per second (a shared medium's air time,
+   ``<medium>.air``, is one more resource that several devices' transfers use; :mod:`.links`). Rates are shared max-min
    fairly (water-filling), each capped by its source rate and ``max_rate_hz``. The system
    throughput is the sum of the rates; the bottleneck is the first resource to saturate.
 4. **Flash.** Every partition a board serves is stored in its MCU's flash; a plan whose
@@ -300,7 +301,7 @@ def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allo
             if hit is None or hit[0] is not cost:
                 if len(_PLAIN) >= _ROWS_LIMIT:
                     _PLAIN.clear()
-                hit = _PLAIN[(id(cost), overlap)] = (cost, _plain_demands(rows, overlap))
+                hit = _PLAIN[(id(cost), overlap)] = (cost, _plain_demands(rows, overlap) + cost.shared)
             demands.append([(slot(name), seconds) for name, seconds in hit[1]])
             latencies.append(cost.latency_s)
             energies.append(cost.energy_j)
@@ -327,6 +328,9 @@ def _demands(costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allo
                 if seconds > 0:
                     k = slot(device_names[3])
                     per[k] = per.get(k, 0.0) + seconds
+        for name, seconds in cost.shared:
+            k = slot(name)
+            per[k] = per.get(k, 0.0) + seconds
         demands.append(list(per.items()))
         latencies.append(latency)
         energies.append(energy)

@@ -108,7 +108,7 @@ class Link(_message.Message):
     def __init__(self, name: _Optional[str] = ..., bandwidth_bytes_per_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., per_message_overhead_bytes: _Optional[int] = ...) -> None: ...
 
 class DeviceCapabilities(_message.Message):
-    __slots__ = ("device_id", "kind", "address", "board", "sensors", "outputs", "link")
+    __slots__ = ("device_id", "kind", "address", "board", "sensors", "outputs", "link", "medium", "central", "peer_links")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,9 @@ class DeviceCapabilities(_message.Message):
     SENSORS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     LINK_FIELD_NUMBER: _ClassVar[int]
+    MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    CENTRAL_FIELD_NUMBER: _ClassVar[int]
+    PEER_LINKS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     kind: str
     address: str
@@ -123,7 +126,18 @@ class DeviceCapabilities(_message.Message):
     sensors: _containers.RepeatedCompositeFieldContainer[Sensor]
     outputs: _containers.RepeatedCompositeFieldContainer[Output]
     link: Link
-    def __init__(self, device_id: _Optional[str] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., board: _Optional[_Union[Board, _Mapping]] = ..., sensors: _Optional[_Iterable[_Union[Sensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., link: _Optional[_Union[Link, _Mapping]] = ...) -> None: ...
+    medium: str
+    central: bool
+    peer_links: _containers.RepeatedCompositeFieldContainer[PeerLink]
+    def __init__(self, device_id: _Optional[str] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., board: _Optional[_Union[Board, _Mapping]] = ..., sensors: _Optional[_Iterable[_Union[Sensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., medium: _Optional[str] = ..., central: _Optional[bool] = ..., peer_links: _Optional[_Iterable[_Union[PeerLink, _Mapping]]] = ...) -> None: ...
+
+class PeerLink(_message.Message):
+    __slots__ = ("peer_device_id", "link")
+    PEER_DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    peer_device_id: str
+    link: Link
+    def __init__(self, peer_device_id: _Optional[str] = ..., link: _Optional[_Union[Link, _Mapping]] = ...) -> None: ...
 
 class Device(_message.Message):
     __slots__ = ("capabilities", "state", "last_seen_unix", "telemetry", "quarantine_reason", "quarantined_until_unix")

@@ -21,6 +21,7 @@ from synergy.types import (
     JointPlan,
     LinkProfile,
     OutputSpec,
+    PeerLink,
     SensorSpec,
     Stage,
 )
@@ -76,13 +77,24 @@ def device_to_proto(device: DeviceSpec) -> common_pb2.DeviceCapabilities:
         board=board_to_proto(device.board),
         sensors=[common_pb2.Sensor(type=s.type, rate_hz=s.rate_hz, source=s.source) for s in device.sensors],
         outputs=[common_pb2.Output(type=o.type) for o in device.outputs],
-        link=common_pb2.Link(
-            name=device.link.name,
-            bandwidth_bytes_per_s=device.link.bandwidth_bytes_per_s,
-            latency_s=device.link.latency_s,
-            per_message_overhead_bytes=device.link.per_message_overhead_bytes,
-        ),
+        link=_link_to_proto(device.link),
+        medium=device.medium,
+        central=device.central,
+        peer_links=[common_pb2.PeerLink(peer_device_id=p.peer, link=_link_to_proto(p.link)) for p in device.peer_links],
     )
+
+
+def _link_to_proto(link: LinkProfile) -> common_pb2.Link:
+    return common_pb2.Link(
+        name=link.name,
+        bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,
+        latency_s=link.latency_s,
+        per_message_overhead_bytes=link.per_message_overhead_bytes,
+    )
+
+
+def _link(msg: common_pb2.Link) -> LinkProfile:
+    return LinkProfile(msg.name, msg.bandwidth_bytes_per_s, msg.latency_s, msg.per_message_overhead_bytes)
 
 
 def device_from_proto(msg: common_pb2.DeviceCapabilities, *, path: str = "device") -> DeviceSpec:
@@ -95,13 +107,15 @@ def device_from_proto(msg: common_pb2.DeviceCapabilities, *, path: str = "device
         board=_board(msg.board),
         sensors=tuple(SensorSpec(s.type, s.rate_hz, s.source) for s in msg.sensors),
         outputs=tuple(OutputSpec(o.type) for o in msg.outputs),
-        link=LinkProfile(
-            name=msg.link.name,
-            bandwidth_bytes_per_s=msg.link.bandwidth_bytes_per_s,
-            latency_s=msg.link.latency_s,
-            per_message_overhead_bytes=msg.link.per_message_overhead_bytes,
-        ),
+        link=_link(msg.link),
+        medium=msg.medium,
+        central=msg.central,
+        peer_links=tuple(sorted((PeerLink(p.peer_device_id, _link(p.link)) for p in msg.peer_links), key=_peer)),
     )
+
+
+def _peer(link: PeerLink) -> str:
+    return link.peer
 
 
 def app_spec_to_proto(spec: AppSpec) -> common_pb2.AppSpec:

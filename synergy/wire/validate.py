@@ -243,6 +243,22 @@ def device(msg: common_pb2.DeviceCapabilities, path: str = "device", *, require_
     for i, output in enumerate(msg.outputs):
         name(output.type, f"{path}.outputs[{i}].type", required=True)
     link(msg.link, f"{path}.link")
+    name(msg.medium, f"{path}.medium")
+    if msg.central and not msg.medium:
+        _refuse(f"{path}.central", "is set without a medium (the piconet it is central of)")
+    _items(msg.peer_links, f"{path}.peer_links", limits.MAX_PEER_LINKS)
+    peers: set[str] = set()
+    for i, peer in enumerate(msg.peer_links):
+        where = f"{path}.peer_links[{i}]"
+        identifier(peer.peer_device_id, f"{where}.peer_device_id")
+        if peer.peer_device_id == msg.device_id:
+            _refuse(f"{where}.peer_device_id", "names the device itself")
+        if peer.peer_device_id in peers:
+            _refuse(f"{where}.peer_device_id", f"repeats {peer.peer_device_id!r}")
+        peers.add(peer.peer_device_id)
+        if not peer.HasField("link"):
+            _refuse(f"{where}.link", "is missing")
+        link(peer.link, f"{where}.link")
 
 
 # --- apps ------------------------------------------------------------------------------------
