@@ -13,7 +13,9 @@ DESIGN.md §5 (3). Maximises the same objective as the exact method (:func:`.sea
    pair moves: *swaps* (two apps that share a saturated resource change together, each
    from a short list ranked as if neither were placed) and, if those fail too,
    *re-insertions* (remove two apps, put one back as if the other did not exist, then the
-   other). Stops when nothing improves or the evaluation budget is spent.
+   other). Last, *retreats*: all apps on a saturated resource are removed and put back
+   one by one, each of them in turn first.
+   Stops when nothing improves or the evaluation budget is spent.
 4. **Seeds.** The baselines' plans are scored too; a seed that beats the result is improved
    the same way and kept if it stays better, so the method never ends below a baseline.
 
@@ -24,7 +26,7 @@ of full evaluations of the objective (:attr:`FastConfig.evaluation_budget`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from synergy.planning.candidates import CandidateGenerator
@@ -33,6 +35,7 @@ from synergy.planning.memory import sram_violation
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
+from synergy.planning.throughput import RESOURCE_KINDS
 
 __all__ = [
     "DEFAULT_EVALUATION_BUDGET",
@@ -62,6 +65,13 @@ LADDER_MAX = 12
 SATURATED = 1e-6
 #: Full evaluations of the objective after which improvement stops (deterministic effort).
 DEFAULT_EVALUATION_BUDGET = 650
+#: Plans per app that leave a contested resource to others (a retreat tries them).
+THROTTLED = 6
+#: A retreating app's own rate must clear its floor by this much (sharing its other
+#: resources costs it some of that rate).
+FLOOR_MARGIN = 0.05
+#: Evaluations the retreats (tried once, after the passes) may spend beyond that.
+DEFAULT_RETREAT_BUDGET = 300
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class FastConfig:
     swap_ladder_max: int = SWAP_LADDER_MAX
     passes: int = DEFAULT_PASSES
     evaluation_budget: int = DEFAULT_EVALUATION_BUDGET
+    retreat_budget: int = DEFAULT_RETREAT_BUDGET
+    throttled: int = THROTTLED
 
 
 def _load(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel: bool) -> Load:
@@ -127,6 +139,9 @@ class _Search:
         #: Why an app was left unplaced although it has candidates.
         self.reasons: dict[int, str] = {}
         self._scores: dict[tuple[int, ...], Score] = {}
+        #: Placeable apps by data intensity, most intense first.
+        self.order: list[int] = []
+        self.retreated = False
 
     @property
     def spent(self) -> bool:
@@ -173,6 +188,14 @@ class _Search:
             out.append(p.candidate(i, source, cand.stages, target))
         return out
 
+    def throttled(self, app: int, load: Load, resource: str) -> list[Candidate]:
+        """Plans of the app that leave most of ``resource`` to others while reaching its floor."""
+        goal = self.problem.goal
+        floor = max(goal.floors[app], goal.minimums[app]) * (1 + FLOOR_MARGIN) if goal is not None else 0.0
+        device, kind = resource.rsplit(".", 1)
+        index = RESOURCE_KINDS.index(kind) if kind in RESOURCE_KINDS else -1
+        return self.ranker.throttled(app, load, device, index, floor, self.config.throttled)
+
     def move_size(self, app: int) -> int:
         n = len(self.gen.templates(app))
         return n if n <= self.config.exhaustive_templates else self.config.move_shortlist
@@ -212,6 +235,13 @@ class _Search:
                     chosen, best, swapped = self.reinsert(chosen, best, movable)
             if not (moved or swapped) or self.spent:
                 break
+        if not self.retreated:
+            # Once per search, however the passes ended: retreats need all apps on a
+            # resource to change together, which no pass above tries.
+            self.retreated = True
+            chosen, best, retreated = self.retreat(chosen, best, movable)
+            if retreated:
+                chosen, best, _ = self.moves(chosen, best, movable)
         return chosen, best
 
     def moves(
@@ -309,6 +339,68 @@ class _Search:
         return chosen, best, improved
 
 
+    def retreat(
+        self, chosen: list[Candidate | None], best: Score, movable: Sequence[int]
+    ) -> tuple[list[Candidate | None], Score, bool]:
+        """Ruin and recreate every app on a saturated resource, one of them placed first.
+
+        Rates are shared max-min fairly, so an app leaves a contested resource to the others
+        only when something caps it lower: a slower plan of its own, or a second resource it
+        shares with other slowed apps. Under the throughput objective the best plan often
+        gives the app that needs the contested resource least all of it and the others just
+        their floors (three camera apps on a ring's slow radio), which takes all of them
+        changing at once: no single or pair move finds it. Here all the apps on the resource
+        are removed; the winner goes back first as if alone, then the others one by one
+        (in both orders of data intensity), each taking what scores best beside those already
+        back, from its shortlist and ladder of slower plans.
+        """
+        goal = self.problem.goal
+        if goal is not None and goal.objective != "throughput":
+            return chosen, best, False
+        ev = self.problem.evaluate([c for c in chosen if c is not None], allow_parallel=self.allow_parallel)
+        saturated = sorted(name for name, u in ev.utilisation.items() if u >= 1.0 - SATURATED)
+        uses: dict[int, Mapping[str, float]] = {}
+        for pos, i in enumerate(i for i, c in enumerate(chosen) if c is not None):
+            uses[i] = ev.loads[pos]
+        improved = False
+        # Its own allowance: reached last, it would otherwise find the budget spent.
+        limit = self.evaluations + self.config.retreat_budget
+        for resource in saturated:
+            on = [i for i in movable if resource in uses.get(i, {})]
+            if len(on) < 3:
+                continue  # two apps: the pair moves (swaps, re-insertions) cover them
+            for winner in on:
+                rest = [j for j in self.order if j in on and j != winner]
+                for others in (rest, rest[::-1]):
+                    if self.evaluations >= limit:
+                        return chosen, best, improved
+                    trial = list(chosen)
+                    for j in on:
+                        trial[j] = None
+                    for app in (winner, *others):
+                        load = self.load_without(trial, ())
+                        if app == winner:
+                            options = self.shortlist(app, load, self.config.shortlist, 0)
+                        else:
+                            options = [
+                                *self.shortlist(app, load, self.config.shortlist, self.config.ladder_max),
+                                *self.throttled(app, load, resource),
+                            ]
+                        placed: tuple[Score, Candidate] | None = None
+                        for cand in options:
+                            attempt = list(trial)
+                            attempt[app] = cand
+                            s = self.score(attempt)
+                            if placed is None or better(s, placed[0]):
+                                placed = (s, cand)
+                        if placed is not None:
+                            trial[app] = placed[1]
+                    s = self.score(trial)
+                    if better(s, best):
+                        chosen, best, improved = trial, s, True
+        return chosen, best, improved
+
+
 def fast_search(
     problem: PlanningProblem,
     gen: CandidateGenerator,
@@ -327,6 +419,7 @@ def fast_search(
     placeable = [i for i in range(n) if gen.templates(i)]
     order = sorted(placeable, key=lambda i: -_intensity(problem, i))
     search = _Search(problem, gen, allow_parallel, config)
+    search.order = order
     if not joint:
         chosen: list[Candidate | None] = [None] * n
         for i in order:

@@ -153,11 +153,8 @@ class Ranker:
         arr = self.arrays(app)
         if not arr.templates:
             return [], []
-        chosen = self._choose(arr.group_rep, load.device)
+        dev = self._positions(arr, load)
         n_dev = len(self.device_ids)
-        # Device index per position (padding points at an idle extra row).
-        dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
-        dev = np.where(arr.fixed == _PAD, n_dev, dev)
         util = np.zeros((n_dev + 1, 3))
         serial = np.zeros(n_dev + 1, dtype=np.bool_)
         for device, u in load.util.items():
@@ -188,16 +185,41 @@ class Ranker:
                 firsts = firsts[picks]
             rungs = firsts
         seen: set[tuple[object, ...]] = set()
+        return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
 
-        def build(rows: NDArray[np.int64]) -> list[Candidate]:
-            out: list[Candidate] = []
-            for k in rows:
-                t = arr.templates[int(k)]
-                devices = [self.device_ids[int(d)] for p, d in enumerate(dev[k]) if arr.fixed[k, p] == _CLASS]
-                cand = self.gen.instantiate(t, devices)
-                if cand.key not in seen:
-                    seen.add(cand.key)
-                    out.append(cand)
-            return out
+    def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
+        """Device index per template and position (padding points at an idle extra row)."""
+        chosen = self._choose(arr.group_rep, load.device)
+        dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
+        return np.where(arr.fixed == _PAD, len(self.device_ids), dev)
 
-        return build(top), build(rungs)
+    def _build_candidates(
+        self, arr: _Arrays, dev: NDArray[np.int64], rows: NDArray[np.int64], seen: set[tuple[object, ...]]
+    ) -> list[Candidate]:
+        out: list[Candidate] = []
+        for k in rows:
+            t = arr.templates[int(k)]
+            devices = [self.device_ids[int(d)] for p, d in enumerate(dev[k]) if arr.fixed[k, p] == _CLASS]
+            cand = self.gen.instantiate(t, devices)
+            if cand.key not in seen:
+                seen.add(cand.key)
+                out.append(cand)
+        return out
+
+    def throttled(self, app: int, load: Load, device: str, kind: int, floor: float, count: int) -> list[Candidate]:
+        """The ``count`` plans that use least of one resource per second at their own rate alone
+        (``kind``: 0 accelerator, 1 CPU, 2 radio, -1 all three of a serialized device), among
+        those whose own rate reaches ``floor``: an app that must leave a contested resource to
+        others, as slow as it may be."""
+        arr = self.arrays(app)
+        if not arr.templates or device not in self.device_index:
+            return []
+        dev = self._positions(arr, load)
+        here = dev == self.device_index[device]
+        work = arr.work.sum(axis=2) if kind < 0 else arr.work[:, :, kind]
+        usage = np.where(here, work, 0.0).sum(axis=1) * arr.alone
+        usage = np.where(arr.alone >= floor, usage, np.inf)
+        index = np.arange(len(arr.templates))
+        order = np.lexsort((index, -arr.alone, usage))
+        order = order[np.isfinite(usage[order])][:count]
+        return self._build_candidates(arr, dev, order, set())

@@ -355,12 +355,102 @@ def throughput(
 def rates(
     costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], *, allow_parallel: bool = True
 ) -> tuple[list[float], list[float], list[float]] | None:
-    """(rates, latencies, energies per frame) per app, computed lean; None if flash overflows."""
-    d = _demands(costs, devices, allow_parallel)
-    if d.overcommitted:
+    """(rates, latencies, energies per frame) per app, computed lean; None if flash overflows.
+
+    The search's inner loop: the same figures as :func:`evaluate`, without names. When no
+    device reloads (the common case) every app's demands come from a per-candidate cache
+    keyed by resource numbers, and the water-filling runs on them directly.
+    """
+    reloading, parallel, overcommitted = _device_state(costs, devices, allow_parallel)
+    if overcommitted:
         return None
-    got, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
-    return got, d.latencies, d.energies
+    if reloading:
+        d = _demands(costs, devices, allow_parallel)
+        got, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
+        return got, d.latencies, d.energies
+    demands = [_numbered_demands(cost, parallel) for cost in costs]
+    return _water_fill(demands, [c.cap_hz for c in costs]), [c.latency_s for c in costs], [c.energy_j for c in costs]
+
+
+#: Resource name -> a number of its own, for the lean path (names are few: 4 per device).
+_NUMBERS: dict[str, int] = {}
+#: Per (frame cost, which of its devices overlap): numbered demands without reloads.
+_NUMBERED: dict[tuple[int, int], tuple[FrameCost, tuple[tuple[int, float], ...]]] = {}
+
+
+def _number(name: str) -> int:
+    k = _NUMBERS.get(name)
+    if k is None:
+        k = _NUMBERS[name] = len(_NUMBERS)
+    return k
+
+
+def _numbered_demands(cost: FrameCost, parallel: set[str]) -> tuple[tuple[int, float], ...]:
+    rows = _rows(cost)
+    mask = 0
+    for bit, row in enumerate(rows):
+        if row[0] in parallel:
+            mask |= 1 << bit
+    hit = _NUMBERED.get((id(cost), mask))
+    if hit is None or hit[0] is not cost:
+        if len(_NUMBERED) >= _ROWS_LIMIT:
+            _NUMBERED.clear()
+        overlap = tuple(bool(mask >> bit & 1) for bit in range(len(rows)))
+        named = _plain_demands(rows, overlap) + cost.shared
+        hit = _NUMBERED[(id(cost), mask)] = (cost, tuple((_number(n), s) for n, s in named))
+    return hit[1]
+
+
+def _water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
+    """:func:`max_min_fair`'s rates alone, on resources numbered sparsely (dicts, not lists)."""
+    n = len(demands)
+    got = [0.0] * n
+    residual: dict[int, float] = {}
+    use: dict[int, float] = {}
+    users: dict[int, int] = {}
+    active = [i for i in range(n) if caps[i] > 0]
+    for i in active:
+        for r, s in demands[i]:
+            if s > 0:
+                use[r] = use.get(r, 0.0) + s
+                users[r] = users.get(r, 0) + 1
+                residual[r] = 1.0
+    level = 0.0
+    while active:
+        step = min(caps[i] for i in active) - level
+        for r, u in use.items():
+            t = residual[r] / u
+            if t < step:
+                step = t
+        if math.isinf(step):
+            raise ValueError("an app with no work must have a finite rate cap")
+        level += step
+        saturated = set()
+        for r, u in use.items():
+            left = residual[r] - step * u
+            residual[r] = left
+            if left <= _SATURATION_EPS:
+                saturated.add(r)
+        still: list[int] = []
+        for i in active:
+            frozen = caps[i] - level <= _SATURATION_EPS * max(caps[i], 1.0)
+            if not frozen and saturated:
+                frozen = any(s > 0 and r in saturated for r, s in demands[i])
+            if frozen:
+                got[i] = level
+                for r, s in demands[i]:
+                    if s > 0:
+                        users[r] -= 1
+                        if users[r]:
+                            use[r] -= s
+                        else:
+                            del use[r]
+            else:
+                still.append(i)
+        if len(still) == len(active):  # pragma: no cover - every round freezes someone
+            raise AssertionError("water-filling made no progress")
+        active = still
+    return got
 
 
 def evaluate(
