@@ -9,7 +9,9 @@ generator (the same seed, the same spaces, on any machine):
   several connection intervals, BLE 5 2M, UART, USB);
 * sensors at their real rates, or "replay" sources (a stored data set pushed as fast as
   the plan takes it), per space;
-* 1-8 apps, each on any of the ten zoo models, including the depthwise-free variants.
+* 1-8 apps, each on any of the ten zoo models, including the depthwise-free variants;
+* in about one space in four, the BLE devices share one piconet's air time, half of those
+  through a central device (:mod:`.links`).
 
 Every app can be placed somewhere: a sensor or an output an app needs and no device has is
 given to a random device, and a model with depthwise convolutions gets a MAX78002 in the
@@ -20,6 +22,7 @@ benchmark.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 
@@ -60,6 +63,10 @@ RANDOM_LINKS = ("ble_24k", "ble_48k", "ble5_2m", "uart_921600", "usb_hs")
 MAX78002_SHARE = 1 / 3
 #: Share of spaces whose devices all have the same link (a body on one kind of radio).
 UNIFORM_LINK_SHARE = 0.5
+#: Share of spaces whose BLE devices share one medium's air time (one piconet).
+SHARED_MEDIUM_SHARE = 0.25
+#: The name of that medium.
+BODY_MEDIUM = "body_ble"
 
 _APP_KINDS: Mapping[str, tuple[str, str]] = {
     **APP_KINDS,
@@ -115,15 +122,39 @@ def _space(n: int, n_apps: int, models: Mapping[str, HardwareModel], rng: random
     return Workload(name, tuple(devices), tuple(apps))
 
 
-def random_workloads(count: int, seed: int, models: Mapping[str, HardwareModel]) -> list[Workload]:
-    """``count`` random spaces with their apps (see the module docstring), named r<seed>-<k>."""
+def random_workloads(
+    count: int, seed: int, models: Mapping[str, HardwareModel], *, shared_media: bool = True
+) -> list[Workload]:
+    """``count`` random spaces with their apps (see the module docstring), named r<seed>-<k>.
+
+    With ``shared_media`` about one space in four puts its BLE devices on one shared medium
+    (:func:`_share_medium`), drawn from a generator of its own so that the spaces are
+    otherwise the same with or without it.
+    """
     rng = random.Random(seed)
     out = []
     for k in range(count):
         n = rng.randint(MIN_DEVICES, MAX_DEVICES)
         n_apps = rng.randint(1, MAX_APPS)
-        out.append(_space(n, n_apps, models, rng, f"r{seed}-{k:02d}-{n}dev-{n_apps}apps"))
+        workload = _space(n, n_apps, models, rng, f"r{seed}-{k:02d}-{n}dev-{n_apps}apps")
+        if shared_media:
+            workload = _share_medium(workload, random.Random(f"{seed}:{k}:medium"))
+        out.append(workload)
     return out
+
+
+def _share_medium(workload: Workload, rng: random.Random) -> Workload:
+    """Sometimes: the space's BLE devices on one piconet, half the time with a central."""
+    ble = [d for d in workload.devices if d.link.name.startswith("ble")]
+    if rng.random() >= SHARED_MEDIUM_SHARE or len(ble) < 2:
+        return workload
+    central = rng.choice(ble).device_id if rng.random() < 0.5 else ""
+    devices = tuple(
+        dataclasses.replace(d, medium=BODY_MEDIUM, central=d.device_id == central) if d in ble else d
+        for d in workload.devices
+    )
+    suffix = "-piconet" + ("-central" if central else "")
+    return dataclasses.replace(workload, name=workload.name + suffix, devices=devices)
 
 
 def sized_workload(devices: int, apps: int, seed: int, models: Mapping[str, HardwareModel]) -> Workload:

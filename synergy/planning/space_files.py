@@ -43,7 +43,7 @@ import yaml
 from synergy.devices import check_fields, device_from_entry
 from synergy.errors import InvalidArgument, NotFound
 from synergy.hardware.boards import BOARD_PRESETS
-from synergy.types import LINK_PRESETS, AppSpec, DeviceSpec
+from synergy.types import LINK_PRESETS, AppSpec, DeviceSpec, LinkProfile
 
 __all__ = ["AppEntry", "Space", "apps_document", "load_apps", "load_space", "space_document"]
 
@@ -206,9 +206,22 @@ def space_document(devices: Sequence[DeviceSpec]) -> dict[str, Any]:
                 "outputs": [o.type for o in d.outputs],
                 "link": d.link.name,
                 **({"kind": d.kind} if d.kind else {}),
+                **({"medium": d.medium} if d.medium else {}),
+                **({"central": True} if d.central else {}),
+                **(
+                    {"peer_links": {p.peer: _preset_name(p.link, d.device_id) for p in d.peer_links}}
+                    if d.peer_links
+                    else {}
+                ),
             }
         )
     return {"devices": entries}
+
+
+def _preset_name(link: LinkProfile, device_id: str) -> str:
+    if LINK_PRESETS.get(link.name) != link:
+        raise InvalidArgument(f"device {device_id!r}: link {link.name!r} is not a preset")
+    return link.name
 
 
 def apps_document(specs: Sequence[AppSpec]) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def test_retreats_find_the_optimum_where_three_apps_share_one_slow_radio() -> No
     # radio. The optimum gives one app the radio and throttles the other two at their floors
     # through a slow link they share: all three change at once, which only a retreat finds
     # (the fast method stayed 45% below the optimum without it).
-    workload = random_workloads(1, 3, load_models(RANDOM_MODELS))[0]
+    workload = random_workloads(1, 3, load_models(RANDOM_MODELS), shared_media=False)[0]
     assert [a.model.name for a in workload.apps] == ["simplenet", "ressimplenet", "simplenet"]
     ours = get_planner("synergy").plan(workload.devices, workload.apps)
     exact = get_planner("exact", node_budget=100_000).plan(workload.devices, workload.apps)
