@@ -5,12 +5,15 @@ Every expected number here is computed by hand from the per-frame busy times.
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
 import pytest
 
 from synergy.hardware.boards import MAX78000
 from synergy.planning.cost import DeviceWork, FrameCost, PartitionFootprint
 from synergy.planning.synthetic import device
-from synergy.planning.throughput import evaluate, max_min_fair, throughput
+from synergy.planning.throughput import evaluate, max_min_fair, rates, throughput
 
 SMALL = PartitionFootprint(
     weight_bytes=1000, bias_bytes=0, layers=2, peak_data_bytes=4096, frame_buffer_bytes=2048, reload_s=0.002
@@ -158,3 +161,38 @@ def test_lean_throughput_matches_the_full_evaluation() -> None:
     total, latency = throughput(costs, devices)
     assert total == pytest.approx(ev.system_throughput)
     assert latency == pytest.approx(sum(ev.latencies_s))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lean_rates_match_the_full_evaluation_on_random_plans(seed: int) -> None:
+    # The search's rates() skips names and water-fills on numbered resources; it must give
+    # evaluate()'s figures on any plan: overlapping or not, reloading or not, shared air.
+    rng = random.Random(seed)
+    devices = {name: device(name) for name in "abcde"}
+    big = PartitionFootprint(
+        weight_bytes=150_000, bias_bytes=0, layers=40, peak_data_bytes=4096, frame_buffer_bytes=2048, reload_s=0.004
+    )
+    costs = []
+    for _ in range(rng.randint(1, 6)):
+        work = [
+            DeviceWork(
+                d,
+                rng.choice([0.0, rng.uniform(1e-4, 0.02)]),
+                rng.uniform(0.0, 0.01),
+                rng.choice([0.0, rng.uniform(1e-4, 0.05)]),
+                rng.choice([None, SMALL, big]),
+            )
+            for d in rng.sample(sorted(devices), rng.randint(1, 3))
+        ]
+        shared = (("body.air", rng.uniform(1e-4, 0.03)),) if rng.random() < 0.3 else ()
+        cost = frame(*work, cap=rng.choice([5.0, 30.0, 1000.0]), latency=rng.uniform(0.01, 0.1))
+        costs.append(dataclasses.replace(cost, shared=shared))
+    for parallel in (True, False):
+        ev = evaluate(costs, devices, allow_parallel=parallel)
+        lean = rates(costs, devices, allow_parallel=parallel)
+        if ev.overcommitted:
+            assert lean is None  # a plan that overflows a board's flash has no rates
+            continue
+        assert lean is not None
+        assert lean[0] == pytest.approx(list(ev.rates_hz), rel=1e-9, abs=1e-12)
+        assert lean[1] == pytest.approx(list(ev.latencies_s))
