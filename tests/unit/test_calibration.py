@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.calibration import FACTOR_RANGE, Calibrator
+from coordinator.calibration import FACTOR_RANGE, FACTOR_STEP, Calibrator
 from synergy.reports import StageTiming
 
 
@@ -15,8 +15,21 @@ def timing(predicted: float, measured: float, samples: int) -> StageTiming:
 def test_factor_is_frame_weighted_measured_over_predicted() -> None:
     calibrator = Calibrator(min_samples=10)
     calibrator.observe("watch", [timing(0.010, 0.030, 10), timing(0.020, 0.020, 30)])
-    # (0.030*10 + 0.020*30) / (0.010*10 + 0.020*30) = 0.9 / 0.7
-    assert calibrator.factors()["watch"] == pytest.approx(0.9 / 0.7)
+    # (0.030*10 + 0.020*30) / (0.010*10 + 0.020*30) = 0.9 / 0.7 = 1.2857, on the 5% grid:
+    # 1.05 ** 5 = 1.2763 (log 1.2857 / log 1.05 = 5.15).
+    assert calibrator.factors()["watch"] == pytest.approx(1.05**5)
+    assert calibrator.factors()["watch"] == pytest.approx(0.9 / 0.7, rel=FACTOR_STEP - 1)
+
+
+def test_devices_measured_alike_get_one_factor_and_plan_as_one_class() -> None:
+    # Raw factors differ in the third digit on every device; equal factors keep equal
+    # devices in one planning class (else 32 agents meant 32 classes and ~15 s plans).
+    calibrator = Calibrator(min_samples=1)
+    for device, measured in (("a", 0.01280), ("b", 0.01285), ("c", 0.01291)):
+        calibrator.observe(device, [timing(0.010, measured, 50)])
+    assert len(set(calibrator.factors().values())) == 1
+    calibrator.observe("unchanged", [timing(0.010, 0.010, 50)])
+    assert calibrator.factors()["unchanged"] == 1.0
 
 
 def test_too_few_frames_do_not_count_and_outliers_are_clamped() -> None:
