@@ -29,9 +29,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from synergy.planning.batch import rates_with
 from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.links import AIR
 from synergy.planning.memory import sram_violation
+from synergy.planning.objectives import score_of_rates
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
@@ -157,6 +159,44 @@ class _Search:
             hit = self._scores[key] = score(self.problem, [c for c in chosen if c is not None], self.allow_parallel)
         return hit
 
+    def score_many(self, chosen: Sequence[Candidate | None], app: int, cands: Sequence[Candidate]) -> list[Score]:
+        """:meth:`score` of ``chosen`` with ``app`` replaced by each of ``cands``, at once.
+
+        The plans share every other app, so :func:`~.batch.rates_with` scores them together.
+        """
+        self.evaluations += len(cands)
+        ids = [id(c) for c in chosen]
+        keys = [(*ids[:app], id(cand), *ids[app + 1 :]) for cand in cands]
+        out = [self._scores.get(key) for key in keys]
+        todo = [k for k, hit in enumerate(out) if hit is None]
+        if todo:
+            others = [c for j, c in enumerate(chosen) if j != app and c is not None]
+            got = rates_with(
+                [c.cost for c in others], [cands[k].cost for k in todo], self.problem.by_id,
+                allow_parallel=self.allow_parallel,
+            )
+            goal = self.problem.goal
+            for k, result in zip(todo, got, strict=True):
+                placed = [*others, cands[k]]
+                if goal is not None:
+                    value = score_of_rates(goal, len(self.problem.apps), placed, result)
+                elif result is None:
+                    value = (-math.inf, -sum(c.cost.latency_s for c in placed))
+                else:
+                    value = (sum(result[0]), -sum(result[1]))
+                out[k] = self._scores[keys[k]] = value
+        return [hit for hit in out if hit is not None]
+
+    def best_of(
+        self, chosen: Sequence[Candidate | None], app: int, cands: Sequence[Candidate]
+    ) -> tuple[Score, Candidate] | None:
+        """The best of ``cands`` for ``app`` beside the others of ``chosen`` (first wins ties)."""
+        best: tuple[Score, Candidate] | None = None
+        for cand, s in zip(cands, self.score_many(chosen, app, cands), strict=True):
+            if best is None or better(s, best[0]):
+                best = (s, cand)
+        return best
+
     def load_without(self, chosen: Sequence[Candidate | None], skip: Sequence[int]) -> Load:
         others = [c for j, c in enumerate(chosen) if j not in skip and c is not None]
         return _load(self.problem, others, self.allow_parallel)
@@ -204,13 +244,7 @@ class _Search:
         chosen: list[Candidate | None] = [None] * len(self.problem.apps)
         for i in order:
             load = self.load_without(chosen, ())
-            best: tuple[Score, Candidate] | None = None
-            for cand in self.shortlist(i, load, self.config.shortlist):
-                trial = list(chosen)
-                trial[i] = cand
-                s = self.score(trial)
-                if best is None or better(s, best[0]):
-                    best = (s, cand)
+            best = self.best_of(chosen, i, self.shortlist(i, load, self.config.shortlist))
             if best is not None and math.isfinite(best[0][0]):
                 chosen[i] = best[1]
             elif best is not None:
@@ -253,14 +287,16 @@ class _Search:
             if self.spent:
                 break
             load = self.load_without(chosen, (i,))
-            for cand in [*self.shortlist(i, load, self.move_size(i)), *self.endpoint_variants(chosen[i])]:
-                if cand is chosen[i]:
-                    continue
-                trial = list(chosen)
-                trial[i] = cand
-                s = self.score(trial)
-                if better(s, best):
-                    chosen, best, improved = trial, s, True
+            current = chosen[i]
+            options = [
+                c for c in (*self.shortlist(i, load, self.move_size(i)), *self.endpoint_variants(current))
+                if c is not current
+            ]
+            found = self.best_of(chosen, i, options)
+            if found is not None and better(found[0], best):
+                best, improved = found[0], True
+                chosen = list(chosen)
+                chosen[i] = found[1]
         return chosen, best, improved
 
     def swaps(
@@ -319,23 +355,16 @@ class _Search:
                     base = list(chosen)
                     base[first] = base[second] = None
                     load = self.load_without(base, ())
-                    placed: tuple[Score, Candidate] | None = None
-                    for cand in self.shortlist(first, load, size, 0):
-                        trial = list(base)
-                        trial[first] = cand
-                        s = self.score(trial)
-                        if placed is None or better(s, placed[0]):
-                            placed = (s, cand)
+                    placed = self.best_of(base, first, self.shortlist(first, load, size, 0))
                     if placed is None:
                         continue
                     base[first] = placed[1]
                     load = self.load_without(base, ())
-                    for cand in self.shortlist(second, load, size, rungs):
-                        trial = list(base)
-                        trial[second] = cand
-                        s = self.score(trial)
-                        if better(s, best):
-                            chosen, best, improved = trial, s, True
+                    found = self.best_of(base, second, self.shortlist(second, load, size, rungs))
+                    if found is not None and better(found[0], best):
+                        best, improved = found[0], True
+                        chosen = list(base)
+                        chosen[second] = found[1]
         return chosen, best, improved
 
 
@@ -386,13 +415,7 @@ class _Search:
                                 *self.shortlist(app, load, self.config.shortlist, self.config.ladder_max),
                                 *self.throttled(app, load, resource),
                             ]
-                        placed: tuple[Score, Candidate] | None = None
-                        for cand in options:
-                            attempt = list(trial)
-                            attempt[app] = cand
-                            s = self.score(attempt)
-                            if placed is None or better(s, placed[0]):
-                                placed = (s, cand)
+                        placed = self.best_of(trial, app, options)
                         if placed is not None:
                             trial[app] = placed[1]
                     s = self.score(trial)

@@ -104,8 +104,18 @@ def objective_score(
     goal: Goal, problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel: bool
 ) -> tuple[float, ...]:
     """The goal's score of the placed candidates (the other apps count as rate 0)."""
-    n = len(problem.apps)
     result = rates([c.cost for c in chosen], problem.by_id, allow_parallel=allow_parallel)
+    return score_of_rates(goal, len(problem.apps), chosen, result)
+
+
+def score_of_rates(
+    goal: Goal,
+    n: int,
+    chosen: Sequence[Candidate],
+    result: tuple[Sequence[float], Sequence[float], Sequence[float]] | None,
+) -> tuple[float, ...]:
+    """:func:`objective_score` from the placed candidates' (rates, latencies, energies) in
+    their order (None: the plan overflows a board's flash)."""
     if result is None:
         return (-math.inf,)
     got_placed, latencies, energies = result

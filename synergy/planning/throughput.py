@@ -26,7 +26,7 @@ frame on each device's accelerator, CPU and radio):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
@@ -146,17 +146,18 @@ def max_min_fair(
 
 #: Board limits used per evaluation: weight, bias and data bytes are properties summing
 #: per-processor tuples, too slow to recompute thousands of times per plan.
-_LIMITS: dict[int, tuple[BoardProfile, tuple[int, int, int, int]]] = {}
+_LIMITS: dict[int, tuple[BoardProfile, tuple[int, int, int, int, int]]] = {}
 
 
-def _limits(board: BoardProfile) -> tuple[int, int, int, int]:
+def _limits(board: BoardProfile) -> tuple[int, int, int, int, int]:
+    """(weight, bias, layers, data bytes, flash bytes) of a board."""
     hit = _LIMITS.get(id(board))
     if hit is None or hit[0] is not board:
         if len(_LIMITS) > 256:
             _LIMITS.clear()
         hit = _LIMITS[id(board)] = (
             board,
-            (board.weight_bytes, board.bias_bytes, board.max_layers, board.data_bytes),
+            (board.weight_bytes, board.bias_bytes, board.max_layers, board.data_bytes, flash_limit(board)),
         )
     return hit[1]
 
@@ -208,12 +209,9 @@ def _plain_demands(rows: Sequence[_Row], overlap: Sequence[bool]) -> tuple[tuple
     return tuple(out.items())
 
 
-def _device_state(
-    costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allow_parallel: bool
-) -> tuple[dict[str, str], set[str], dict[str, str]]:
-    """Devices that must reload weights, devices that overlap, devices whose flash overflows."""
-    # device -> [partitions, weight, bias, layers, widest layer, largest frame buffer]
-    agg: dict[str, list[int]] = {}
+def aggregate(costs: Sequence[FrameCost], into: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """Per device: [partitions, weight, bias, layers, widest layer, largest frame buffer]."""
+    agg: dict[str, list[int]] = {} if into is None else into
     for cost in costs:
         for device_id, _, _, _, _, p, weight, bias, layers, peak, frame in _rows(cost):
             a = agg.get(device_id)
@@ -228,13 +226,32 @@ def _device_state(
                     a[4] = peak
                 if frame > a[5]:
                     a[5] = frame
+    return agg
+
+
+def device_flags(a: Sequence[int], board: BoardProfile, allow_parallel: bool) -> tuple[bool, bool, bool]:
+    """(flash overflows, weights reload, work overlaps) of a device with aggregate ``a``."""
+    weight_limit, bias_limit, layer_limit, data, flash = _limits(board)
+    shared = a[0] >= 2
+    return (
+        shared and a[1] + a[2] > flash,
+        shared and (a[1] > weight_limit or a[2] > bias_limit or a[3] > layer_limit),
+        allow_parallel and a[4] + a[5] <= data,
+    )
+
+
+def _device_state(
+    costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], allow_parallel: bool
+) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """Devices that must reload weights, devices that overlap, devices whose flash overflows."""
+    agg = aggregate(costs)
     reloading: dict[str, str] = {}
     parallel: set[str] = set()
     overcommitted: dict[str, str] = {}
     for device_id, a in agg.items():
         board = devices[device_id].board
-        weight_limit, bias_limit, layer_limit, data = _limits(board)
-        if a[0] >= 2 and a[1] + a[2] > flash_limit(board):
+        weight_limit, bias_limit, layer_limit, data, flash = _limits(board)
+        if a[0] >= 2 and a[1] + a[2] > flash:
             overcommitted[device_id] = flash_overcommit(device_id, board, [a[1] + a[2]])
         if a[0] >= 2 and (a[1] > weight_limit or a[2] > bias_limit or a[3] > layer_limit):
             prints = [
@@ -361,21 +378,26 @@ def rates(
     device reloads (the common case) every app's demands come from a per-candidate cache
     keyed by resource numbers, and the water-filling runs on them directly.
     """
-    reloading, parallel, overcommitted = _device_state(costs, devices, allow_parallel)
-    if overcommitted:
-        return None
-    if reloading:
-        d = _demands(costs, devices, allow_parallel)
-        got, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
-        return got, d.latencies, d.energies
-    demands = [_numbered_demands(cost, parallel) for cost in costs]
-    return _water_fill(demands, [c.cap_hz for c in costs]), [c.latency_s for c in costs], [c.energy_j for c in costs]
+    parallel: set[str] = set()
+    reloading: set[str] = set()
+    for device_id, a in aggregate(costs).items():
+        over, reload, overlap = device_flags(a, devices[device_id].board, allow_parallel)
+        if over:
+            return None
+        if reload:
+            reloading.add(device_id)
+        if overlap:
+            parallel.add(device_id)
+    out = [numbered_demands(cost, parallel, reloading, devices) for cost in costs]
+    return _water_fill([o[0] for o in out], [c.cap_hz for c in costs]), [o[1] for o in out], [o[2] for o in out]
 
 
 #: Resource name -> a number of its own, for the lean path (names are few: 4 per device).
 _NUMBERS: dict[str, int] = {}
-#: Per (frame cost, which of its devices overlap): numbered demands without reloads.
-_NUMBERED: dict[tuple[int, int], tuple[FrameCost, tuple[tuple[int, float], ...]]] = {}
+#: One app's frame on numbered resources: (resource, busy seconds) pairs, latency, energy.
+Numbered = tuple[tuple[tuple[int, float], ...], float, float]
+#: Per (frame cost, which of its devices overlap and which reload): its numbered demands.
+_NUMBERED: dict[tuple[int, int], tuple[FrameCost, Numbered]] = {}
 
 
 def _number(name: str) -> int:
@@ -385,20 +407,60 @@ def _number(name: str) -> int:
     return k
 
 
-def _numbered_demands(cost: FrameCost, parallel: set[str]) -> tuple[tuple[int, float], ...]:
+def numbered_demands(
+    cost: FrameCost,
+    parallel: Set[str],
+    reloading: Set[str] = frozenset(),
+    devices: Mapping[str, DeviceSpec] | None = None,
+) -> Numbered:
+    """One frame's (resource number, busy seconds) pairs, latency and energy, given which
+    devices overlap their work and which reload weights (``devices`` needed for those)."""
     rows = _rows(cost)
     mask = 0
     for bit, row in enumerate(rows):
         if row[0] in parallel:
-            mask |= 1 << bit
+            mask |= 1 << (2 * bit)
+        if row[5] is not None and row[0] in reloading:
+            mask |= 2 << (2 * bit)
     hit = _NUMBERED.get((id(cost), mask))
-    if hit is None or hit[0] is not cost:
-        if len(_NUMBERED) >= _ROWS_LIMIT:
-            _NUMBERED.clear()
-        overlap = tuple(bool(mask >> bit & 1) for bit in range(len(rows)))
+    if hit is not None and hit[0] is cost:
+        return hit[1]
+    if len(_NUMBERED) >= _ROWS_LIMIT:
+        _NUMBERED.clear()
+    if not mask & _RELOAD_BITS:
+        overlap = tuple(bool(mask >> (2 * bit) & 1) for bit in range(len(rows)))
         named = _plain_demands(rows, overlap) + cost.shared
-        hit = _NUMBERED[(id(cost), mask)] = (cost, tuple((_number(n), s) for n, s in named))
-    return hit[1]
+        value: Numbered = (tuple((_number(n), s) for n, s in named), cost.latency_s, cost.energy_j)
+    else:
+        if devices is None:
+            raise ValueError("reloading devices need the space's devices (their CPU power)")
+        per: dict[str, float] = {}
+        latency, energy = cost.latency_s, cost.energy_j
+        for bit, (device, a, c, r, names, partition, *_) in enumerate(rows):
+            reload = partition.reload_s if partition is not None and mask >> (2 * bit) & 2 else 0.0
+            if reload:
+                # Weights are written by the CPU while the accelerator cannot run.
+                latency += reload
+                energy += reload * devices[device].board.cpu_active_power_w
+            pairs: tuple[tuple[str, float], ...]
+            if mask >> (2 * bit) & 1:
+                # Separate resources: the reload keeps both the accelerator and the CPU busy.
+                pairs = ((names[0], a + reload), (names[1], c + reload), (names[2], r))
+            else:
+                # One serial resource: the reload's seconds pass once, not once per unit.
+                pairs = ((names[3], a + c + r + reload),)
+            for name, seconds in pairs:
+                if seconds > 0:
+                    per[name] = per.get(name, 0.0) + seconds
+        for name, seconds in cost.shared:
+            per[name] = per.get(name, 0.0) + seconds
+        value = (tuple((_number(n), s) for n, s in per.items()), latency, energy)
+    _NUMBERED[(id(cost), mask)] = (cost, value)
+    return value
+
+
+#: Every reload bit of a :func:`numbered_demands` mask (two bits per device row).
+_RELOAD_BITS = int("10" * 64, 2)
 
 
 def _water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
