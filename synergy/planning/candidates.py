@@ -212,6 +212,8 @@ class CandidateGenerator:
         self._helpers: dict[tuple[int, int], tuple[int, ...]] = {}
         #: Per-slot cost matrices of the cut solver (see :meth:`_solve`), keyed by the table.
         self._slot_cache: dict[tuple[object, ...], tuple[BoardTable, tuple[Any, ...]]] = {}
+        #: (app, source device) -> the app's rate cap there, and what imposes it.
+        self._caps: dict[tuple[int, str], tuple[float, str]] = {}
 
     # -- templates -------------------------------------------------------------------------
 
@@ -520,10 +522,18 @@ class CandidateGenerator:
             board = p.by_id[device].board
             work.append(DeviceWork(device, a, c, r, part))
             energy += a * board.cnn_active_power_w + c * board.cpu_active_power_w + r * radio_power
-        app = p.apps[template.app_index].spec
-        cap, reason = p.cost.source_cap(p.by_id[template.source], app.source_type, app.max_rate_hz)
+        cap, reason = self._source_cap(template.app_index, template.source)
         cost = FrameCost(tuple(work), template.latency_s, energy, cap, reason)
         return p.remember_candidate(Candidate(template.app_index, template.source, stages, template.target, cost))
+
+    def _source_cap(self, app_index: int, source: str) -> tuple[float, str]:
+        hit = self._caps.get((app_index, source))
+        if hit is None:
+            spec = self.problem.apps[app_index].spec
+            hit = self._caps[(app_index, source)] = self.problem.cost.source_cap(
+                self.problem.by_id[source], spec.source_type, spec.max_rate_hz
+            )
+        return hit
 
     def count_assignments(self, template: Template) -> int:
         """How many concrete candidates the template expands to."""

@@ -68,6 +68,9 @@ class Ranker:
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
         self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = {}
+        #: Class slots of the widest template of each group list (by the list's id; the
+        #: lists live as long as the ranker's arrays).
+        self._widths: dict[int, int] = {}
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -125,7 +128,9 @@ class Ranker:
         hit = self._choices.get(key)
         if hit is not None:
             return hit
-        width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
+        width = self._widths.get(id(reps))
+        if width is None:
+            width = self._widths[id(reps)] = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
         out = np.zeros((len(reps), max(width, 1)), dtype=np.int64)
         for g, t in enumerate(reps):
             taken: list[str] = []
