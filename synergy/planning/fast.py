@@ -37,7 +37,7 @@ from synergy.planning.objectives import score_of_rates
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
-from synergy.planning.throughput import RESOURCE_KINDS
+from synergy.planning.throughput import RESOURCE_KINDS, utilisation
 
 __all__ = [
     "DEFAULT_EVALUATION_BUDGET",
@@ -97,9 +97,8 @@ def _load(problem: PlanningProblem, chosen: Sequence[Candidate], allow_parallel:
     out = Load()
     if not chosen:
         return out
-    ev = problem.evaluate(chosen, allow_parallel=allow_parallel)
     parts: dict[str, list[float]] = {}
-    for name, u in ev.utilisation.items():
+    for name, u in utilisation([c.cost for c in chosen], problem.by_id, allow_parallel=allow_parallel).items():
         device, kind = name.rsplit(".", 1)
         if kind == AIR:
             continue  # a shared medium, no device's own: the ranking proxy leaves it out

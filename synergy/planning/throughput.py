@@ -26,6 +26,7 @@ frame on each device's accelerator, CPU and radio):
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ __all__ = [
     "evaluate",
     "max_min_fair",
     "rates",
+    "utilisation",
 ]
 
 #: Names of a device's separate resources, in the order of DeviceWork's fields.
@@ -392,8 +394,34 @@ def rates(
     return _water_fill([o[0] for o in out], [c.cap_hz for c in costs]), [o[1] for o in out], [o[2] for o in out]
 
 
+def utilisation(
+    costs: Sequence[FrameCost], devices: Mapping[str, DeviceSpec], *, allow_parallel: bool = True
+) -> dict[str, float]:
+    """Busy fraction of every used resource, as :func:`evaluate` reports it, computed lean
+    (a plan that overflows a flash still gets its figures, as there)."""
+    parallel: set[str] = set()
+    reloading: set[str] = set()
+    for device_id, a in aggregate(costs).items():
+        _, reload, overlap = device_flags(a, devices[device_id].board, allow_parallel)
+        if reload:
+            reloading.add(device_id)
+        if overlap:
+            parallel.add(device_id)
+    out = [numbered_demands(cost, parallel, reloading, devices)[0] for cost in costs]
+    got = _water_fill(out, [c.cap_hz for c in costs])
+    busy: dict[str, float] = {}
+    for rate, demand in zip(got, out, strict=True):
+        for r, seconds in demand:
+            name = _NAMES_BY_NUMBER[r]
+            busy[name] = busy.get(name, 0.0) + rate * seconds
+    return busy
+
+
 #: Resource name -> a number of its own, for the lean path (names are few: 4 per device).
 _NUMBERS: dict[str, int] = {}
+#: The names again, by number.
+_NAMES_BY_NUMBER: list[str] = []
+_NUMBERING = threading.Lock()
 #: One app's frame on numbered resources: (resource, busy seconds) pairs, latency, energy.
 Numbered = tuple[tuple[tuple[int, float], ...], float, float]
 #: Per (frame cost, which of its devices overlap and which reload): its numbered demands.
@@ -403,7 +431,11 @@ _NUMBERED: dict[tuple[int, int], tuple[FrameCost, Numbered]] = {}
 def _number(name: str) -> int:
     k = _NUMBERS.get(name)
     if k is None:
-        k = _NUMBERS[name] = len(_NUMBERS)
+        with _NUMBERING:  # planners may run in threads: a name gets one number, in both tables
+            k = _NUMBERS.get(name)
+            if k is None:
+                _NAMES_BY_NUMBER.append(name)
+                k = _NUMBERS[name] = len(_NAMES_BY_NUMBER) - 1
     return k
 
 

@@ -13,7 +13,7 @@ import pytest
 from synergy.hardware.boards import MAX78000
 from synergy.planning.cost import DeviceWork, FrameCost, PartitionFootprint
 from synergy.planning.synthetic import device
-from synergy.planning.throughput import evaluate, max_min_fair, rates, throughput
+from synergy.planning.throughput import evaluate, max_min_fair, rates, throughput, utilisation
 
 SMALL = PartitionFootprint(
     weight_bytes=1000, bias_bytes=0, layers=2, peak_data_bytes=4096, frame_buffer_bytes=2048, reload_s=0.002
@@ -190,6 +190,8 @@ def test_lean_rates_match_the_full_evaluation_on_random_plans(seed: int) -> None
     for parallel in (True, False):
         ev = evaluate(costs, devices, allow_parallel=parallel)
         lean = rates(costs, devices, allow_parallel=parallel)
+        busy = utilisation(costs, devices, allow_parallel=parallel)
+        assert busy == pytest.approx(dict(ev.utilisation), rel=1e-9, abs=1e-12)
         if ev.overcommitted:
             assert lean is None  # a plan that overflows a board's flash has no rates
             continue
