@@ -133,6 +133,17 @@ def _seeds(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningO
 #: Spaces of at most this many devices also get a search with serialized devices: a second
 #: start, cheap on small spaces, whose plan is sometimes a percent or two better.
 SERIAL_RESTART_DEVICES = 4
+#: ... and so do spaces beyond this many devices or apps: there the local search is least
+#: reliable (random space r1-22, 9 devices and 8 apps: 119 frames/s from one start, 151 with
+#: the second; the ablation without overlap alone found 148) and the planning time allowed
+#: is 2 s, not 100 ms. In 120 random spaces no space in between gained from it.
+SERIAL_RESTART_ABOVE = (8, 6)
+
+
+def serial_restart(problem: PlanningProblem) -> bool:
+    """Whether the fast method also runs a whole search with every device serialized."""
+    devices, apps = len(problem.devices), len(problem.apps)
+    return devices <= SERIAL_RESTART_DEVICES or devices > SERIAL_RESTART_ABOVE[0] or apps > SERIAL_RESTART_ABOVE[1]
 
 
 def _synergy(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningOptions) -> Selection:
@@ -142,7 +153,7 @@ def _synergy(problem: PlanningProblem, gen: CandidateGenerator, options: Plannin
     # max-min fair shares it changes can lower the sum of rates: running the same plan with
     # every device serialized is a plan too, and so is the best serialized search.
     options_ = [found, Selection(found.chosen, False, found.optimal, found.reasons)]
-    if len(problem.devices) <= SERIAL_RESTART_DEVICES:
+    if serial_restart(problem):
         options_.append(fast_search(problem, gen, allow_parallel=False, seeds=seeds, config=options.fast))
     best = found
     best_score = score(problem, [c for c in found.chosen if c is not None], True)
