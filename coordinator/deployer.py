@@ -21,12 +21,16 @@ from synergy.deployment import SegmentAssignment
 from synergy.errors import DeadlineExceeded, SynergyError
 from synergy.wire.agent_client import AgentClients
 
-__all__ = ["DeployFailed", "Deployer", "DeviceDeployment"]
+__all__ = ["DeployFailed", "Deployer", "DeviceDeployment", "deploy_timeout_s"]
 
 log = structlog.get_logger(__name__)
 
-#: How long one agent may take to load its partitions (ONNX sessions) for an epoch.
+#: How long one agent may take to load its partitions (ONNX sessions) for an epoch, besides
+#: receiving them (see :func:`deploy_timeout_s`).
 DEPLOY_TIMEOUT_S = 20.0
+#: Partition bytes cross the device's own link: allowed this many times their transfer time at
+#: the link's payload rate (TLS, TCP and retransmissions on a busy slow radio cost extra).
+DEPLOY_LINK_MARGIN = 2.0
 #: Activate / undeploy are cheap on the agent.
 CONTROL_TIMEOUT_S = 5.0
 #: Retiring waits for in-flight frames of the old epoch to drain, up to this long.
@@ -55,6 +59,18 @@ class DeviceDeployment:
     device_id: str
     address: str
     assignments: tuple[SegmentAssignment, ...]
+    #: The device's link payload rate (bytes/s); 0: unknown (no transfer time allowed for).
+    link_bytes_per_s: float = 0.0
+
+
+def deploy_timeout_s(deployment: DeviceDeployment) -> float:
+    """How long the agent's Deploy call may take: loading, plus sending the partitions it does not
+    hold over its link. A 3 MB ONNX partition over a 92 kB/s UART takes half a minute: a fixed
+    bound would fail that deployment every time, and the device would be quarantined for it."""
+    sent = sum(len(a.partition.onnx) for a in deployment.assignments if a.partition is not None)
+    if sent == 0 or deployment.link_bytes_per_s <= 0:
+        return DEPLOY_TIMEOUT_S
+    return DEPLOY_TIMEOUT_S + DEPLOY_LINK_MARGIN * sent / deployment.link_bytes_per_s
 
 
 class Deployer:
@@ -119,7 +135,8 @@ class Deployer:
 
         async def one(deployment: DeviceDeployment) -> tuple[str, SynergyError] | None:
             try:
-                await self._clients.deploy(deployment.address, epoch, deployment.assignments, DEPLOY_TIMEOUT_S)
+                timeout_s = deploy_timeout_s(deployment)
+                await self._clients.deploy(deployment.address, epoch, deployment.assignments, timeout_s)
             except SynergyError as cause:
                 return deployment.device_id, cause
             return None

@@ -385,7 +385,13 @@ class Coordinator:
             for device_id, items in assignments.items():
                 per_device.setdefault(device_id, []).extend(items)
         deployments = [
-            DeviceDeployment(d, instruction.devices[d].address, tuple(items)) for d, items in per_device.items()
+            DeviceDeployment(
+                d,
+                instruction.devices[d].address,
+                tuple(items),
+                link_bytes_per_s=instruction.devices[d].link.bandwidth_bytes_per_s,
+            )
+            for d, items in per_device.items()
         ]
         counts = _MoveCounts()
         for deployment in deployments:

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from coordinator.deployer import Deployer, DeployFailed, DeviceDeployment
-from synergy.deployment import SegmentAssignment
+from coordinator.deployer import DEPLOY_TIMEOUT_S, Deployer, DeployFailed, DeviceDeployment, deploy_timeout_s
+from synergy.deployment import PartitionPayload, SegmentAssignment
 from synergy.errors import DeadlineExceeded, ResourceExhausted, SynergyError, Unavailable
+from synergy.hardware.model import TensorSpec
 
 
 class FakeClients:
@@ -21,6 +22,7 @@ class FakeClients:
         self.log: list[tuple[str, str, int]] = []
         self.failures = failures or {}
         self.hang = hang or set()
+        self.deploy_timeouts: dict[str, float] = {}
 
     async def _call(self, address: str, method: str, epoch: int) -> None:
         self.log.append((address, method, epoch))
@@ -33,6 +35,7 @@ class FakeClients:
     async def deploy(
         self, address: str, epoch: int, assignments: Sequence[SegmentAssignment], timeout_s: float
     ) -> None:
+        self.deploy_timeouts[address] = timeout_s
         await self._call(address, "deploy", epoch)
 
     async def activate(self, address: str, epoch: int, timeout_s: float) -> None:
@@ -96,3 +99,22 @@ async def test_cancelled_deploy_still_rolls_back_within_a_bound() -> None:
         await task
     assert ("a", "undeploy", 2) in clients.log
     assert not any(m == "activate" for _, m, _ in clients.log)
+
+
+def carrying(onnx_bytes: int, link_bytes_per_s: float, name: str = "watch") -> DeviceDeployment:
+    x = TensorSpec("x", (1, 4), "int8")
+    partition = PartitionPayload(0, 3, bytes(onnx_bytes), (x,), (x,), digest="d")
+    return DeviceDeployment(name, name, (SegmentAssignment("app-1", 1, (x,), partition=partition),), link_bytes_per_s)
+
+
+async def test_the_deploy_bound_allows_for_sending_the_partitions_over_the_device_link() -> None:
+    # 3 MB over a 92 kB/s UART takes 33 s at best: a fixed 20 s bound failed it every time.
+    slow = carrying(3_000_000, 92_160.0)
+    assert deploy_timeout_s(slow) == pytest.approx(DEPLOY_TIMEOUT_S + 2 * 3_000_000 / 92_160)
+    # Nothing to send (the agent holds the partition), or an unknown link: the loading bound alone.
+    assert deploy_timeout_s(carrying(0, 92_160.0)) == DEPLOY_TIMEOUT_S
+    assert deploy_timeout_s(carrying(3_000_000, 0.0)) == DEPLOY_TIMEOUT_S
+    assert deploy_timeout_s(carrying(3_000_000, 30e6)) < DEPLOY_TIMEOUT_S + 1
+    clients = FakeClients()
+    await Deployer(clients).deploy(2, [slow, carrying(0, 92_160.0, "ring")], 1, {})  # type: ignore[arg-type]
+    assert clients.deploy_timeouts == {"watch": deploy_timeout_s(slow), "ring": DEPLOY_TIMEOUT_S}
