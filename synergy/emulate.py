@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from synergy.cluster import ManagedProcess, spawn_daemon, stop_daemon
-from synergy.errors import Unavailable
+from synergy.errors import InvalidArgument, Unavailable
 from synergy.netns import NamespaceNetwork
 from synergy.planning.space_files import load_apps, load_space
 from synergy.sdk import AppRequest, SynergyClient
@@ -55,6 +55,8 @@ class EmulateOptions:
     subnet: str = "10.213.0.0/24"
     #: Also emulate chip timing (the default); off: partitions run as fast as the host can.
     chip_timing: bool = True
+    #: Where the client identity goes (a new or empty directory); None: inside the throwaway PKI.
+    client_tls_dir: Path | None = None
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Emulation:
 
     network: NamespaceNetwork
     pki: Path
+    #: The ``--tls-dir`` of ``synergy`` client commands during the run (``client:emulate``).
+    client_tls_dir: Path
     coordinator: ManagedProcess | None = None
     agents: dict[str, ManagedProcess] = field(default_factory=dict)
 
@@ -71,7 +75,7 @@ class Emulation:
         return f"{self.network.hosts['coordinator'].address}:{COORDINATOR_PORT}"
 
     def client(self, timeout_s: float = 30.0) -> SynergyClient:
-        return SynergyClient(self.address, tls=TlsConfig.load(self.pki / "client"), timeout_s=timeout_s)
+        return SynergyClient(self.address, tls=TlsConfig.load(self.client_tls_dir), timeout_s=timeout_s)
 
 
 def device_files(space: Path, out_dir: Path) -> dict[str, Path]:
@@ -91,19 +95,28 @@ def device_files(space: Path, out_dir: Path) -> dict[str, Path]:
     return files
 
 
-def _issue(pki: Path, role: str, name: str, address: str | None, out: str) -> Path:
-    directory = pki / out
+def _issue(pki: Path, role: str, name: str, address: str | None, out: str | Path) -> Path:
+    directory = pki / out  # an absolute ``out`` stays as it is
     issue(pki / "ca", role=role, name=name, sans=[address] if address else [], out_dir=directory)
     return directory
+
+
+def _check_client_tls_dir(directory: Path | None) -> None:
+    # Issuing replaces cert.pem and key.pem, and the end of the run removes them: never do that
+    # to a directory that holds someone's identity already.
+    if directory is not None and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InvalidArgument(f"--client-tls-dir {directory} must be a new or empty directory")
 
 
 async def start(options: EmulateOptions, say: Callable[[str], None]) -> Emulation:
     """The network, the CA, the coordinator and every device's agent, registered."""
     space = load_space(options.space)
+    _check_client_tls_dir(options.client_tls_dir)
     run_id = secrets.token_hex(2)
     network = NamespaceNetwork(run_id, options.subnet)
     pki = Path(tempfile.mkdtemp(prefix="synergy-emulate-pki-"))
-    emulation = Emulation(network, pki)
+    client_dir = options.client_tls_dir.resolve() if options.client_tls_dir is not None else pki / "client"
+    emulation = Emulation(network, pki, client_dir)
     try:
         # `ip` and `tc` commands: a second or so, off the event loop.
         await asyncio.to_thread(network.create)
@@ -115,7 +128,7 @@ async def start(options: EmulateOptions, say: Callable[[str], None]) -> Emulatio
             f"network {network.prefix}: {len(network.hosts)} namespaces on bridge {network.bridge} "
             f"({network.gateway}/24), each device's link shaped in both directions"
         )
-        _issue(pki, "client", "emulate", None, "client")
+        _issue(pki, "client", "emulate", None, client_dir)
         files = device_files(options.space, pki / "devices")
         log_dir = options.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +173,7 @@ async def start(options: EmulateOptions, say: Callable[[str], None]) -> Emulatio
             )
         await _wait_for_devices(emulation, len(space.devices))
         say(f"coordinator at {emulation.address}; {len(space.devices)} devices registered (logs in {log_dir}/)")
+        say(f"client commands: synergy apps --coordinator {emulation.address} --tls-dir {client_dir}")
         return emulation
     except BaseException:
         await stop(emulation)
@@ -186,11 +200,12 @@ async def stop(emulation: Emulation) -> list[str]:
         processes.append(emulation.coordinator)
     await asyncio.gather(*(stop_daemon(p) for p in processes))
     problems = await asyncio.to_thread(emulation.network.teardown)
-    for path in sorted(emulation.pki.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    for top in (emulation.client_tls_dir, emulation.pki):
+        for path in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
         with contextlib.suppress(OSError):
-            path.rmdir() if path.is_dir() else path.unlink()
-    with contextlib.suppress(OSError):
-        emulation.pki.rmdir()
+            top.rmdir()
     return problems
 
 

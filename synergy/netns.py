@@ -13,8 +13,15 @@ only its bandwidth. Every name this builds starts with a prefix of its own (see
 that died without tearing down is cleaned up by the next one (:func:`remove_abandoned`: a
 prefix whose namespaces run no process any more).
 
-Needs root (``CAP_NET_ADMIN``) and iproute2 (``ip``, ``tc``). Every command it runs is
-collected in :attr:`NamespaceNetwork.commands` for a person to read.
+Traffic between two hosts crosses the bridge, and where ``br_netfilter`` is loaded with
+``net.bridge.bridge-nf-call-iptables=1`` bridged packets go through iptables' FORWARD chain,
+whose policy Docker sets to DROP: on a machine that runs Docker the hosts could not reach each
+other. So when bridged traffic is filtered, :meth:`NamespaceNetwork.create` inserts one rule
+that accepts forwarding from our bridge to itself (nothing else), and tearing down removes it.
+
+Needs root (``CAP_NET_ADMIN``) and iproute2 (``ip``, ``tc``); iptables too where bridged
+traffic is filtered. Every command it runs is collected in :attr:`NamespaceNetwork.commands`
+for a person to read.
 """
 
 from __future__ import annotations
@@ -22,16 +29,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from synergy.errors import FailedPrecondition, InvalidArgument
 
 __all__ = [
     "Host",
     "NamespaceNetwork",
+    "bridged_traffic_filtered",
+    "forward_rule",
     "prefix_for",
     "remove_abandoned",
     "remove_leftovers",
@@ -48,6 +59,8 @@ TBF_LATENCY_MS = 200
 #: Token bucket: the smallest burst that carries one full-size Ethernet frame.
 MIN_BURST_BYTES = 1600
 _RUN_ID = re.compile(r"^[a-z0-9]{1,5}$")
+#: "1" when the kernel passes bridged IPv4 packets through iptables (br_netfilter loaded).
+BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 
 
 def prefix_for(run_id: str) -> str:
@@ -114,6 +127,15 @@ class NamespaceNetwork:
         self._run(["ip", "link", "add", self.bridge, "type", "bridge"])
         self._run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
         self._run(["ip", "link", "set", self.bridge, "up"])
+        if bridged_traffic_filtered():
+            # First in the chain, so a DROP policy or a DROP rule (Docker's) never sees it.
+            try:
+                self._run(["iptables", "-w", "10", "-I", "FORWARD", "1", *forward_rule(self.bridge)])
+            except (FailedPrecondition, OSError) as exc:
+                raise FailedPrecondition(
+                    f"bridged traffic goes through iptables (net.bridge.bridge-nf-call-iptables=1, as with "
+                    f"Docker) and the rule that lets the hosts reach each other could not be added: {exc}"
+                ) from exc
 
     def add_host(self, name: str, bandwidth_bytes_per_s: float | None = None) -> Host:
         """A namespace for ``name`` on the bridge, at the next free address, link shaped."""
@@ -165,6 +187,36 @@ class NamespaceNetwork:
             raise FailedPrecondition(f"`{' '.join(command)}` failed: {done.stderr.strip() or done.returncode}")
 
 
+def bridged_traffic_filtered() -> bool:
+    """Whether packets crossing a bridge go through iptables (``br_netfilter``, e.g. with Docker)."""
+    try:
+        return BRIDGE_NF_CALL_IPTABLES.read_text(encoding="ascii").strip() == "1"
+    except OSError:  # br_netfilter not loaded: bridged packets skip iptables
+        return False
+
+
+def forward_rule(bridge: str) -> list[str]:
+    """The iptables rule (after ``-I FORWARD 1`` / ``-D FORWARD``) accepting ``bridge`` to itself."""
+    return ["-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+
+
+def _our_forward_rules() -> list[str]:
+    """The bridges of ours that a FORWARD rule of :func:`forward_rule`'s shape names, once per
+    rule (none without iptables)."""
+    if shutil.which("iptables") is None:
+        return []
+    listed = subprocess.run(
+        ["iptables", "-w", "10", "-S", "FORWARD"], capture_output=True, text=True, check=False, timeout=30
+    )
+    bridges = []
+    for line in listed.stdout.splitlines():
+        words = shlex.split(line)
+        shaped = len(words) == 8 and words[:2] == ["-A", "FORWARD"] and words[2:] == forward_rule(words[3])
+        if shaped and _OUR_NAME.match(words[3]):
+            bridges.append(words[3])
+    return bridges
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "", name)[:24] or "host"
 
@@ -189,6 +241,7 @@ def remove_abandoned() -> list[str]:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False, timeout=30)
     rows = (line.split(":", 2) for line in links.stdout.splitlines())
     names = namespaces + [parts[1].strip().split("@", 1)[0] for parts in rows if len(parts) > 1]
+    names += _our_forward_rules()
     prefixes = {m.group(1) for name in names if (m := _OUR_NAME.match(name))}
     problems: list[str] = []
     for prefix in sorted(prefixes):
@@ -206,7 +259,8 @@ def remove_leftovers(prefix: str) -> list[str]:
     """Delete every namespace and link whose name starts with ``prefix`` (after a crash too).
 
     Deleting a namespace removes the veth ends inside it, and with them their peers on the
-    bridge; the bridge goes last. Returns what could not be removed (empty when all went).
+    bridge; the bridge goes last, then the FORWARD rules naming it. Returns what could not be
+    removed (empty when all went).
     """
     problems: list[str] = []
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False, timeout=30)
@@ -226,4 +280,10 @@ def remove_leftovers(prefix: str) -> list[str]:
             done = subprocess.run(["ip", "link", "del", link], capture_output=True, text=True, check=False)
             if done.returncode != 0 and "Cannot find device" not in done.stderr:
                 problems.append(f"link {link}: {done.stderr.strip()}")
+    for bridge in _our_forward_rules():
+        if bridge.startswith(prefix):
+            command = ["iptables", "-w", "10", "-D", "FORWARD", *forward_rule(bridge)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+            if done.returncode != 0:
+                problems.append(f"iptables FORWARD rule for {bridge}: {done.stderr.strip()}")
     return problems

@@ -6,17 +6,23 @@ polls ``replanned`` (a function returning a value or an awaitable) every ``inter
 until it returns something truthy, and returns that value. An exception raised by the
 check counts as "not yet" (e.g. a daemon still restarting); on timeout the AssertionError
 names ``what`` and shows the last value or exception, chained to the latter.
+
+:func:`netns_leftovers` lists the network namespaces and interfaces of ``synergy emulate``
+(names starting with :data:`synergy.netns.NAME_ROOT`), for tests that check nothing is left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
-__all__ = ["eventually", "eventually_sync"]
+from synergy.netns import NAME_ROOT
+
+__all__ = ["eventually", "eventually_sync", "netns_leftovers"]
 
 T = TypeVar("T")
 
@@ -79,3 +85,14 @@ def eventually_sync(
         if time.monotonic() >= deadline:
             raise _timed_out(what, timeout_s, last_value, last_error) from last_error
         time.sleep(interval_s)
+
+
+def netns_leftovers() -> list[str]:
+    """Lines of ``ip netns list`` and ``ip -o link show`` naming a namespace or link of ours.
+
+    Compare a list taken before a run with one taken after: other runs (another test's, a
+    user's) may hold names of theirs meanwhile, so "empty" would be the wrong check.
+    """
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True, timeout=30).stdout
+    return [line for line in (names + links).splitlines() if f" {NAME_ROOT}" in f" {line}"]

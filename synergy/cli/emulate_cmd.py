@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log-dir", type=Path, default=Path("emulate-logs"), help="where the daemons' logs go")
     p.add_argument("--subnet", default="10.213.0.0/24", help="private /24 for the emulated hosts")
     p.add_argument("--no-chip-timing", action="store_true", help="run partitions as fast as the host can")
+    p.add_argument(
+        "--client-tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="a new or empty directory for the run's client identity, the --tls-dir of `synergy` client "
+        "commands while it runs (removed at the end; default: inside the throwaway CA's directory)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -46,5 +53,6 @@ def _run(args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
         subnet=args.subnet,
         chip_timing=not args.no_chip_timing,
+        client_tls_dir=args.client_tls_dir,
     )
     return asyncio.run(run_emulation(options))
