@@ -27,6 +27,7 @@ from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
 from synergy.planning.cost import CostModel
+from synergy.planning.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from synergy.planning.registry import BASELINES, MethodPlanner, PlanningOptions, PlanOutcome
 from synergy.planning.workloads import MODEL_NAMES, Workload, make_workloads
 
@@ -34,6 +35,7 @@ __all__ = [
     "BenchResult",
     "BenchRow",
     "DEFAULT_METHODS",
+    "OTHER_OBJECTIVES",
     "EXACT_NODE_BUDGET",
     "load_models",
     "run_bench",
@@ -42,6 +44,9 @@ __all__ = [
 
 #: Methods the benchmark compares: ours, the exact optimum, baselines, ablations.
 DEFAULT_METHODS = ("synergy", "exact", *BASELINES, "synergy_no_joint", "synergy_no_parallel")
+#: The fast method is also run under each of the other objectives; its rows are named
+#: ``synergy/<objective>`` and reported apart (what each objective trades for what).
+OTHER_OBJECTIVES = tuple(o for o in OBJECTIVES if o != DEFAULT_OBJECTIVE)
 #: Node budget of the exact method in the benchmark (it reports whether it finished).
 EXACT_NODE_BUDGET = 200_000
 QUICK_EXACT_NODE_BUDGET = 20_000
@@ -83,6 +88,8 @@ class BenchRow:
     #: default objective (half its max-min fair rate, as the fast method's goal sets it):
     #: 0 when no app is starved. The default objective ranks by this before throughput.
     shortfall: float = 0.0
+    #: The slowest app's latency (ms): what the ``latency`` objective minimises.
+    worst_latency_ms: float = math.nan
 
 
 @dataclass
@@ -126,12 +133,14 @@ def run_bench(
     repeats: int = TIMING_REPEATS,
     exact_max_devices: int = EXACT_MAX_DEVICES,
     exact_max_stages: Callable[[Workload], int] | None = None,
+    objectives: Sequence[str] = OTHER_OBJECTIVES,
 ) -> BenchResult:
     """Plan every workload with every method; ``clock()`` returns seconds (perf_counter).
 
     ``node_budget`` bounds the exact method (default: the bench's); ``exact_max_stages``
     gives it, per workload, a larger candidate space than the fast method's (by default
-    the same, :data:`~synergy.planning.problem.DEFAULT_MAX_STAGES`).
+    the same, :data:`~synergy.planning.problem.DEFAULT_MAX_STAGES`). The fast method also
+    plans under each of ``objectives`` (rows ``synergy/<objective>``).
     """
     models = models if models is not None else load_models()
     chosen = list(workloads) if workloads is not None else make_workloads(models)
@@ -142,9 +151,10 @@ def run_bench(
     for model in {id(m): m for m in models.values()}.values():
         for board in {id(d.board): d.board for w in chosen for d in w.devices}.values():
             cost.table(model, board)
+    runs = [*((m, DEFAULT_OBJECTIVE) for m in methods), *(("synergy", o) for o in objectives)]
     result = BenchResult(
         table_build_ms=(clock() - start) * 1000,
-        methods=tuple(methods),
+        methods=tuple(m if o == DEFAULT_OBJECTIVE else f"{m}/{o}" for m, o in runs),
         workloads=tuple(w.name for w in chosen),
     )
     budget = node_budget if node_budget is not None else QUICK_EXACT_NODE_BUDGET if quick else EXACT_NODE_BUDGET
@@ -155,10 +165,10 @@ def run_bench(
         result.cold_ms[workload.name] = (clock() - t0) * 1000
         # Every method is judged against the same floors: those of the default objective.
         floors = first.goal.floors if first.goal is not None else ()
-        for method in methods:
+        for method, objective in runs:
             if method == "exact" and len(workload.devices) > exact_max_devices:
                 continue
-            options = PlanningOptions(node_budget=budget)
+            options = PlanningOptions(node_budget=budget, objective=objective)
             if method == "exact" and exact_max_stages is not None:
                 options = PlanningOptions(node_budget=budget, max_stages=exact_max_stages(workload))
             planner = MethodPlanner(method, options, cost)
@@ -179,7 +189,7 @@ def run_bench(
                     size=workload.size,
                     devices=len(workload.devices),
                     apps=len(workload.apps),
-                    method=method,
+                    method=method if objective == DEFAULT_OBJECTIVE else f"{method}/{objective}",
                     throughput=outcome.plan.system_throughput,
                     latency_ms=1000 * statistics.fmean(latencies) if latencies else math.nan,
                     power_w=ev.power_w,
@@ -193,6 +203,7 @@ def run_bench(
                     energy_mj=1000 * ev.power_w / ev.system_throughput if ev.system_throughput > 0 else math.nan,
                     proof=outcome.proof,
                     shortfall=fairness[3],
+                    worst_latency_ms=1000 * max(latencies) if latencies else math.nan,
                 )
             )
     return result
@@ -221,6 +232,16 @@ def _beats(a: BenchRow, b: BenchRow) -> bool:
     return a.shortfall <= b.shortfall + 1e-6 and a.throughput > b.throughput * (1 + _SLACK)
 
 
+def _median(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
 def _geomean(values: Sequence[float]) -> float:
     finite = [v for v in values if math.isfinite(v) and v > 0]
     return statistics.geometric_mean(finite) if finite else math.nan
@@ -239,7 +260,8 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
     """The headline figures (see the module docstring); NaN where nothing to compare."""
     by: dict[tuple[str, str], BenchRow] = {(r.workload, r.method): r for r in result.rows}
     workloads = result.workloads
-    baselines = [m for m in result.methods if m not in (ours, "exact")]
+    variants = [m for m in result.methods if m.startswith(f"{ours}/")]
+    baselines = [m for m in result.methods if m not in (ours, "exact", *variants)]
     ratio_arith: dict[str, float] = {}
     ratio_geo: dict[str, float] = {}
     latency_change: dict[str, float] = {}
@@ -333,6 +355,19 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
             "starved_workloads": sum(1 for x in mins if x < STARVED_HZ),
             "energy_mj_geomean": _geomean([r.energy_mj for r in rows]),
         }
+    objectives: dict[str, dict[str, float]] = {}
+    for m in [ours, *variants]:
+        rows = [by[(w, m)] for w in workloads if (w, m) in by and (w, ours) in by]
+        paired = [(r, by[(r.workload, ours)]) for r in rows]
+        objectives[m] = {
+            "throughput_vs_default_geomean": _geomean([r.throughput / d.throughput for r, d in paired
+                                                       if d.throughput > 0]),
+            "min_app_rate_median": _median([r.min_app_rate for r in rows]),
+            "jain_mean": _mean([r.jain for r in rows]),
+            "worst_latency_ms_median": _median([r.worst_latency_ms for r in rows]),
+            "power_mw_median": _median([1000 * r.power_w for r in rows]),
+            "energy_mj_geomean": _geomean([r.energy_mj for r in rows]),
+        }
     floor_ratios = [by[(w, ours)].floor_ratio for w in workloads if (w, ours) in by]
     below_floor = sum(1 for x in floor_ratios if x < 1 - 1e-6)
     sizes = sorted({r.size for r in result.rows})
@@ -369,6 +404,7 @@ def summarize(result: BenchResult, ours: str = "synergy") -> dict[str, Any]:
         "ablation_wins": ablation_wins,
         "ablation_max_excess": ablation_max,
         "fairness": fairness,
+        "objectives": objectives,
         "below_floor": below_floor,
         "min_floor_ratio": min(floor_ratios, default=math.inf),
         "planning_ms_p50": p50,

@@ -158,6 +158,23 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"apps below their floor (half the max-min fair rate): {summary['below_floor']} workloads; "
             f"lowest rate / floor {_num(summary['min_floor_ratio'], '.3f')} (target >= 1)"
         )
+    objectives = summary.get("objectives", {})
+    if len(objectives) > 1:
+        lines.append(
+            f"{ours} under each objective (throughput: geometric mean of its / the default's; medians over workloads)"
+        )
+        lines.append(
+            f"{'objective':<22}{'thr x geo':>10}{'min rate':>10}{'Jain':>7}{'worst lat ms':>14}{'power mW':>10}"
+            f"{'mJ/inf':>8}"
+        )
+        for name, f in objectives.items():
+            label = name.split("/", 1)[1] if "/" in name else "throughput (default)"
+            lines.append(
+                f"{label:<22}{_num(f['throughput_vs_default_geomean'], '10.2f')}"
+                f"{_num(f['min_app_rate_median'], '10.2f')}{_num(f['jain_mean'], '7.2f')}"
+                f"{_num(f['worst_latency_ms_median'], '14.1f')}{_num(f['power_mw_median'], '10.1f')}"
+                f"{_num(f['energy_mj_geomean'], '8.2f')}"
+            )
     lines.append("planning time of the fast method (ms; re-plan with warm caches, and the first plan):")
     for size in sorted(summary["planning_ms_p95"]):
         bucket = size.split(" ")[0]
