@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from synergy.planning.cost import FrameCost
-from synergy.planning.throughput import Numbered, aggregate, device_flags, numbered_demands
+from synergy.planning.throughput import Numbered, aggregate, device_flags, numbered_demands, water_fill
 from synergy.types import DeviceSpec
 
 __all__ = ["Rates", "rates_with"]
@@ -34,6 +34,8 @@ Rates = tuple[list[float], list[float], list[float]] | None
 
 #: Same tolerance as the ordinary water-filling.
 _EPS = 1e-9
+#: Below this many trials the plain water-filling per trial is faster than numpy's.
+MIN_BATCH = 6
 
 
 def rates_with(
@@ -60,7 +62,8 @@ def rates_with(
             users.setdefault(w.device_id, []).append(k)
 
     out: list[Rates] = [None] * len(trials)
-    batched: list[tuple[int, list[Numbered]]] = []
+    # Per trial kept: its own figures and the base apps whose figures it changes.
+    batched: list[tuple[int, Numbered, dict[int, Numbered]]] = []
     for t, trial in enumerate(trials):
         extra = aggregate([trial], {d: list(agg[d]) for d in {w.device_id for w in trial.work} if d in agg})
         over = False
@@ -78,42 +81,64 @@ def rates_with(
                 changed[d] = (r, p)
         if over:
             continue
-        demands = list(base_demands)
+        redone: dict[int, Numbered] = {}
         if changed:
             now_parallel, now_reloading = set(parallel), set(reloading)
             for d, (r, p) in changed.items():
                 (now_parallel.add if p else now_parallel.discard)(d)
                 (now_reloading.add if r else now_reloading.discard)(d)
             for k in {k for d in changed for k in users.get(d, ())}:
-                demands[k] = numbered_demands(base[k], now_parallel, now_reloading, devices)
-        demands.append(numbered_demands(trial, overlap_here, reload_here, devices))
-        batched.append((t, demands))
-    if batched:
-        got = _water_fill_many(
-            [[d[0] for d in demands] for _, demands in batched],
-            [[*(c.cap_hz for c in base), trials[t].cap_hz] for t, _ in batched],
-        )
-        for (t, demands), row in zip(batched, got, strict=True):
-            out[t] = (row, [d[1] for d in demands], [d[2] for d in demands])
+                redone[k] = numbered_demands(base[k], now_parallel, now_reloading, devices)
+        batched.append((t, numbered_demands(trial, overlap_here, reload_here, devices), redone))
+    if len(batched) < MIN_BATCH:
+        for t, mine, redone in batched:
+            demands = [redone.get(k, d) for k, d in enumerate(base_demands)] + [mine]
+            got = water_fill([d[0] for d in demands], [*(c.cap_hz for c in base), trials[t].cap_hz])
+            out[t] = (got, [d[1] for d in demands], [d[2] for d in demands])
+        return out
+    rows = _water_fill_many(
+        [d[0] for d in base_demands],
+        [c.cap_hz for c in base],
+        [(mine[0], trials[t].cap_hz, {k: d[0] for k, d in redone.items()}) for t, mine, redone in batched],
+    )
+    for (t, mine, redone), got in zip(batched, rows, strict=True):
+        demands = [redone.get(k, d) for k, d in enumerate(base_demands)] + [mine]
+        out[t] = (got, [d[1] for d in demands], [d[2] for d in demands])
     return out
 
 
 def _water_fill_many(
-    demands: Sequence[Sequence[Sequence[tuple[int, float]]]], caps: Sequence[Sequence[float]]
+    base: Sequence[Sequence[tuple[int, float]]],
+    base_caps: Sequence[float],
+    trials: Sequence[tuple[Sequence[tuple[int, float]], float, Mapping[int, Sequence[tuple[int, float]]]]],
 ) -> list[list[float]]:
-    """Max-min fair rates of several independent plans (same number of apps each)."""
+    """Max-min fair rates of the base apps plus one app per trial (with the base apps whose
+    demands the trial changes), every trial at once."""
     numbers: dict[int, int] = {}
-    for plan in demands:
-        for app in plan:
+    for app in base:
+        for r, _ in app:
+            numbers.setdefault(r, len(numbers))
+    for mine, _, redone in trials:
+        for r, _ in mine:
+            numbers.setdefault(r, len(numbers))
+        for app in redone.values():
             for r, _ in app:
                 numbers.setdefault(r, len(numbers))
-    n_trials, n_apps, n_res = len(demands), len(demands[0]), max(len(numbers), 1)
-    work = np.zeros((n_trials, n_apps, n_res))
-    for t, plan in enumerate(demands):
-        for i, app in enumerate(plan):
+    n_trials, n_apps, n_res = len(trials), len(base) + 1, max(len(numbers), 1)
+    shared = np.zeros((n_apps, n_res))
+    for i, app in enumerate(base):
+        for r, s in app:
+            shared[i, numbers[r]] = s
+    work = np.repeat(shared[None, :, :], n_trials, axis=0)
+    for t, (mine, _, redone) in enumerate(trials):
+        for r, s in mine:
+            work[t, -1, numbers[r]] = s
+        for k, app in redone.items():
+            work[t, k, :] = 0.0
             for r, s in app:
-                if s > 0:
-                    work[t, i, numbers[r]] += s
+                work[t, k, numbers[r]] = s
+    np.maximum(work, 0.0, out=work)
+    caps = [[*base_caps, cap] for _, cap, _ in trials]
     cap = np.asarray(caps, dtype=np.float64)
     got = np.zeros((n_trials, n_apps))
     active = cap > 0

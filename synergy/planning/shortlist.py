@@ -68,9 +68,9 @@ class Ranker:
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
         self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = {}
-        #: Class slots of the widest template of each group list (by the list's id; the
-        #: lists live as long as the ranker's arrays).
-        self._widths: dict[int, int] = {}
+        #: Per group list (by its id; the lists live as long as the ranker's arrays): the
+        #: distinct slot choices and where each group uses them (:meth:`_combos`).
+        self._combo_cache: dict[int, tuple[list[tuple[int, int, str, str]], NDArray[np.int64]]] = {}
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -128,22 +128,42 @@ class Ranker:
         hit = self._choices.get(key)
         if hit is not None:
             return hit
-        width = self._widths.get(id(reps))
-        if width is None:
-            width = self._widths[id(reps)] = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
-        out = np.zeros((len(reps), max(width, 1)), dtype=np.int64)
-        for g, t in enumerate(reps):
-            taken: list[str] = []
+        combos, index = self._combos(reps)
+        # The k-th slot of class c in a group takes the k-th member of c in load order that
+        # is neither the group's source nor its target: one answer per distinct (c, k,
+        # source, target), of which there are far fewer than groups.
+        picked = np.zeros(len(combos) + 1, dtype=np.int64)
+        for n, (cls, k, source, target) in enumerate(combos):
+            free = [d for d in order[cls] if d != source and d != target]
+            picked[n] = self.device_index[free[k]] if k < len(free) else 0
+        out = picked[index]
+        self._choices[key] = out
+        return out
+
+    def _combos(self, reps: Sequence[Template]) -> tuple[list[tuple[int, int, str, str]], NDArray[np.int64]]:
+        """The distinct (class, occurrence, source, target) of the groups' class slots, and per
+        group and slot the number of its combination (the last number: none)."""
+        hit = self._combo_cache.get(id(reps))
+        if hit is not None:
+            return hit
+        width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
+        numbers: dict[tuple[int, int, str, str], int] = {}
+        rows: list[list[int]] = []
+        for t in reps:
+            seen: dict[int, int] = {}
+            row = []
             for slot in t.slots:
                 if slot < 0:
                     continue
-                for d in order[slot]:
-                    if d != t.source and d != t.target and d not in taken:
-                        taken.append(d)
-                        break
-            out[g, : len(taken)] = [self.device_index[d] for d in taken]
-        self._choices[key] = out
-        return out
+                k = seen.get(slot, 0)
+                seen[slot] = k + 1
+                row.append(numbers.setdefault((slot, k, t.source, t.target), len(numbers)))
+            rows.append(row)
+        index = np.full((len(reps), max(width, 1)), len(numbers), dtype=np.int64)
+        for g, row in enumerate(rows):
+            index[g, : len(row)] = row
+        hit = self._combo_cache[id(reps)] = (list(numbers), index)
+        return hit
 
     def rank(
         self,

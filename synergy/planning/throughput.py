@@ -391,7 +391,7 @@ def rates(
         if overlap:
             parallel.add(device_id)
     out = [numbered_demands(cost, parallel, reloading, devices) for cost in costs]
-    return _water_fill([o[0] for o in out], [c.cap_hz for c in costs]), [o[1] for o in out], [o[2] for o in out]
+    return water_fill([o[0] for o in out], [c.cap_hz for c in costs]), [o[1] for o in out], [o[2] for o in out]
 
 
 def utilisation(
@@ -408,7 +408,7 @@ def utilisation(
         if overlap:
             parallel.add(device_id)
     out = [numbered_demands(cost, parallel, reloading, devices)[0] for cost in costs]
-    got = _water_fill(out, [c.cap_hz for c in costs])
+    got = water_fill(out, [c.cap_hz for c in costs])
     busy: dict[str, float] = {}
     for rate, demand in zip(got, out, strict=True):
         for r, seconds in demand:
@@ -495,7 +495,7 @@ def numbered_demands(
 _RELOAD_BITS = int("10" * 64, 2)
 
 
-def _water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
+def water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
     """:func:`max_min_fair`'s rates alone, on resources numbered sparsely (dicts, not lists)."""
     n = len(demands)
     got = [0.0] * n
