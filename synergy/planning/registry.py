@@ -130,20 +130,22 @@ def _seeds(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningO
     return seeds
 
 
-#: Spaces of at most this many devices also get a search with serialized devices: a second
-#: start, cheap on small spaces, whose plan is sometimes a percent or two better.
-SERIAL_RESTART_DEVICES = 4
+#: Spaces of at most this many devices and apps also get a search with serialized devices:
+#: a second start, cheap there, whose plan is sometimes a percent or two better.
+SERIAL_RESTART_UP_TO = (4, 3)
 #: ... and so do spaces beyond this many devices or apps: there the local search is least
 #: reliable (random space r1-22, 9 devices and 8 apps: 119 frames/s from one start, 151 with
 #: the second; the ablation without overlap alone found 148) and the planning time allowed
-#: is 2 s, not 100 ms. In 120 random spaces no space in between gained from it.
+#: is 2 s, not 100 ms. In 120 random spaces no space in between gained from it (22 of them
+#: had at most 4 devices and more apps: the same plans with one start, in about half the time).
 SERIAL_RESTART_ABOVE = (8, 6)
 
 
 def serial_restart(problem: PlanningProblem) -> bool:
     """Whether the fast method also runs a whole search with every device serialized."""
     devices, apps = len(problem.devices), len(problem.apps)
-    return devices <= SERIAL_RESTART_DEVICES or devices > SERIAL_RESTART_ABOVE[0] or apps > SERIAL_RESTART_ABOVE[1]
+    small = devices <= SERIAL_RESTART_UP_TO[0] and apps <= SERIAL_RESTART_UP_TO[1]
+    return small or devices > SERIAL_RESTART_ABOVE[0] or apps > SERIAL_RESTART_ABOVE[1]
 
 
 def _synergy(problem: PlanningProblem, gen: CandidateGenerator, options: PlanningOptions) -> Selection:
