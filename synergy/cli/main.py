@@ -11,10 +11,12 @@ from synergy.cli import (
     bench_cmd,
     ca_cmd,
     client_cmds,
+    container_cmd,
     daemons,
     demo_cmd,
     emulate_cmd,
     fidelity_cmd,
+    health_cmd,
     mqtt_cmd,
     plan_offline,
     profile_cmd,
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate_cmd.register(sub)
     ca_cmd.register(sub)
     mqtt_cmd.register(sub)
+    health_cmd.register(sub)
+    container_cmd.register(sub)
     return parser
 
 
