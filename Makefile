@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/synergy/v1/*.proto)
 
 
-.PHONY: system-deps venv demo test test-slow lint typecheck proto bench clean help
+.PHONY: system-deps venv demo test test-slow images e2e e2e-compose e2e-netns lint typecheck proto bench clean help
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,21 @@ test: $(STAMP) system-deps  ## the whole regular suite (unit + integration), the
 
 test-slow: $(STAMP)  ## the slow suite (bench smoke run, recovery figures, idle streams; minutes), not in `make test`
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/slow
+
+# The images need no registry: deploy/images/build.sh makes Debian bases with debootstrap when
+# none answers (root once), and installs the project from a wheelhouse built here. The empty
+# build/compose-tls is created as the caller, so the certificates compose copies into it are theirs.
+images: $(STAMP)  ## build the synergy and broker images for docker-compose.yml (Docker started if needed)
+	@mkdir -p build/compose-tls
+	SYNERGY_WHEEL_PYTHON=$(BIN)/python deploy/images/build.sh
+
+e2e: e2e-netns e2e-compose  ## both end-to-end runs (root; minutes): network namespaces, then docker compose
+
+e2e-netns: $(STAMP) system-deps  ## end to end: `synergy emulate`, a device per network namespace (root)
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/e2e/test_netns_e2e.py
+
+e2e-compose: $(STAMP)  ## end to end: images, docker compose up, 3 apps, fidelity, a killed device, down
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/e2e/test_compose_e2e.py
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
