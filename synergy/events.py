@@ -91,7 +91,7 @@ class MqttConfig:
         if tls_dir is None:
             raise InvalidArgument(
                 f"MQTT URL {url!r} asks for TLS but no TLS directory was given "
-                f"(a directory holding {', '.join(TLS_FILES)}, e.g. --mqtt-tls-dir)"
+                f"(the daemon's --tls-dir, holding {', '.join(TLS_FILES)}; not --insecure)"
             )
         missing = [name for name in TLS_FILES if not (tls_dir / name).is_file()]
         if missing:

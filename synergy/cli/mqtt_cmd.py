@@ -118,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
             "readable by it, e.g. chown -R mosquitto:mosquitto, or pass --user)"
         )
     host = args.bind if args.bind not in ("0.0.0.0", "::") else "HOST"
-    print("then point the daemons at it, each with its own certificate directory:")
-    print(f"  --mqtt mqtts://{host}:{args.port} --mqtt-tls-dir DIR")
+    print("then point the daemons at it; each connects with the certificate of its own --tls-dir:")
+    print(f"  --mqtt mqtts://{host}:{args.port} --tls-dir DIR")
     return 0
