@@ -7,7 +7,8 @@ a message that names the constraint.
 
     SynergyError
     ├── InvalidArgument      bad input: malformed model, unknown type, wrong tensor shape
-    │   └── ModelError       a model that is not valid ONNX or uses unsupported operators
+    │   ├── ModelError       a model that is not valid ONNX or uses unsupported operators
+    │   └── ProtocolError    bytes from a board's serial link that break the serial protocol
     ├── NotFound             unknown app id, device id or zoo name
     ├── AlreadyExists        a second live agent claiming a device id
     ├── Unauthenticated      a caller without a certificate the server can trust
@@ -34,6 +35,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "PlanningError",
+    "ProtocolError",
     "ResourceExhausted",
     "SynergyError",
     "Unauthenticated",
@@ -54,6 +56,10 @@ class InvalidArgument(SynergyError):
 
 class ModelError(InvalidArgument):
     """The model is not valid ONNX, or parts of it cannot run on any supported board."""
+
+
+class ProtocolError(InvalidArgument):
+    """A serial-link peer broke the wire protocol (docs/serial-protocol.md); names the field and bound."""
 
 
 class NotFound(SynergyError):
