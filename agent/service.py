@@ -37,6 +37,7 @@ from agent.dataplane import Radio
 from agent.membership import Backoff, Membership
 from agent.reporter import Reporter
 from agent.runtime import Runtime
+from agent.serial_board import SerialBoard, SerialTarget
 from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
 from synergy.reports import DeviceTelemetry
@@ -82,6 +83,9 @@ class AgentConfig:
     #: The agent's identity for mutual TLS (its server, its channel to the coordinator and
     #: its frame streams to peers); None speaks plain text.
     tls: TlsConfig | None = None
+    #: A real board (or ``synergy board-sim``) on a serial port instead of the emulated one
+    #: (``--board serial:PATH[@BAUD]``); its profile is the device's board.
+    serial: SerialTarget | None = None
 
 
 class Agent:
@@ -90,9 +94,7 @@ class Agent:
     def __init__(self, config: AgentConfig, *, registry: Registry | None = None, board: Board | None = None) -> None:
         self.config = config
         self.device = config.device
-        self.board = board or EmulatedBoard(
-            config.device.board, chip_timing=config.chip_timing, slowdown=config.slowdown
-        )
+        self.board = board or _make_board(config)
         self.reporter = Reporter()
         self.radio = Radio(config.device.link, shaped=config.link_shaping)
         self.runtime = Runtime(
@@ -246,7 +248,15 @@ class Agent:
         if self.server is not None:
             await self.server.stop(SHUTDOWN_GRACE_S)
         await self.membership.registry.close()
+        if isinstance(self.board, SerialBoard):
+            await self.board.close()
         self._log.info("agent_stopped", reports_sent=self.reporter.sent, reports_lost=self.reporter.lost)
+
+
+def _make_board(config: AgentConfig) -> Board:
+    if config.serial is not None:
+        return SerialBoard(config.device.board, config.serial)
+    return EmulatedBoard(config.device.board, chip_timing=config.chip_timing, slowdown=config.slowdown)
 
 
 async def serve_agent(config: AgentConfig, stop: asyncio.Event | None = None) -> None:

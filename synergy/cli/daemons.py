@@ -80,7 +80,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--preset", choices=sorted(DEVICE_PRESETS), help="start from a typical wearable")
     a.add_argument("--device-file", type=Path, help="YAML file describing the device (space-file device format)")
     a.add_argument("--device-id", default=env("SYNERGY_DEVICE_ID", ""), help="stable id of this device")
-    a.add_argument("--board", help="board preset (max78000, max78002) or board file")
+    a.add_argument(
+        "--board",
+        help="board preset (max78000, max78002) or board file; or serial:PATH[@BAUD] for a real board "
+        "(or `synergy board-sim`) on a serial port, whose profile is then the device's (--preset, "
+        "--device-file; default max78000)",
+    )
     a.add_argument("--sensor", action="append", default=[], help="TYPE:RATE_HZ[:RECORDING.npy]; repeatable")
     a.add_argument("--output", action="append", default=[], help="output type, e.g. display; repeatable")
     a.add_argument(
@@ -151,10 +156,11 @@ def device_from_args(args: argparse.Namespace) -> DeviceSpec:
     else:
         if not args.device_id:
             raise InvalidArgument("name the device: --device-id ID (or use --preset / --device-file)")
-        device = DeviceSpec(device_id=args.device_id, board=load_board(args.board or "max78000"))
+        profile = "max78000" if not args.board or args.board.startswith("serial:") else args.board
+        device = DeviceSpec(device_id=args.device_id, board=load_board(profile))
     if args.device_id:
         device = replace(device, device_id=args.device_id)
-    if args.board:
+    if args.board and not args.board.startswith("serial:"):
         device = replace(device, board=load_board(args.board))
     if args.sensor:
         device = replace(device, sensors=tuple(parse_sensor(s) for s in args.sensor))
@@ -166,9 +172,11 @@ def device_from_args(args: argparse.Namespace) -> DeviceSpec:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
+    from agent.serial_board import parse_serial_board
     from agent.service import AgentConfig, serve_agent
 
     device = device_from_args(args)
+    serial = parse_serial_board(args.board or "")
     tls = tls_from_args(args)
     if tls is not None:
         _check_identity(tls, "agent", device.device_id)
@@ -183,6 +191,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         mqtt_url=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
         tls=tls,
+        serial=serial,
     )
     asyncio.run(serve_agent(config))
     return 0

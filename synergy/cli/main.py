@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from synergy import __version__
 from synergy.cli import (
     bench_cmd,
+    board_sim_cmd,
     ca_cmd,
     client_cmds,
     container_cmd,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt_cmd.register(sub)
     health_cmd.register(sub)
     container_cmd.register(sub)
+    board_sim_cmd.register(sub)
     return parser
 
 
