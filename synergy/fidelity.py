@@ -26,9 +26,12 @@ from pathlib import Path
 from synergy.cluster import AgentProcessSpec, LocalCluster
 from synergy.reports import Result
 from synergy.sdk import AppRequest, SynergyClient
-from synergy.types import JointPlan
+from synergy.types import ExecutionPlan, JointPlan
 
 __all__ = [
+    "app_fidelity",
+    "cpu_times",
+    "settled_plan",
     "AppFidelity",
     "FidelityOptions",
     "SATURATED_CPU_SHARE",
@@ -126,14 +129,44 @@ class WorkloadFidelity:
         return self.host_cpu_share >= SATURATED_CPU_SHARE
 
 
-def _cpu_times() -> tuple[float, float]:
+def app_fidelity(
+    app: str,
+    model: str,
+    plan: ExecutionPlan | None,
+    delivered: Sequence[Result],
+    dropped: int,
+    window_s: float,
+) -> AppFidelity:
+    """One app's planned against measured figures over a window of ``window_s`` seconds."""
+    latencies = sorted(1000 * r.latency_s for r in delivered)
+    where = (
+        f"{plan.source_device} => "
+        f"{' -> '.join(f'{s.device_id}[{s.first_layer}-{s.last_layer}]' for s in plan.stages)} => {plan.target_device}"
+        if plan is not None
+        else "unplaced"
+    )
+    return AppFidelity(
+        app=app,
+        model=model,
+        where=where,
+        predicted_rate_hz=plan.predicted_rate_hz if plan is not None else 0.0,
+        measured_rate_hz=len(delivered) / window_s,
+        predicted_latency_ms=1000 * plan.predicted_latency_s if plan is not None else 0.0,
+        measured_latency_ms=statistics.fmean(latencies) if latencies else 0.0,
+        measured_latency_p90_ms=latencies[int(0.9 * (len(latencies) - 1))] if latencies else 0.0,
+        delivered=len(delivered),
+        dropped=dropped,
+    )
+
+
+def cpu_times() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot."""
     fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
     return sum(fields) - idle, sum(fields)
 
 
-async def _settled_plan(client: SynergyClient, apps: int, settle_s: float, timeout_s: float) -> JointPlan:
+async def settled_plan(client: SynergyClient, apps: int, settle_s: float, timeout_s: float) -> JointPlan:
     """The plan once every app is placed and the epoch stayed the same for ``settle_s``."""
     deadline = time.monotonic() + timeout_s
     plan = await client.get_plan()
@@ -158,7 +191,7 @@ async def measure(workload: Workload, options: FidelityOptions, log: Path) -> Wo
             for request in workload.apps:
                 info = await client.submit_app(request)
                 ids[info.app_id] = request
-            plan = await _settled_plan(client, len(ids), settle_s, timeout_s=settle_s * 6)
+            plan = await settled_plan(client, len(ids), settle_s, timeout_s=settle_s * 6)
             results: list[Result] = []
 
             async def watch() -> None:
@@ -166,11 +199,11 @@ async def measure(workload: Workload, options: FidelityOptions, log: Path) -> Wo
                     results.append(result)
 
             watcher = asyncio.create_task(watch())
-            busy0, total0 = _cpu_times()
+            busy0, total0 = cpu_times()
             started = time.monotonic()
             await asyncio.sleep(window_s)
             elapsed = time.monotonic() - started
-            busy1, total1 = _cpu_times()
+            busy1, total1 = cpu_times()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -181,28 +214,12 @@ async def measure(workload: Workload, options: FidelityOptions, log: Path) -> Wo
         problem = f"the plan changed during the window (epoch {plan.epoch} -> {after.epoch})"
     rows = []
     for app_id, request in ids.items():
-        p = plan.plan_for(app_id)
         mine = [r for r in results if r.app_id == app_id]
         delivered = [r for r in mine if not r.dropped]
-        latencies = sorted(1000 * r.latency_s for r in delivered)
-        where = (
-            f"{p.source_device} => {' -> '.join(f'{s.device_id}[{s.first_layer}-{s.last_layer}]' for s in p.stages)}"
-            f" => {p.target_device}"
-            if p is not None
-            else "unplaced"
-        )
         rows.append(
-            AppFidelity(
-                app=request.name or app_id,
-                model=request.model,
-                where=where,
-                predicted_rate_hz=p.predicted_rate_hz if p is not None else 0.0,
-                measured_rate_hz=len(delivered) / elapsed,
-                predicted_latency_ms=1000 * p.predicted_latency_s if p is not None else 0.0,
-                measured_latency_ms=statistics.fmean(latencies) if latencies else 0.0,
-                measured_latency_p90_ms=latencies[int(0.9 * (len(latencies) - 1))] if latencies else 0.0,
-                delivered=len(delivered),
-                dropped=len(mine) - len(delivered),
+            app_fidelity(
+                request.name or app_id, request.model, plan.plan_for(app_id), delivered, len(mine) - len(delivered),
+                elapsed,
             )
         )
     return WorkloadFidelity(workload.name, plan.epoch, share, tuple(rows), problem)

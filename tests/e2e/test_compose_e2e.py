@@ -50,11 +50,11 @@ import pytest
 from synergy.errors import SynergyError
 from synergy.fidelity import (
     RATE_TOLERANCE,
-    AppFidelity,
     WorkloadFidelity,
-    _cpu_times,  # reused, not copied: the same gauge `synergy fidelity` reports beside its figures
-    _settled_plan,  # reused, not copied: the plan `synergy fidelity` measures against
+    app_fidelity,
+    cpu_times,
     format_report,
+    settled_plan,
 )
 from synergy.reports import Result
 from synergy.sdk import SynergyClient
@@ -333,13 +333,13 @@ async def transfer(cluster: Cluster, sender: str, receiver: str, shaped_by: str,
 
 async def measure_fidelity(cluster: Cluster, client: SynergyClient, ids: dict[str, str]) -> WorkloadFidelity:
     """``synergy fidelity``'s measurement of one window on the settled plan, on our results."""
-    plan = await _settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_S * 12)
+    plan = await settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_S * 12)
     assert len(plan.plans) == len(ids), f"not every app is placed: {dict(plan.unplaced)}"
-    busy0, total0 = _cpu_times()
+    busy0, total0 = cpu_times()
     started = time.monotonic()
     await asyncio.sleep(WINDOW_S)
     ended = time.monotonic()
-    busy1, total1 = _cpu_times()
+    busy1, total1 = cpu_times()
     after = await client.get_plan()
     share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
     rows = []
@@ -347,24 +347,8 @@ async def measure_fidelity(cluster: Cluster, client: SynergyClient, ids: dict[st
         p = plan.plan_for(app_id)
         assert p is not None
         window = [r for t, r in cluster.delivered(app_id, since=started) if t <= ended]
-        latencies = sorted(1000 * r.latency_s for r in window)
-        stages = " -> ".join(f"{s.device_id}[{s.first_layer}-{s.last_layer}]" for s in p.stages)
-        rows.append(
-            AppFidelity(
-                app=name,
-                model=APPS[name][1],
-                where=f"{p.source_device} => {stages} => {p.target_device}",
-                predicted_rate_hz=p.predicted_rate_hz,
-                measured_rate_hz=len(window) / (ended - started),
-                predicted_latency_ms=1000 * p.predicted_latency_s,
-                measured_latency_ms=sum(latencies) / len(latencies) if latencies else 0.0,
-                measured_latency_p90_ms=latencies[int(0.9 * (len(latencies) - 1))] if latencies else 0.0,
-                delivered=len(window),
-                dropped=len(
-                    [r for t, r in cluster.results if r.app_id == app_id and r.dropped and started <= t <= ended]
-                ),
-            )
-        )
+        dropped = [r for t, r in cluster.results if r.app_id == app_id and r.dropped and started <= t <= ended]
+        rows.append(app_fidelity(name, APPS[name][1], p, window, len(dropped), ended - started))
     changed = after.epoch != plan.epoch
     problem = f"the plan changed during the window (epoch {plan.epoch} -> {after.epoch})" if changed else ""
     return WorkloadFidelity("compose-e2e", plan.epoch, share, tuple(rows), problem)
@@ -536,7 +520,7 @@ async def test_compose_cluster_builds_runs_three_apps_within_the_plan_replans_an
 
             # Kill a device's container: no goodbye; its lease runs out (or its MQTT will
             # arrives) and the coordinator re-plans without it.
-            settled = await _settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_S * 12)
+            settled = await settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_S * 12)
             epoch_before = settled.epoch
             victim_plan = settled.plan_for(ids[VICTIM_APP])
             assert victim_plan is not None, dict(settled.unplaced)

@@ -49,9 +49,10 @@ from synergy.fidelity import (
     RATE_TOLERANCE,
     AppFidelity,
     WorkloadFidelity,
-    _cpu_times,  # reused, not copied: the gauge `synergy fidelity` prints beside its figures
-    _settled_plan,  # reused, not copied: the plan `synergy fidelity` measures against
+    app_fidelity,
+    cpu_times,
     format_report,
+    settled_plan,
 )
 from synergy.netns import NAME_ROOT, remove_abandoned, remove_leftovers
 from synergy.reports import Result
@@ -216,35 +217,21 @@ async def collecting(run: Run, client: SynergyClient) -> AsyncIterator[None]:
 
 async def measure_fidelity(run: Run, client: SynergyClient, ids: dict[str, str]) -> WorkloadFidelity:
     """One ``synergy fidelity`` measurement (see its ``measure``) of our results on the settled plan."""
-    plan = await _settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_TIMEOUT_S)
+    plan = await settled_plan(client, len(ids), SETTLE_S, timeout_s=SETTLE_TIMEOUT_S)
     assert len(plan.plans) == len(ids), f"not every app is placed: {dict(plan.unplaced)}"
-    busy0, total0 = _cpu_times()
+    busy0, total0 = cpu_times()
     started = time.monotonic()
     await asyncio.sleep(WINDOW_S)
     ended = time.monotonic()
-    busy1, total1 = _cpu_times()
+    busy1, total1 = cpu_times()
     after = await client.get_plan()
     rows = []
     for name, app_id in ids.items():
         p = plan.plan_for(app_id)
         assert p is not None
         delivered = run.delivered(app_id, since=started, until=ended)
-        latencies = sorted(1000 * r.latency_s for r in delivered)
-        stages = " -> ".join(f"{s.device_id}[{s.first_layer}-{s.last_layer}]" for s in p.stages)
-        rows.append(
-            AppFidelity(
-                app=name,
-                model=APPS[name][1],
-                where=f"{p.source_device} => {stages} => {p.target_device}",
-                predicted_rate_hz=p.predicted_rate_hz,
-                measured_rate_hz=len(delivered) / (ended - started),
-                predicted_latency_ms=1000 * p.predicted_latency_s,
-                measured_latency_ms=sum(latencies) / len(latencies) if latencies else 0.0,
-                measured_latency_p90_ms=latencies[int(0.9 * (len(latencies) - 1))] if latencies else 0.0,
-                delivered=len(delivered),
-                dropped=run.dropped(app_id, started, ended),
-            )
-        )
+        dropped = run.dropped(app_id, started, ended)
+        rows.append(app_fidelity(name, APPS[name][1], p, delivered, dropped, ended - started))
     share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
     changed = f"the plan changed during the window (epoch {plan.epoch} -> {after.epoch})"
     return WorkloadFidelity("netns-e2e", plan.epoch, share, tuple(rows), changed if after.epoch != plan.epoch else "")
