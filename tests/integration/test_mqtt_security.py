@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import ssl
@@ -76,20 +77,46 @@ class SecureBroker:
             context = ssl.create_default_context(cafile=str(self.pki / "ca" / "ca.pem"))
         return aiomqtt.Client("127.0.0.1", self.port, identifier=identifier, tls_context=context, timeout=timeout_s)
 
-    async def refuses(self, name: str | None, *, tls: bool = True, reason: str = "") -> None:
-        """A client (see :meth:`client`) cannot connect, and the broker's log says why."""
+    async def refuses(
+        self, name: str | None, *, tls: bool = True, reason: str = "", alert: str = ""
+    ) -> None:
+        """A client (see :meth:`client`) cannot connect, and why: the broker's log says so, or
+        (``alert``) the TLS alert the broker sent the client names it.
+
+        On a busy machine the broker sometimes drops the connection before it logs the
+        OpenSSL error (seen in CI); the alert the client received says the same thing.
+        """
         identifier = f"test-refused-{name}-{tls}"
-        with pytest.raises(aiomqtt.MqttError):
-            async with self.client(name, identifier=identifier, tls=tls, timeout_s=REFUSED_TIMEOUT_S) as client:
-                # TLS 1.3: the broker checks our certificate after the client's side of the
-                # handshake is done, so a refusal may only show on the first exchange.
-                await client.publish("synergy/devices/ring/state", "{}", qos=1)
-        eventually_sync(
-            lambda: "OpenSSL Error" in self.process.log() and reason in self.process.log(),
-            timeout_s=15,  # the broker may log late on a busy machine
-            what=f"the broker to log a TLS error {reason!r}",
-        )
+        alerts = _Collect()
+        mqtt_log = logging.getLogger("mqtt")
+        mqtt_log.addHandler(alerts)
+        try:
+            with pytest.raises(aiomqtt.MqttError):
+                async with self.client(name, identifier=identifier, tls=tls, timeout_s=REFUSED_TIMEOUT_S) as client:
+                    # TLS 1.3: the broker checks our certificate after the client's side of the
+                    # handshake is done, so a refusal may only show on the first exchange.
+                    await client.publish("synergy/devices/ring/state", "{}", qos=1)
+            eventually_sync(
+                lambda: ("OpenSSL Error" in self.process.log() and reason in self.process.log())
+                or (alert != "" and any(alert in m for m in alerts.messages)),
+                timeout_s=15,  # the broker may log late on a busy machine
+                what=f"the broker to log a TLS error {reason!r}"
+                + (f" or the client to receive the alert {alert!r}" if alert else ""),
+            )
+        finally:
+            mqtt_log.removeHandler(alerts)
         assert f"as {identifier}" not in self.process.log()  # never an MQTT session
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of a logger (the MQTT client's, which logs the TLS alerts it receives)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def start_secure_mosquitto(binary: str, work_dir: Path, ca_dir: Path) -> Broker:
@@ -149,7 +176,7 @@ def topics(received: list[tuple[str, Any]]) -> list[str]:
 
 
 async def test_a_client_without_a_certificate_cannot_connect(secure_broker: SecureBroker) -> None:
-    await secure_broker.refuses(None, reason="did not return a certificate")
+    await secure_broker.refuses(None, reason="did not return a certificate", alert="CERTIFICATE_REQUIRED")
 
 
 async def test_a_plain_text_client_cannot_connect(secure_broker: SecureBroker) -> None:
