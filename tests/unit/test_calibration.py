@@ -23,7 +23,7 @@ def test_factor_is_frame_weighted_measured_over_predicted() -> None:
 
 def test_devices_measured_alike_get_one_factor_and_plan_as_one_class() -> None:
     # Raw factors differ in the third digit on every device; equal factors keep equal
-    # devices in one planning class (else 32 agents meant 32 classes and ~15 s plans).
+    # devices in one planning class (else every device is a class of its own).
     calibrator = Calibrator(min_samples=1)
     for device, measured in (("a", 0.01280), ("b", 0.01285), ("c", 0.01291)):
         calibrator.observe(device, [timing(0.010, measured, 50)])
