@@ -17,11 +17,18 @@ speaks docs/serial-protocol.md through :class:`synergy.serial.session.SerialSess
 - **run**: RUN / RUN_INPUT, RUN_RESULT and OUTPUT_READs; a partition the board no longer holds
   (``UNKNOWN_PARTITION``, or missing from HELLO's holdings after a reconnect) is loaded again
   once, then run.
-- **unplug** (EOF, EIO, a board that stops answering): calls in flight raise
-  :class:`Unavailable`; the next call reconnects, at most once per back-off (0.1 s doubling
-  to 5 s, reset by a good connection); until then calls fail fast with :class:`Unavailable`.
-  The agent's runtime treats that like any failed run (the frame is dropped and reported), and
-  once the board is back (same or new ``boot_id``) partitions are reloaded from the host's copy.
+- **unplug** (EOF, EIO, a board that stops answering, a reset: another ``boot_id`` in a
+  STATUS reply): calls in flight raise :class:`Unavailable`; the next call reconnects, at most
+  once per back-off (0.1 s doubling to 5 s, reset by a good connection); until then calls fail
+  fast with :class:`Unavailable`. The agent's runtime treats that like any failed run (the
+  frame is dropped and reported), and once the board is back (same or new ``boot_id``)
+  partitions are reloaded from the host's copy.
+- **availability**: :attr:`SerialBoard.available` is set while a session is up. Between calls
+  a watcher sends STATUS every :data:`WATCH_PERIOD_S` (skipped while a call holds the line),
+  so a loss is noticed without traffic too. :meth:`SerialBoard.wait_lost` returns once the
+  board is lost; :meth:`SerialBoard.reconnect` probes the port with the back-off until HELLO
+  succeeds (the agent leaves the space in between: :mod:`agent.service`). One log line per
+  transition: ``serial_board_unavailable``, ``serial_board_connected``.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import structlog
@@ -48,6 +57,8 @@ from synergy.serial.messages import (
     LoadChunk,
     OutputChunk,
     RunResult,
+    Status,
+    StatusReply,
     TensorShape,
     Unload,
 )
@@ -66,6 +77,8 @@ PROBE_PARTITION = 0xFFFF
 PROBE_CHUNKS = 16
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
+#: Between calls, a STATUS this often tells a lost or reset board from an idle one.
+WATCH_PERIOD_S = 0.5
 #: Added to a run's modelled time for the reply to the request completing its input (§6).
 RUN_ALLOWANCE_S = 1.0
 
@@ -121,6 +134,10 @@ class SerialBoard:
         self._retry_at = 0.0
         self._backoff_s = RECONNECT_MIN_S
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Set while a session is up; cleared (with one log line) when it is lost.
+        self.available = asyncio.Event()
+        self._unavailable = asyncio.Event()
+        self._unavailable.set()
         self._log = log.bind(port=target.path)
 
     # -----------------------------------------------------------------------------------------
@@ -153,6 +170,9 @@ class SerialBoard:
         digests = {held.partition_id: partition_digest(held.blob) for held in self._held.values()}
         self._on_board = {h.partition_id for h in hello.holdings if digests.get(h.partition_id) == h.digest}
         self.connects += 1
+        self.available.set()
+        self._unavailable.clear()
+        self._own(self._watch(session, hello.boot_id))
         self._log.info(
             "serial_board_connected",
             kind=hello.kind.name,
@@ -175,18 +195,65 @@ class SerialBoard:
             )
         try:
             await self.connect()
-        except Unavailable as exc:
+        except SynergyError as exc:
+            # Any failed attempt (no port, no answer, a board of another kind or version)
+            # waits out the back-off: a probing agent never hammers the port.
             self._retry_at = time.monotonic() + self._backoff_s
             self._backoff_s = min(self._backoff_s * 2, RECONNECT_MAX_S)
-            raise Unavailable(f"board on {self.target.path} is unavailable: {exc}") from exc
+            if isinstance(exc, Unavailable):
+                raise Unavailable(f"board on {self.target.path} is unavailable: {exc}") from exc
+            raise
         self._backoff_s = RECONNECT_MIN_S
         assert self._session is not None
         return self._session
 
-    async def _lost(self, error: Unavailable) -> None:
-        if self._session is not None:
-            await self._session.close(error)
+    async def _lost(self, session: SerialSession, error: SynergyError) -> None:
+        """Close ``session`` and, if it was the live one, mark the board unavailable (logged once)."""
+        await session.close(error)
+        if session is not self._session or not self.available.is_set():
+            return
+        self.available.clear()
+        self._unavailable.set()
         self._log.warning("serial_board_unavailable", error=str(error))
+
+    async def _watch(self, session: SerialSession, boot_id: int) -> None:
+        """Notice a lost or reset board between calls (a call in flight notices by itself)."""
+        while True:
+            await asyncio.sleep(WATCH_PERIOD_S)
+            if session is not self._session:
+                return
+            if self._lock.locked() and not session.closed:
+                continue
+            async with self._lock:
+                try:
+                    reply = await session.request(Status())
+                except SynergyError as exc:  # a closed session raises why it closed
+                    await self._lost(session, exc)
+                    return
+                if isinstance(reply, StatusReply) and reply.boot_id != boot_id:
+                    reset = Unavailable(
+                        f"board on {self.target.path} was reset (boot id {boot_id:#x} -> {reply.boot_id:#x})"
+                    )
+                    await self._lost(session, reset)
+                    return
+
+    async def wait_lost(self) -> None:
+        """Return once the board is unavailable (at once if it is now)."""
+        await self._unavailable.wait()
+
+    async def reconnect(self) -> None:
+        """Probe the port until the board answers HELLO: one attempt per back-off (0.1 s
+        doubling to 5 s); each attempt is bounded by the session's timeouts."""
+        while not self.connected:
+            await asyncio.sleep(max(0.0, self._retry_at - time.monotonic()))
+            with contextlib.suppress(SynergyError):
+                async with self._lock:
+                    await self._ensure()
+
+    def _own(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -194,6 +261,8 @@ class SerialBoard:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        self.available.clear()
+        self._unavailable.set()
 
     # -----------------------------------------------------------------------------------------
     # The Board interface
@@ -235,7 +304,7 @@ class SerialBoard:
         try:
             await session.pipeline(load_messages(partition_id, blob, max_payload=session.max_payload))
         except Unavailable as exc:
-            await self._lost(exc)
+            await self._lost(session, exc)
             raise
         except SynergyError as exc:
             raise type(exc)(f"{label}: {exc}") from exc
@@ -298,7 +367,7 @@ class SerialBoard:
                     raise InvalidArgument(f"board on {self.target.path}: OUTPUT_READ answered {chunk.TYPE.name}")
                 output += chunk.data
         except Unavailable as exc:
-            await self._lost(exc)
+            await self._lost(session, exc)
             raise
         return result, bytes(output)
 
@@ -312,9 +381,7 @@ class SerialBoard:
         del self._held[key]
         if held.partition_id in self._on_board and self.connected:
             # The interface's unload is synchronous: the UNLOAD request goes out in an owned task.
-            task = asyncio.get_running_loop().create_task(self._unload(held.partition_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._own(self._unload(held.partition_id))
 
     async def _unload(self, partition_id: int) -> None:
         async with self._lock:

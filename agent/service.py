@@ -12,6 +12,13 @@ Lifecycle (``start`` = ``serve`` + ``join``; ``shutdown``):
   0.1 s after it ran 30 s). Membership resumes heartbeating the lease it held, the reporter
   resumes with the report it had in hand, so a crash costs neither. (Restarting rather than
   exiting: the agent's pipelines keep running through a glitch of the control path.)
+- **a serial board** (``--board serial:``): the device is in the space only while its board
+  answers. Membership starts once HELLO succeeds; when the board is lost (EOF, EIO, no
+  answer, a reset) the agent stops heartbeating and deregisters at once, so the coordinator
+  re-plans around it now rather than at the lease's expiry (frames still arriving fail fast
+  on the board and are dropped with the reason), then probes the port with the board's
+  back-off (0.1 s doubling to 5 s) and registers again once HELLO succeeds; the coordinator
+  then re-plans and redeploys. The emulated board has no such loop.
 - **shutdown** (SIGTERM/SIGINT; idempotent, a second call waits for the first): stop the
   membership loop and deregister first, so the coordinator re-plans at once instead of
   waiting for the lease to expire (bounded to about a second: a coordinator that is down or
@@ -119,6 +126,7 @@ class Agent:
         self.restarts: dict[str, int] = {}
         self._tasks = TaskOwner(f"agent:{config.device.device_id}")
         self._membership_task: asyncio.Task[None] | None = None
+        self._board_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self._log = log.bind(device=config.device.device_id)
 
@@ -176,7 +184,33 @@ class Agent:
     def join(self) -> None:
         """Start the vital loops: the reporter and membership (register, heartbeat)."""
         self._tasks.spawn(self._supervise("reporter", self.reporter.run), "reporter")
-        self._membership_task = self._tasks.spawn(self._supervise("membership", self.membership.run), "membership")
+        board = self.board
+        if isinstance(board, SerialBoard):
+            follow = functools.partial(self._follow_board, board)
+            self._board_task = self._tasks.spawn(self._supervise("board", follow), "board")
+        else:
+            self._start_membership()
+
+    def _start_membership(self) -> None:
+        if self._membership_task is None or self._membership_task.done():
+            self._membership_task = self._tasks.spawn(self._supervise("membership", self.membership.run), "membership")
+
+    async def _stop_membership(self) -> None:
+        task, self._membership_task = self._membership_task, None
+        if task is not None:
+            task.cancel()  # no registering again while leaving
+            await asyncio.wait([task], timeout=SHUTDOWN_MEMBERSHIP_S)
+
+    async def _follow_board(self, board: SerialBoard) -> None:
+        """In the space while the serial board answers, out of it while it is lost (module doc)."""
+        while True:
+            await board.reconnect()
+            self._start_membership()
+            await board.wait_lost()
+            await self._stop_membership()
+            await self.membership.deregister()
+            # Reports (drops included) wait in the queue for the next lease.
+            self.reporter.disconnect()
 
     def _presence(self, state: str) -> dict[str, object]:
         return {
@@ -233,9 +267,10 @@ class Agent:
             self._stopping.set()
 
     async def _shutdown(self) -> None:
-        if self._membership_task is not None:
-            self._membership_task.cancel()  # no registering again while leaving
-            await asyncio.wait([self._membership_task], timeout=SHUTDOWN_MEMBERSHIP_S)
+        if self._board_task is not None:
+            self._board_task.cancel()  # no joining again while leaving
+            await asyncio.wait([self._board_task], timeout=SHUTDOWN_MEMBERSHIP_S)
+        await self._stop_membership()
         await self.membership.deregister()
         await self.runtime.close(drain_timeout_s=SHUTDOWN_DRAIN_S)
         await self.reporter.drain(SHUTDOWN_REPORT_S)

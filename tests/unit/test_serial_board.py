@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from agent.board import EmulatedBoard
-from agent.serial_board import SerialBoard, SerialTarget, parse_serial_board
+from agent.serial_board import RECONNECT_MAX_S, WATCH_PERIOD_S, SerialBoard, SerialTarget, parse_serial_board
 from synergy.cli.board_sim_cmd import simulator
 from synergy.cli.main import build_parser
 from synergy.deployment import PartitionPayload
@@ -151,3 +151,30 @@ def test_board_sim_command_prints_its_pty_and_stops_cleanly_on_sigterm() -> None
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_an_idle_board_that_is_unplugged_is_noticed_and_probed_back(tmp_path: Path) -> None:
+    # No call in flight: the watcher's STATUS notices the loss; reconnect() probes until HELLO.
+    name = tmp_path / "ttyIDLE"
+    port = await simulator(PROFILE, baud=0, chip_timing=False, symlink=name)
+    board = SerialBoard(PROFILE, SerialTarget(str(name)), timing=TIMING)
+    try:
+        assert not board.available.is_set()
+        await asyncio.wait_for(board.reconnect(), 5)
+        assert board.available.is_set() and board.connects == 1
+        first_boot = board.hello.boot_id if board.hello else None
+
+        await port.close()
+        await asyncio.wait_for(board.wait_lost(), 3 * WATCH_PERIOD_S + 1)
+        assert not board.available.is_set() and not board.connected
+
+        probing = asyncio.ensure_future(board.reconnect())
+        await asyncio.sleep(0.5)
+        assert not probing.done()  # no port yet: it keeps probing, one attempt per back-off
+        port = await simulator(PROFILE, baud=0, chip_timing=False, symlink=name)
+        await asyncio.wait_for(probing, RECONNECT_MAX_S + 2)
+        assert board.available.is_set() and board.connects == 2
+        assert board.hello is not None and board.hello.boot_id != first_boot
+    finally:
+        await board.close()
+        await port.close()
