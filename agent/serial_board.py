@@ -9,7 +9,9 @@ speaks docs/serial-protocol.md through :class:`synergy.serial.session.SerialSess
   :attr:`SerialBoard.limit_mismatches`), then measure the link: a timed load of a dummy
   partition (16 full LOAD_CHUNKs to the reserved id 0xFFFF, abandoned: never committed), giving
   :attr:`SerialBoard.link_bytes_per_s` (wire bytes per second host -> board, replies included
-  in the wait).
+  in the wait) and :attr:`SerialBoard.payload_bytes_per_s` (the chunks' data alone), which
+  :meth:`SerialBoard.port_record` puts in the device record (the planner caps the device's
+  link at the payload rate).
 - **load**: the partition is checked and costed on the host (the same checker and cost model as
   the emulated board: a partition that does not fit is refused before a byte is sent), then its
   bytes (the ONNX sub-model: the board simulator's format) travel as LOAD_BEGIN / chunks /
@@ -65,6 +67,7 @@ from synergy.serial.messages import (
 from synergy.serial.protocol import max_frame_bytes
 from synergy.serial.session import SerialSession, SessionTiming, open_port
 from synergy.serial.transfer import load_messages, output_reads, partition_digest, run_messages
+from synergy.types import BoardPort
 from synergy.wire.tensors import Array
 
 __all__ = ["DEFAULT_BAUD", "SerialBoard", "SerialTarget", "parse_serial_board"]
@@ -122,6 +125,8 @@ class SerialBoard:
         self.timing = timing or SessionTiming(baud=target.baud)
         #: Measured at every connection (bytes per second on the wire, host -> board).
         self.link_bytes_per_s = 0.0
+        #: The same measurement counting only the chunks' data (framing removed).
+        self.payload_bytes_per_s = 0.0
         self.hello: HelloReply | None = None
         self.limit_mismatches: list[str] = []
         self.connects = 0
@@ -161,7 +166,7 @@ class SerialBoard:
             self.limit_mismatches = profile_mismatches(hello.kind, hello.limits, self.profile)
             for mismatch in self.limit_mismatches:
                 self._log.warning("serial_board_limit_below_profile", detail=mismatch)
-            self.link_bytes_per_s = await _measure(session)
+            self.link_bytes_per_s, self.payload_bytes_per_s = await _measure(session)
         except BaseException:
             await session.close()
             raise
@@ -184,6 +189,19 @@ class SerialBoard:
             window=session.window,
         )
         return hello
+
+    def port_record(self) -> BoardPort:
+        """What the device record says about the board's port (after a connection)."""
+        if self.hello is None or self._session is None:
+            raise FailedPrecondition(f"board on {self.target.path} has not answered HELLO yet")
+        return BoardPort(
+            path=self.target.path,
+            baud=self.target.baud,
+            firmware=self.hello.firmware,
+            protocol_version=self.hello.version,
+            measured_wire_bytes_per_s=self.link_bytes_per_s,
+            measured_payload_bytes_per_s=self.payload_bytes_per_s,
+        )
 
     async def _ensure(self) -> SerialSession:
         if self._session is not None and not self._session.closed:
@@ -417,13 +435,15 @@ def _describe(spec: PartitionPayload, key: str, label: str, profile: BoardProfil
     return LoadedPartition(key, spec, hardware.weight_bytes, times.accelerator_s, times.cpu_s, times.weight_load_s)
 
 
-async def _measure(session: SerialSession) -> float:
-    """Wire bytes per second of a load of dummy full chunks (abandoned, never committed)."""
+async def _measure(session: SerialSession) -> tuple[float, float]:
+    """Wire and data bytes per second of a load of dummy full chunks (abandoned, never committed)."""
     room = session.max_payload - 6
     total = room * PROBE_CHUNKS
     chunks = [LoadChunk(PROBE_PARTITION, offset, bytes(room)) for offset in range(0, total, room)]
     started = time.perf_counter()
     await session.pipeline([LoadBegin(PROBE_PARTITION, total, bytes(32)), *chunks])
     elapsed = time.perf_counter() - started
+    if elapsed <= 0:  # pragma: no cover - perf_counter is monotonic and the load takes time
+        return 0.0, 0.0
     wire = max_frame_bytes(session.max_payload) * PROBE_CHUNKS
-    return wire / elapsed if elapsed > 0 else 0.0
+    return wire / elapsed, total / elapsed

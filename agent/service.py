@@ -205,6 +205,10 @@ class Agent:
         """In the space while the serial board answers, out of it while it is lost (module doc)."""
         while True:
             await board.reconnect()
+            # The record registered carries what this connection measured (a replugged board
+            # may sit on another port speed or run other firmware).
+            self.device = replace(self.device, board_port=board.port_record())
+            self.runtime.device = self.device
             self._start_membership()
             await board.wait_lost()
             await self._stop_membership()

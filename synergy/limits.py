@@ -19,6 +19,7 @@ __all__ = [
     "MAX_CALIBRATION_FACTOR",
     "MAX_BOARD_COUNT",
     "MAX_BANDWIDTH_BYTES_PER_S",
+    "MAX_BAUD",
     "MAX_CLOCK_HZ",
     "MAX_COUNTER",
     "MAX_DATA_RATE_BYTES_PER_S",
@@ -142,6 +143,8 @@ MAX_POWER_W = 1e3
 
 #: Link payload rate: the loopback preset is 1e9 B/s.
 MAX_BANDWIDTH_BYTES_PER_S = 1e12
+#: A serial board's baud rate (USB CDC ports accept any figure; 100 Mbaud is far past real UARTs).
+MAX_BAUD = 100_000_000
 #: One-way link latency.
 MAX_LINK_LATENCY_S = 60.0
 #: Per-message link overhead.

@@ -19,6 +19,7 @@ __all__ = [
     "AppSpec",
     "AppState",
     "AppStats",
+    "BoardPort",
     "DeviceInfo",
     "DeviceSpec",
     "DeviceState",
@@ -102,6 +103,20 @@ class PeerLink:
 
 
 @dataclass(frozen=True)
+class BoardPort:
+    """How an agent reaches its real board (docs/serial-protocol.md), measured at connection."""
+
+    path: str
+    baud: int
+    firmware: str
+    protocol_version: int
+    #: Bytes per second on the line, framing included, and of payload (framing removed).
+    measured_wire_bytes_per_s: float
+    measured_payload_bytes_per_s: float
+    transport: str = "serial"
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     """The capability record one agent registers for its device."""
 
@@ -121,6 +136,8 @@ class DeviceSpec:
     central: bool = False
     #: Links to particular peers, where the space knows them (else the slower of the two radios).
     peer_links: tuple[PeerLink, ...] = ()
+    #: The real board's port (None: the board is emulated in the agent's process).
+    board_port: BoardPort | None = None
 
     def sensor(self, sensor_type: str) -> SensorSpec | None:
         return next((s for s in self.sensors if s.type == sensor_type), None)

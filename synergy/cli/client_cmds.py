@@ -22,7 +22,7 @@ from synergy.defaults import DEFAULT_COORDINATOR
 from synergy.sdk import AppRequest, SynergyClient
 from synergy.security.tls import add_tls_arguments, tls_from_args
 from synergy.tables import format_apps, plan_placements, render_table
-from synergy.types import JointPlan
+from synergy.types import DeviceSpec, JointPlan
 from synergy.wire.convert import joint_plan_to_proto
 from synergy.wire.reports import app_info_to_proto, device_info_to_proto, result_to_proto
 
@@ -124,7 +124,7 @@ async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
             d.spec.board.accelerator,
             ", ".join(f"{s.type}@{s.rate_hz:g}Hz" for s in d.spec.sensors) or "-",
             ", ".join(o.type for o in d.spec.outputs) or "-",
-            d.spec.link.name,
+            _link_cell(d.spec),
             d.spec.address,
             f"quarantined: {d.quarantine_reason}" if d.quarantine_reason else "",
         ]
@@ -132,6 +132,14 @@ async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
     ]
     print(render_table(["device", "kind", "state", "board", "sensors", "outputs", "link", "address", "note"], rows))
     return 0
+
+
+def _link_cell(device: DeviceSpec) -> str:
+    port = device.board_port
+    if port is None:
+        return device.link.name
+    # What the agent measured on the serial port: the planner caps the device's link there.
+    return f"{device.link.name}; board on {port.path} at {port.measured_payload_bytes_per_s / 1000:.1f} kB/s"
 
 
 def _devices(args: argparse.Namespace) -> int:

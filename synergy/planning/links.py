@@ -20,16 +20,21 @@ Assumptions, named: a relay stores and forwards a whole message (its latency is 
 both hops); a medium's air time per hop is the hop's transfer time (the hop's link figures
 already say how fast the air carries the payload); a medium whose central is absent from
 the space falls back to direct transfers between its members.
+
+A device whose agent reaches a **real board over a serial port** (``board_port`` in its
+record) moves every byte into or out of the board over that port, so :func:`through_port`
+caps its links at the payload rate the agent measured there (rounded down to whole
+kB/s, so boards measured alike still share a device class).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from synergy.types import DeviceSpec, LinkProfile
 
-__all__ = ["AIR", "Hop", "Route", "air_resource", "is_plain", "link_between", "link_for", "route"]
+__all__ = ["AIR", "Hop", "Route", "air_resource", "is_plain", "link_between", "link_for", "route", "through_port"]
 
 #: Resource kind of a shared medium's air time (resource name ``<medium>.air``).
 AIR = "air"
@@ -58,6 +63,28 @@ def link_between(a: LinkProfile, b: LinkProfile) -> LinkProfile:
     return hit
 
 
+#: Grid the measured port rate is rounded down to (bytes per second).
+PORT_RATE_STEP = 1000.0
+
+
+def through_port(device: DeviceSpec) -> DeviceSpec:
+    """``device`` with every link capped at its board port's measured payload rate (module doc)."""
+    if device.board_port is None:
+        return device
+    peers = tuple(replace(p, link=_capped(p.link, device)) for p in device.peer_links)
+    return replace(device, link=_capped(device.link, device), peer_links=peers)
+
+
+def _capped(link: LinkProfile, device: DeviceSpec) -> LinkProfile:
+    port = device.board_port
+    if port is None:
+        return link
+    rate = max(PORT_RATE_STEP, port.measured_payload_bytes_per_s // PORT_RATE_STEP * PORT_RATE_STEP)
+    if link.bandwidth_bytes_per_s <= rate:
+        return link
+    return replace(link, name=f"{link.name}|serial", bandwidth_bytes_per_s=rate)
+
+
 def _slower(a: LinkProfile, b: LinkProfile) -> LinkProfile:
     return a if (a.bandwidth_bytes_per_s, -a.latency_s) <= (b.bandwidth_bytes_per_s, -b.latency_s) else b
 
@@ -71,7 +98,8 @@ def link_for(a: DeviceSpec, b: DeviceSpec) -> LinkProfile:
     out = declared[0]
     for other in declared[1:]:
         out = _slower(out, other)
-    return out
+    # A pair link declared by the peer still ends at a board port on this side.
+    return _capped(_capped(out, a), b)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile
 from synergy.planning.api import PlanningApp
 from synergy.planning.cost import CostModel, FrameCost
-from synergy.planning.links import is_plain
+from synergy.planning.links import is_plain, through_port
 from synergy.planning.memory import flash_overcommit, sram_violation
 from synergy.planning.throughput import Evaluation, evaluate
 from synergy.types import DeviceSpec, ExecutionPlan, JointPlan, LinkProfile, Stage
@@ -127,8 +127,9 @@ class PlanningProblem:
                 raise InvalidArgument(f"app {app.spec.app_id!r}: model {app.model.name!r} has no hardware layers")
         if max_stages < 1 or max_endpoints < 1:
             raise InvalidArgument("max_stages and max_endpoints must be at least 1")
-        self.devices = tuple(devices)
-        self.by_id: dict[str, DeviceSpec] = {d.device_id: d for d in devices}
+        # A real board's links are only as fast as the serial port every byte crosses.
+        self.devices = tuple(through_port(d) for d in devices)
+        self.by_id: dict[str, DeviceSpec] = {d.device_id: d for d in self.devices}
         self.apps = tuple(apps)
         self.cost = cost_model
         self.max_stages = max_stages

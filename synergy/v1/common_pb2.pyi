@@ -108,7 +108,7 @@ class Link(_message.Message):
     def __init__(self, name: _Optional[str] = ..., bandwidth_bytes_per_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., per_message_overhead_bytes: _Optional[int] = ...) -> None: ...
 
 class DeviceCapabilities(_message.Message):
-    __slots__ = ("device_id", "kind", "address", "board", "sensors", "outputs", "link", "medium", "central", "peer_links")
+    __slots__ = ("device_id", "kind", "address", "board", "sensors", "outputs", "link", "medium", "central", "peer_links", "board_port")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class DeviceCapabilities(_message.Message):
     MEDIUM_FIELD_NUMBER: _ClassVar[int]
     CENTRAL_FIELD_NUMBER: _ClassVar[int]
     PEER_LINKS_FIELD_NUMBER: _ClassVar[int]
+    BOARD_PORT_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     kind: str
     address: str
@@ -129,7 +130,26 @@ class DeviceCapabilities(_message.Message):
     medium: str
     central: bool
     peer_links: _containers.RepeatedCompositeFieldContainer[PeerLink]
-    def __init__(self, device_id: _Optional[str] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., board: _Optional[_Union[Board, _Mapping]] = ..., sensors: _Optional[_Iterable[_Union[Sensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., medium: _Optional[str] = ..., central: _Optional[bool] = ..., peer_links: _Optional[_Iterable[_Union[PeerLink, _Mapping]]] = ...) -> None: ...
+    board_port: BoardPort
+    def __init__(self, device_id: _Optional[str] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., board: _Optional[_Union[Board, _Mapping]] = ..., sensors: _Optional[_Iterable[_Union[Sensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., medium: _Optional[str] = ..., central: _Optional[bool] = ..., peer_links: _Optional[_Iterable[_Union[PeerLink, _Mapping]]] = ..., board_port: _Optional[_Union[BoardPort, _Mapping]] = ...) -> None: ...
+
+class BoardPort(_message.Message):
+    __slots__ = ("transport", "path", "baud", "firmware", "protocol_version", "measured_wire_bytes_per_s", "measured_payload_bytes_per_s")
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BAUD_FIELD_NUMBER: _ClassVar[int]
+    FIRMWARE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_WIRE_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_PAYLOAD_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    transport: str
+    path: str
+    baud: int
+    firmware: str
+    protocol_version: int
+    measured_wire_bytes_per_s: float
+    measured_payload_bytes_per_s: float
+    def __init__(self, transport: _Optional[str] = ..., path: _Optional[str] = ..., baud: _Optional[int] = ..., firmware: _Optional[str] = ..., protocol_version: _Optional[int] = ..., measured_wire_bytes_per_s: _Optional[float] = ..., measured_payload_bytes_per_s: _Optional[float] = ...) -> None: ...
 
 class PeerLink(_message.Message):
     __slots__ = ("peer_device_id", "link")

@@ -16,6 +16,7 @@ from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile, board_from_dict
 from synergy.types import (
     AppSpec,
+    BoardPort,
     DeviceSpec,
     ExecutionPlan,
     JointPlan,
@@ -81,6 +82,36 @@ def device_to_proto(device: DeviceSpec) -> common_pb2.DeviceCapabilities:
         medium=device.medium,
         central=device.central,
         peer_links=[common_pb2.PeerLink(peer_device_id=p.peer, link=_link_to_proto(p.link)) for p in device.peer_links],
+        board_port=_port_to_proto(device.board_port),
+    )
+
+
+def _port_to_proto(port: BoardPort | None) -> common_pb2.BoardPort | None:
+    if port is None:
+        return None
+    return common_pb2.BoardPort(
+        transport=port.transport,
+        path=port.path,
+        baud=port.baud,
+        firmware=port.firmware,
+        protocol_version=port.protocol_version,
+        measured_wire_bytes_per_s=port.measured_wire_bytes_per_s,
+        measured_payload_bytes_per_s=port.measured_payload_bytes_per_s,
+    )
+
+
+def _port(msg: common_pb2.DeviceCapabilities) -> BoardPort | None:
+    if not msg.HasField("board_port"):
+        return None
+    p = msg.board_port
+    return BoardPort(
+        p.path,
+        p.baud,
+        p.firmware,
+        p.protocol_version,
+        p.measured_wire_bytes_per_s,
+        p.measured_payload_bytes_per_s,
+        p.transport,
     )
 
 
@@ -111,6 +142,7 @@ def device_from_proto(msg: common_pb2.DeviceCapabilities, *, path: str = "device
         medium=msg.medium,
         central=msg.central,
         peer_links=tuple(sorted((PeerLink(p.peer_device_id, _link(p.link)) for p in msg.peer_links), key=_peer)),
+        board_port=_port(msg),
     )
 
 

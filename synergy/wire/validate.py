@@ -38,6 +38,7 @@ __all__ = [
     "app_spec",
     "assignment",
     "board",
+    "board_port",
     "check_request",
     "count",
     "deploy_request",
@@ -225,6 +226,23 @@ def link(msg: common_pb2.Link, path: str = "device.link") -> None:
     count(msg.per_message_overhead_bytes, f"{path}.per_message_overhead_bytes", high=limits.MAX_MESSAGE_OVERHEAD_BYTES)
 
 
+def board_port(msg: common_pb2.BoardPort, path: str = "device.board_port") -> None:
+    if msg.transport != "serial":
+        _refuse(f"{path}.transport", "must be 'serial' (the only transport there is)", msg.transport)
+    name(msg.path, f"{path}.path", required=True, max_chars=limits.MAX_PATH_CHARS)
+    count(msg.baud, f"{path}.baud", low=1, high=limits.MAX_BAUD)
+    name(msg.firmware, f"{path}.firmware")
+    count(msg.protocol_version, f"{path}.protocol_version", low=1, high=255)
+    for field in ("measured_wire_bytes_per_s", "measured_payload_bytes_per_s"):
+        real(getattr(msg, field), f"{path}.{field}", high=limits.MAX_BANDWIDTH_BYTES_PER_S, low_open=True)
+    if msg.measured_payload_bytes_per_s > msg.measured_wire_bytes_per_s:
+        _refuse(
+            f"{path}.measured_payload_bytes_per_s",
+            "exceeds measured_wire_bytes_per_s (the payload is part of the wire bytes)",
+            msg.measured_payload_bytes_per_s,
+        )
+
+
 def device(msg: common_pb2.DeviceCapabilities, path: str = "device", *, require_address: bool = False) -> None:
     """A device capability record (what Register carries and ListDevices answers)."""
     identifier(msg.device_id, f"{path}.device_id")
@@ -259,6 +277,8 @@ def device(msg: common_pb2.DeviceCapabilities, path: str = "device", *, require_
         if not peer.HasField("link"):
             _refuse(f"{where}.link", "is missing")
         link(peer.link, f"{where}.link")
+    if msg.HasField("board_port"):
+        board_port(msg.board_port, f"{path}.board_port")
 
 
 # --- apps ------------------------------------------------------------------------------------

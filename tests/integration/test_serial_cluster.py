@@ -95,6 +95,14 @@ async def test_split_app_on_two_serial_boards_survives_an_unplug_and_a_replug(tm
         async with LocalCluster(agents, log_dir=log_dir, coordinator_args=["--planner", "spread"]) as cluster:
             await cluster.wait_for_devices(2)
             async with cluster.client() as client:
+                # Each record carries its port as the agent measured it: at most the line's
+                # 10 bits per byte, and not far below it (the simulator paces at the baud rate).
+                for device in await client.list_devices():
+                    port = device.spec.board_port
+                    assert port is not None and port.baud == BAUD and port.firmware, device
+                    line = BAUD / 10
+                    assert 0.5 * line < port.measured_payload_bytes_per_s < port.measured_wire_bytes_per_s, port
+                    assert port.measured_wire_bytes_per_s < 1.02 * line, port
                 request = AppRequest("client", MODEL, "haptics", source_device="glasses", target_device="ring")
                 app = await client.submit_app(request)
                 assert app.state is AppState.RUNNING, app.reason

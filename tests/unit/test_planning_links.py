@@ -14,12 +14,13 @@ import pytest
 from synergy.errors import InvalidArgument, NotFound
 from synergy.planning.cost import CostModel
 from synergy.planning.fit import estimate_fit
-from synergy.planning.links import air_resource, link_for, route
+from synergy.planning.links import air_resource, link_for, route, through_port
+from synergy.planning.problem import PlanningProblem
 from synergy.planning.registry import get_planner
 from synergy.planning.space_files import load_space
 from synergy.planning.synthetic import LayerSpec, app, chain_model, device
 from synergy.planning.throughput import evaluate
-from synergy.types import LINK_PRESETS, DeviceSpec, PeerLink, Stage
+from synergy.types import LINK_PRESETS, BoardPort, DeviceSpec, PeerLink, Stage
 from synergy.wire.convert import device_from_proto, device_to_proto
 
 MODEL = chain_model(
@@ -172,4 +173,63 @@ def test_the_wire_refuses_a_bad_topology_naming_the_field() -> None:
     msg.peer_links[0].peer_device_id = "b"
     msg.peer_links[0].link.bandwidth_bytes_per_s = -1
     with pytest.raises(InvalidArgument, match=r"peer_links\[0\]\.link\.bandwidth_bytes_per_s"):
+        device_from_proto(msg)
+
+
+# --- a real board behind a serial port -------------------------------------------------------
+
+
+def _port(payload_bytes_per_s: float) -> BoardPort:
+    return BoardPort("/dev/ttyACM0", 921_600, "1.0.0", 1, payload_bytes_per_s * 1.02, payload_bytes_per_s)
+
+
+def test_a_serial_board_caps_its_links_at_the_measured_payload_rate_rounded_down() -> None:
+    fast = dataclasses.replace(device("pi", link="usb_hs"), board_port=_port(89_412.7))
+    capped = through_port(on(fast, ring="ble5_2m", watch="usb_hs"))
+    assert capped.link.bandwidth_bytes_per_s == 89_000
+    assert capped.link.name == "usb_hs|serial"
+    # A pair link slower than the port keeps its figures; a faster one is capped too.
+    pairs = {p.peer: p.link for p in capped.peer_links}
+    assert pairs["ring"].bandwidth_bytes_per_s == 89_000  # ble5_2m's 160,000 B/s is faster
+    assert pairs["watch"].bandwidth_bytes_per_s == 89_000
+    # Without a port, nothing changes; a slower radio than the port keeps its own figures.
+    plain = device("pi", link="usb_hs")
+    assert through_port(plain) is plain
+    slow = dataclasses.replace(device("pi", link="ble_24k"), board_port=_port(89_000))
+    assert through_port(slow).link == LINK_PRESETS["ble_24k"]
+
+
+def test_a_pair_link_declared_by_the_peer_still_ends_at_the_board_port() -> None:
+    board = through_port(dataclasses.replace(device("pi", link="usb_hs"), board_port=_port(50_000)))
+    peer = on(device("watch", link="usb_hs"), pi="usb_hs")
+    assert link_for(peer, board).bandwidth_bytes_per_s == 50_000
+    assert link_for(board, peer).bandwidth_bytes_per_s == 50_000
+
+
+def test_boards_measured_alike_share_a_device_class_and_the_planner_sees_the_cap() -> None:
+    boards = [
+        dataclasses.replace(
+            device(f"pi{i}", sensors=[("camera", 10.0)], outputs=["display"], link="usb_hs"), board_port=_port(rate)
+        )
+        for i, rate in enumerate((89_101.0, 89_950.0))
+    ]
+    problem = PlanningProblem(boards, [app("a", MODEL, "camera", "display")], CostModel())
+    assert len(problem.classes) == 1
+    assert problem.classes[0].link.bandwidth_bytes_per_s == 89_000
+
+
+def test_board_port_round_trips_the_wire_and_bad_figures_are_refused() -> None:
+    spec = dataclasses.replace(device("pi"), board_port=_port(89_000))
+    assert device_from_proto(device_to_proto(spec)) == spec
+    msg = device_to_proto(spec)
+    msg.board_port.measured_payload_bytes_per_s = 2 * msg.board_port.measured_wire_bytes_per_s
+    with pytest.raises(InvalidArgument, match=r"board_port\.measured_payload_bytes_per_s exceeds"):
+        device_from_proto(msg)
+    msg = device_to_proto(spec)
+    msg.board_port.baud = 0
+    with pytest.raises(InvalidArgument, match=r"device.board_port.baud must be an integer in \[1, "):
+        device_from_proto(msg)
+    msg = device_to_proto(spec)
+    msg.board_port.transport = "spi"
+    with pytest.raises(InvalidArgument, match=r"board_port\.transport must be 'serial'"):
         device_from_proto(msg)
