@@ -14,8 +14,10 @@ speaks docs/serial-protocol.md through :class:`synergy.serial.session.SerialSess
   link at the payload rate).
 - **load**: the partition is checked and costed on the host (the same checker and cost model as
   the emulated board: a partition that does not fit is refused before a byte is sent), then its
-  bytes (the ONNX sub-model: the board simulator's format) travel as LOAD_BEGIN / chunks /
-  LOAD_END, the window kept full. The host keeps the bytes, to load them again after a reset.
+  partition image (:mod:`synergy.serial.image`: the ONNX graph with the weights packed at their
+  bit width) travels as LOAD_BEGIN / chunks / LOAD_END, the window kept full. The host keeps
+  the image, to load it again after a reset; the digests the board reports for what it holds
+  are the images'.
 - **run**: RUN / RUN_INPUT, RUN_RESULT and OUTPUT_READs; a partition the board no longer holds
   (``UNKNOWN_PARTITION``, or missing from HELLO's holdings after a reconnect) is loaded again
   once, then run.
@@ -112,6 +114,8 @@ def parse_serial_board(value: str) -> SerialTarget | None:
 class _Held:
     loaded: LoadedPartition
     partition_id: int
+    #: The partition image sent (and sent again after a reset); its SHA-256 is what the
+    #: board's holdings name.
     blob: bytes
     refs: int
 
@@ -191,8 +195,8 @@ class SerialBoard:
         return hello
 
     def port_record(self) -> BoardPort:
-        """What the device record says about the board's port (after a connection)."""
-        if self.hello is None or self._session is None:
+        """What the device record says about the board's port, as of the last connection."""
+        if self.hello is None:
             raise FailedPrecondition(f"board on {self.target.path} has not answered HELLO yet")
         return BoardPort(
             path=self.target.path,
@@ -299,13 +303,14 @@ class SerialBoard:
             self._held[key].refs += 1
             return self._held[key].loaded
         loaded = await asyncio.to_thread(_describe, spec, key, label, self.profile)
+        image = await asyncio.to_thread(_image, spec.onnx)
         partition_id = self._take_id()
         async with self._lock:
-            await self._send_partition(partition_id, spec.onnx, label)
+            await self._send_partition(partition_id, image, label)
         if key in self._held:  # a concurrent load of the same bytes finished first
             self._held[key].refs += 1
             return self._held[key].loaded
-        self._held[key] = _Held(loaded, partition_id, spec.onnx, 1)
+        self._held[key] = _Held(loaded, partition_id, image, 1)
         return loaded
 
     def _take_id(self) -> int:
@@ -412,6 +417,15 @@ class SerialBoard:
 
     def weight_bytes_loaded(self) -> int:
         return sum(held.loaded.weight_bytes for held in self._held.values())
+
+
+def _image(onnx_bytes: bytes) -> bytes:
+    """The partition image the board is sent (in a thread: packing parses the model)."""
+    # Imported here, like onnx in _describe: the agent of a board that never loads does not
+    # pay for onnx.
+    from synergy.serial.image import pack_partition
+
+    return pack_partition(onnx_bytes)
 
 
 def _describe(spec: PartitionPayload, key: str, label: str, profile: BoardProfile) -> LoadedPartition:

@@ -7,8 +7,10 @@ Opens a pseudo-terminal in raw mode, prints the path of its slave side (what a h
 like ``/dev/ttyACM0``) and answers the serial protocol (docs/serial-protocol.md) with
 :class:`synergy.serial.responder.Responder`, backed by the emulated board (onnxruntime, the
 chip's limits and, unless ``--no-chip-timing``, its timing). Every byte it sends takes the
-time the UART's baud rate implies (10 bits per byte). The simulator's partition format is
-the partition's ONNX bytes (the real firmware's is the synthesized network, issue 12 part 4).
+time the UART's baud rate implies (10 bits per byte). A partition arrives as a partition image
+of kind ONNX graph (:mod:`synergy.serial.image`), unpacked at LOAD_END; anything else is
+refused with BAD_MESSAGE (the real firmware's kind is the synthesized network, issue 12
+part 4).
 ``--symlink`` names the port by a stable path, as udev's ``/dev/serial/by-id`` does: a test
 can "replug" the board by starting another simulator on the same name.
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from agent.board import EmulatedBoard, LoadedPartition
 from synergy.deployment import PartitionPayload
-from synergy.errors import InvalidArgument, NotFound
+from synergy.errors import InvalidArgument, NotFound, ProtocolError
 from synergy.hardware.boards import BoardProfile, load_board
 from synergy.serial.board_limits import board_kind, limits_for_profile
 from synergy.serial.messages import RunTimings, TensorShape
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 class EmulatedBackend:
-    """The chip behind the responder: partitions (ONNX bytes) run on an :class:`EmulatedBoard`."""
+    """The chip behind the responder: partition images run on an :class:`EmulatedBoard`."""
 
     def __init__(self, board: EmulatedBoard) -> None:
         self.board = board
@@ -94,17 +96,22 @@ class EmulatedBackend:
 
 
 def _payload(blob: bytes) -> PartitionPayload:
+    """The partition a committed load's bytes (a partition image) carry, analysed."""
     import onnx
 
     from synergy.hardware.analysis import analyze_model
+    from synergy.serial.image import unpack_partition
 
     try:
-        model = onnx.load_from_string(blob)
-    except Exception as exc:
-        raise InvalidArgument(f"partition is not valid ONNX: {exc}") from exc
+        onnx_bytes = unpack_partition(blob)
+    except InvalidArgument as exc:
+        # BAD_MESSAGE, not INTERNAL: the host sent what this board cannot take (raw ONNX, a
+        # damaged or newer image); reconnecting or retrying would not help.
+        raise ProtocolError(str(exc)) from exc
+    model = onnx.load_from_string(onnx_bytes)
     hardware = analyze_model(model, "partition")
-    digest = hashlib.sha256(blob).hexdigest()
-    return PartitionPayload(0, len(hardware.layers) - 1, blob, hardware.inputs, hardware.outputs, digest)
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    return PartitionPayload(0, len(hardware.layers) - 1, onnx_bytes, hardware.inputs, hardware.outputs, digest)
 
 
 def _element_bytes(dtype: str) -> int:
