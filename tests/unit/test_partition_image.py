@@ -55,8 +55,13 @@ from synergy.serial.image import (
 )
 from synergy.serial.session import SerialSession, open_port
 from synergy.serial.transfer import load_messages, partition_digest
-from tests.unit.hw_builders import GraphBuilder, sample_input
-from tests.unit.test_serial_board import TIMING, halves
+
+try:  # tests/unit is not a package: pytest puts it on sys.path
+    from hw_builders import GraphBuilder, sample_input
+    from test_serial_board import TIMING, halves
+except ImportError:  # pragma: no cover - if tests/unit becomes a package
+    from tests.unit.hw_builders import GraphBuilder, sample_input
+    from tests.unit.test_serial_board import TIMING, halves
 
 BOARDS = ("max78000", "max78002")
 #: Bound on a zoo partition's deflated graph: measured 696-5,020 bytes, about 500 + 65 per
