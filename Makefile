@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/synergy/v1/*.proto)
 
 
-.PHONY: system-deps venv demo test test-slow images e2e e2e-compose e2e-netns lint typecheck proto bench clean help
+.PHONY: system-deps venv demo test test-slow images e2e e2e-compose e2e-netns lint typecheck proto bench clean help firmware firmware-host
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,13 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The MQTT integration test needs a real broker; as root we install Debian's mosquitto.
+# The MQTT integration test needs a real broker, the dashboard test a headless browser; as root
+# we install Debian's mosquitto, chromium and chromium-driver when they are missing.
 system-deps:
 	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing mosquitto (for the MQTT integration test)"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients) >/dev/null; \
 	  else echo "note: install mosquitto for the MQTT test (apt-get install mosquitto)"; fi; fi
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (for the dashboard test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else echo "note: install chromium for the dashboard test (apt-get install chromium chromium-driver)"; fi; fi
 
 venv: $(STAMP)  ## create the virtual environment and install everything
 
@@ -64,6 +70,20 @@ proto: $(STAMP)  ## regenerate the committed protobuf / gRPC code from protos/
 
 bench: $(STAMP)  ## the planner benchmark (prints figures, writes bench-out/)
 	$(BIN)/synergy bench $(BENCH_ARGS)
+
+# The firmware core (firmware/): Debian's Cortex-M toolchain is installed as root when missing,
+# as system-deps does for mosquitto. The cross link fails if the core's static RAM or code
+# outgrows the chip; the size of each ELF is printed.
+firmware: firmware-host  ## cross-compile the firmware core for the Cortex-M4 (MAX78000/MAX78002 memory maps), and the host builds
+	@if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 || [ ! -f "$$(arm-none-eabi-gcc -print-file-name=nano.specs)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing gcc-arm-none-eabi and newlib (for the firmware's cross build)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-arm-none-eabi libnewlib-arm-none-eabi) >/dev/null; \
+	  else echo "install gcc-arm-none-eabi and libnewlib-arm-none-eabi for the firmware's cross build" >&2; exit 1; fi; fi
+	$(MAKE) -C firmware cross
+
+firmware-host:  ## the firmware core's host builds (gcc): synergy-board on a pty, its selftest and fuzz programs
+	$(MAKE) -C firmware host
 
 clean:  ## remove generated run artefacts (keeps .venv)
 	rm -rf bench-out .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,15 @@ class BoardSim:
         self.symlink = symlink
         self.process: asyncio.subprocess.Process | None = None
 
-    async def plug(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
+    def command(self) -> tuple[str, ...]:
+        return (
             *(sys.executable, "-m", "synergy.cli.main", "board-sim", "--pty", "--no-chip-timing"),
             *("--baud", str(BAUD), "--symlink", str(self.symlink)),
+        )
+
+    async def plug(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -86,6 +92,11 @@ async def app_info(client: SynergyClient, app_id: str) -> AppInfo:
 
 async def test_split_app_on_two_serial_boards_survives_an_unplug_and_a_replug(tmp_path: Path, log_dir: Path) -> None:
     sims = {name: BoardSim(tmp_path / f"tty-{name}") for name in ("glasses", "ring")}
+    await split_app_survives_an_unplug_and_a_replug(sims, log_dir)
+
+
+async def split_app_survives_an_unplug_and_a_replug(sims: Mapping[str, BoardSim], log_dir: Path) -> None:
+    """The scenario of the module doc on two boards (glasses, ring), whatever plays them."""
     agents = [
         AgentProcessSpec(name, ("--preset", name, "--board", f"serial:{sim.symlink}@{BAUD}", "--no-link-shaping"))
         for name, sim in sims.items()
