@@ -24,7 +24,8 @@ the space falls back to direct transfers between its members.
 A device whose agent reaches a **real board over a serial port** (``board_port`` in its
 record) moves every byte into or out of the board over that port, so :func:`through_port`
 caps its links at the payload rate the agent measured there (rounded down to whole
-kB/s, so boards measured alike still share a device class).
+kB/s, so boards measured alike still share a device class) and charges each transfer at
+least :data:`SERIAL_MESSAGE_OVERHEAD_BYTES`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,18 @@ from dataclasses import dataclass, replace
 
 from synergy.types import DeviceSpec, LinkProfile
 
-__all__ = ["AIR", "Hop", "Route", "air_resource", "is_plain", "link_between", "link_for", "route", "through_port"]
+__all__ = [
+    "AIR",
+    "SERIAL_MESSAGE_OVERHEAD_BYTES",
+    "Hop",
+    "Route",
+    "air_resource",
+    "is_plain",
+    "link_between",
+    "link_for",
+    "route",
+    "through_port",
+]
 
 #: Resource kind of a shared medium's air time (resource name ``<medium>.air``).
 AIR = "air"
@@ -65,6 +77,12 @@ def link_between(a: LinkProfile, b: LinkProfile) -> LinkProfile:
 
 #: Grid the measured port rate is rounded down to (bytes per second).
 PORT_RATE_STEP = 1000.0
+#: What one transfer over a serial port costs beyond its data, in bytes at the port's rate:
+#: at least a RUN and a RUN_RESULT (headers, CRCs, COBS, delimiters, ~50 bytes on the line)
+#: plus host and board turnaround. Measured with `synergy bench --serial-overhead`: a least-
+#: squares fit of 167 transfers through the protocol on a pty at 921,600 baud gave
+#: 0.88 ms + bytes / 88,867 B/s, i.e. ~79 bytes per transfer (docs/serial-protocol.md §4).
+SERIAL_MESSAGE_OVERHEAD_BYTES = 80
 
 
 def through_port(device: DeviceSpec) -> DeviceSpec:
@@ -80,9 +98,15 @@ def _capped(link: LinkProfile, device: DeviceSpec) -> LinkProfile:
     if port is None:
         return link
     rate = max(PORT_RATE_STEP, port.measured_payload_bytes_per_s // PORT_RATE_STEP * PORT_RATE_STEP)
-    if link.bandwidth_bytes_per_s <= rate:
+    overhead = max(link.per_message_overhead_bytes, SERIAL_MESSAGE_OVERHEAD_BYTES)
+    if link.bandwidth_bytes_per_s <= rate and link.per_message_overhead_bytes == overhead:
         return link
-    return replace(link, name=f"{link.name}|serial", bandwidth_bytes_per_s=rate)
+    return replace(
+        link,
+        name=f"{link.name}|serial",
+        bandwidth_bytes_per_s=min(rate, link.bandwidth_bytes_per_s),
+        per_message_overhead_bytes=overhead,
+    )
 
 
 def _slower(a: LinkProfile, b: LinkProfile) -> LinkProfile:

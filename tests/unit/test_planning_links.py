@@ -14,7 +14,7 @@ import pytest
 from synergy.errors import InvalidArgument, NotFound
 from synergy.planning.cost import CostModel
 from synergy.planning.fit import estimate_fit
-from synergy.planning.links import air_resource, link_for, route, through_port
+from synergy.planning.links import SERIAL_MESSAGE_OVERHEAD_BYTES, air_resource, link_for, route, through_port
 from synergy.planning.problem import PlanningProblem
 from synergy.planning.registry import get_planner
 from synergy.planning.space_files import load_space
@@ -188,15 +188,19 @@ def test_a_serial_board_caps_its_links_at_the_measured_payload_rate_rounded_down
     capped = through_port(on(fast, ring="ble5_2m", watch="usb_hs"))
     assert capped.link.bandwidth_bytes_per_s == 89_000
     assert capped.link.name == "usb_hs|serial"
+    assert capped.link.per_message_overhead_bytes == SERIAL_MESSAGE_OVERHEAD_BYTES
     # A pair link slower than the port keeps its figures; a faster one is capped too.
     pairs = {p.peer: p.link for p in capped.peer_links}
     assert pairs["ring"].bandwidth_bytes_per_s == 89_000  # ble5_2m's 160,000 B/s is faster
     assert pairs["watch"].bandwidth_bytes_per_s == 89_000
-    # Without a port, nothing changes; a slower radio than the port keeps its own figures.
+    # Without a port, nothing changes.
     plain = device("pi", link="usb_hs")
     assert through_port(plain) is plain
+    # A slower radio than the port keeps its rate, but every transfer still crosses the port.
     slow = dataclasses.replace(device("pi", link="ble_24k"), board_port=_port(89_000))
-    assert through_port(slow).link == LINK_PRESETS["ble_24k"]
+    ble = LINK_PRESETS["ble_24k"]
+    assert through_port(slow).link.bandwidth_bytes_per_s == ble.bandwidth_bytes_per_s
+    assert through_port(slow).link.per_message_overhead_bytes == SERIAL_MESSAGE_OVERHEAD_BYTES
 
 
 def test_a_pair_link_declared_by_the_peer_still_ends_at_the_board_port() -> None:
