@@ -16,6 +16,12 @@ lease (NotFound) or when no heartbeat succeeded for the lease TTL. A heartbeat w
 third of the TTL (at least one period) for its answer, so a coordinator that is merely slow
 (a loaded host carrying many agents) still renews every lease. An outage is logged once
 when it starts (and when its cause changes) and once when it ends, never per attempt.
+
+A device id held by another live agent (the coordinator refuses the registration: ALREADY_EXISTS,
+or PERMISSION_DENIED with TLS) is retried for :data:`DEVICE_ID_TAKEN_GIVE_UP_S` — long enough for
+the lease of this same agent's previous run to expire (an agent restarted on another port; the
+default lease TTL is 5 s) — then the agent logs an error suggesting ``--device-id`` and gives up:
+:attr:`Membership.refused` is set and the daemon exits with status 1.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import structlog
 
 from agent.reporter import Reporter
 from synergy.deployment import AgentState
-from synergy.errors import NotFound, SynergyError, Unavailable
+from synergy.errors import AlreadyExists, NotFound, PermissionDenied, SynergyError, Unavailable
 from synergy.reports import DeviceTelemetry
 from synergy.types import DeviceSpec
 from synergy.wire.registry_client import Lease, Registry
@@ -50,6 +56,9 @@ MIN_HEARTBEAT_TIMEOUT_S = 0.5
 HEARTBEAT_TIMEOUT_TTL_SHARE = 1 / 3
 #: Bound on Deregister (at shutdown).
 DEREGISTER_BOUND_S = 1.0
+#: How long a registration refused because another live agent holds the device id is retried
+#: before the agent gives up (three default lease TTLs: a previous run's lease runs out first).
+DEVICE_ID_TAKEN_GIVE_UP_S = 15.0
 
 
 class Backoff:
@@ -128,6 +137,9 @@ class Membership:
         self._on_heartbeat = on_heartbeat
         self._backoff = backoff or Backoff(REGISTER_BACKOFF_MIN_S, REGISTER_BACKOFF_MAX_S)
         self.registered = asyncio.Event()
+        #: Set when the coordinator kept refusing this device id: the agent must exit (:attr:`refusal` says why).
+        self.refused = asyncio.Event()
+        self.refusal: SynergyError | None = None
         self._nudge = asyncio.Event()
         self.lease: Lease | None = None
         #: Successful registrations and heartbeats (for tests and telemetry).
@@ -156,11 +168,21 @@ class Membership:
             self.lease = None
 
     async def _register(self) -> Lease:
+        taken_since: float | None = None
         while True:
             state = self._state()
             try:
                 lease = await self.registry.register(self._device(), state)
+            except (AlreadyExists, PermissionDenied) as exc:
+                self._outage.failed("register", exc)
+                now = time.monotonic()
+                taken_since = now if taken_since is None else taken_since
+                if now - taken_since >= DEVICE_ID_TAKEN_GIVE_UP_S:
+                    await self._give_up(exc)
+                await asyncio.sleep(self._backoff.next())
+                continue
             except SynergyError as exc:
+                taken_since = None
                 self._outage.failed("register", exc)
                 await asyncio.sleep(self._backoff.next())
                 continue
@@ -175,6 +197,19 @@ class Membership:
                 loaded_epochs=list(state.loaded_epochs),
             )
             return lease
+
+    async def _give_up(self, error: SynergyError) -> None:
+        """The coordinator keeps refusing this device id: say what to do, and wait to be stopped."""
+        device_id = self._device().device_id
+        hint = f"give this agent another --device-id (or stop the agent that holds {device_id!r})"
+        self._log.error("device_id_taken", error=str(error), gave_up_after_s=DEVICE_ID_TAKEN_GIVE_UP_S, hint=hint)
+        refusal = AlreadyExists(
+            f"the coordinator refused device id {device_id!r} for {DEVICE_ID_TAKEN_GIVE_UP_S:g}s: {error}; {hint}"
+        )
+        refusal.__cause__ = error
+        self.refusal = refusal
+        self.refused.set()
+        await asyncio.Event().wait()  # until the daemon, told by `refused`, cancels this loop
 
     def state_changed(self) -> None:
         """What the agent holds changed: report it with a heartbeat now, not at the next period.

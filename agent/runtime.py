@@ -86,6 +86,9 @@ class Telemetry:
     sources: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     #: Frames a retiring epoch handed to the new epoch's path on this device.
     frames_replayed: int = 0
+    #: Partitions run on the board, every app and epoch (stage_times go with their epoch; the
+    #: metrics endpoint needs a total that never goes back).
+    partition_runs: int = 0
 
 
 @dataclass
@@ -500,6 +503,7 @@ class Runtime:
         tensors = frame.tensors
         if segment.partition is not None:
             tensors, timing = await self.board.run(segment.partition, tensors)
+            self.telemetry.partition_runs += 1
             self.telemetry.accelerator_busy_s += timing.elapsed_s
             entry = self.telemetry.stage_times.setdefault((segment.app_id, segment.epoch), [timing.modelled_s, 0.0, 0])
             entry[1] += timing.elapsed_s

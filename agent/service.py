@@ -47,6 +47,7 @@ from agent.runtime import Runtime
 from agent.serial_board import SerialBoard, SerialTarget
 from agent.servicer import AgentServicer, registration
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX
+from synergy.metrics.counts import ObservingSink, OutcomeCounts
 from synergy.reports import DeviceTelemetry
 from synergy.security.authz import Policy
 from synergy.security.guard import Guard
@@ -59,6 +60,7 @@ from synergy.wire.server import ServingServer, announce_listening, start_server
 
 if TYPE_CHECKING:
     from synergy.events import EventPublisher
+    from synergy.metrics.endpoint import MetricsEndpoint
 
 __all__ = ["Agent", "AgentConfig", "serve_agent"]
 
@@ -93,6 +95,8 @@ class AgentConfig:
     #: A real board (or ``synergy board-sim``) on a serial port instead of the emulated one
     #: (``--board serial:PATH[@BAUD]``); its profile is the device's board.
     serial: SerialTarget | None = None
+    #: host:port of the Prometheus metrics endpoint (docs/metrics.md); "" serves none.
+    metrics_bind: str = ""
 
 
 class Agent:
@@ -103,11 +107,13 @@ class Agent:
         self.device = config.device
         self.board = board or _make_board(config)
         self.reporter = Reporter()
+        #: Frame outcomes by app and drop cause, for the metrics (counted on the way to the reporter).
+        self.outcomes = OutcomeCounts()
         self.radio = Radio(config.device.link, shaped=config.link_shaping)
         self.runtime = Runtime(
             config.device,
             self.board,
-            self.reporter,
+            ObservingSink(self.reporter, self.outcomes),
             self.radio,
             transport=functools.partial(GrpcFrameTransport, tls=config.tls),
         )
@@ -122,6 +128,9 @@ class Agent:
         self.runtime.on_state_change = self.membership.state_changed
         self.events: EventPublisher | None = None
         self.server: ServingServer | None = None
+        self.metrics: MetricsEndpoint | None = None
+        #: The authorization policy of the agent's server, and its audit log of refusals.
+        self.guard = Guard(Policy(insecure=config.tls is None))
         #: Restarts of each vital loop after a crash.
         self.restarts: dict[str, int] = {}
         self._tasks = TaskOwner(f"agent:{config.device.device_id}")
@@ -149,10 +158,20 @@ class Agent:
         )
 
     async def serve(self) -> None:
-        """Start the gRPC server (and the MQTT publisher when configured)."""
-        guard = Guard(Policy(insecure=self.config.tls is None))
-        servicer = AgentServicer(self.runtime, self.telemetry, guard)
-        self.server = await start_server(self.config.bind, [registration(servicer)], tls=self.config.tls)
+        """Start the metrics endpoint and the MQTT publisher when configured, and the gRPC server."""
+        if self.config.metrics_bind:
+            # Imported only when asked for: an agent without metrics loads no prometheus_client.
+            from agent.metrics import agent_registry
+            from synergy.metrics.endpoint import start_endpoint
+
+            self.metrics = await start_endpoint(self.config.metrics_bind, agent_registry(self), "agent")
+        servicer = AgentServicer(self.runtime, self.telemetry, self.guard)
+        try:
+            self.server = await start_server(self.config.bind, [registration(servicer)], tls=self.config.tls)
+        except BaseException:
+            if self.metrics is not None:
+                await self.metrics.close()
+            raise
         host = self.config.bind.rsplit(":", 1)[0]
         advertised = self.config.advertise or f"{host}:{self.server.port}"
         self.device = replace(self.device, address=advertised)
@@ -286,6 +305,8 @@ class Agent:
         await self._tasks.close()
         if self.server is not None:
             await self.server.stop(SHUTDOWN_GRACE_S)
+        if self.metrics is not None:
+            await self.metrics.close()
         await self.membership.registry.close()
         if isinstance(self.board, SerialBoard):
             await self.board.close()
@@ -299,7 +320,8 @@ def _make_board(config: AgentConfig) -> Board:
 
 
 async def serve_agent(config: AgentConfig, stop: asyncio.Event | None = None) -> None:
-    """Run an agent until SIGINT/SIGTERM (or ``stop``)."""
+    """Run an agent until SIGINT/SIGTERM (or ``stop``); raises the coordinator's refusal when it
+    kept refusing the device id (:data:`agent.membership.DEVICE_ID_TAKEN_GIVE_UP_S`)."""
     stop = stop or asyncio.Event()
     agent = Agent(config)
     await agent.start()
@@ -307,9 +329,14 @@ async def serve_agent(config: AgentConfig, stop: asyncio.Event | None = None) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     announce_listening("agent", agent.address)
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(agent.membership.refused.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for waiter in waiters:
+            waiter.cancel()
         await agent.shutdown()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if agent.membership.refusal is not None and not stop.is_set():
+        raise agent.membership.refusal  # the coordinator kept refusing the device id: exit 1

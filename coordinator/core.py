@@ -31,6 +31,7 @@ from coordinator.messages import (
     DeployFinished,
     DeployOutcome,
     DeviceDeregistered,
+    DeviceForgotten,
     DeviceRegistered,
     DeviceWentOffline,
     Event,
@@ -53,6 +54,7 @@ from coordinator.messages import (
     UndeployStale,
 )
 from coordinator.models import LoadedModel
+from coordinator.replans import CauseKind, ReplanCause, ReplanLog, ReplanOutcome
 from coordinator.vcs import AppRecord, DeviceRecord, Quarantine
 from synergy.deployment import AgentState
 from synergy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -175,6 +177,8 @@ class ControlCore:
         self._infer_seq: dict[str, int] = {}
         #: app -> (device, epoch) -> (admitted, skipped): what each source last reported.
         self._source_counts: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+        #: Why each planning round ran and what came of it (read by the dashboard).
+        self.replans = ReplanLog()
 
     # -- queries (pure, read-only) -------------------------------------------------------
 
@@ -274,6 +278,7 @@ class ControlCore:
                 frames_skipped=sum(s for _, s in sources.values()),
             ),
             owner=record.owner,
+            inputs=tuple(record.model.hardware.inputs),
         )
 
     def _app_state(self, record: AppRecord, now: float) -> tuple[AppState, str]:
@@ -390,7 +395,7 @@ class ControlCore:
         self._deployed = _Deployed(plan, self._plan_key(plan), dict(state.expected), activated_at=now)
         self.stats.epoch = plan.epoch
         log.info("state_restored", apps=len(self.apps), devices=len(self.devices), epoch=plan.epoch)
-        return self._request_replan(now)
+        return self._request_replan(now, CauseKind.STARTED)
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -412,6 +417,8 @@ class ControlCore:
                     return []
                 log.warning("device_offline_by_event", device=event.device_id, reason=event.reason)
                 return self._offline(gone, event.reason, event.now)
+            case DeviceForgotten():
+                return self._forgotten(event)
             case AppSubmitted():
                 return self._submitted(event)
             case AppRemoved():
@@ -463,8 +470,26 @@ class ControlCore:
             out.append(CloseChannel(existing.spec.address))
         out += self._compare_state(record, now, threshold=1)
         if changed:
-            out += self._request_replan(now)
+            joined = existing is None or not existing.online
+            kind = CauseKind.DEVICE_JOINED if joined else CauseKind.DEVICE_CHANGED
+            out += self._request_replan(now, kind, spec.device_id)
         return out
+
+    def _forgotten(self, event: DeviceForgotten) -> list[Instruction]:
+        """Forget an offline device (its record, its quarantine); an online one is refused."""
+        record = self.devices.get(event.device_id)
+        if record is None:
+            raise NotFound(f"unknown device id {event.device_id!r}; known: {sorted(self.devices) or 'none'}")
+        if record.online:
+            raise FailedPrecondition(
+                f"device {event.device_id!r} is online: only an offline device can be forgotten (stop its agent, "
+                "which deregisters it, or wait for its lease to expire)"
+            )
+        del self.devices[event.device_id]
+        log.info("device_forgotten", device=event.device_id)
+        if self.quarantines.pop(event.device_id, None) is not None:
+            return [self._save_quarantines(event.now)]
+        return []
 
     def _heartbeat(self, event: HeartbeatReceived) -> list[Instruction]:
         record = self._live(event.device_id, event.lease_id)
@@ -501,7 +526,7 @@ class ControlCore:
         if deploying is not None and device_id in deploying.devices and not deploying.cancelled:
             deploying.cancelled = True
             out.append(CancelDeploy(deploying.epoch, f"device {device_id} left: {reason}"))
-        return out + self._request_replan(now)
+        return out + self._request_replan(now, CauseKind.DEVICE_LEFT, device_id, reason)
 
     def _compare_state(self, record: DeviceRecord, now: float, threshold: int) -> list[Instruction]:
         """Reconcile what the agent says it holds with what was deployed to it."""
@@ -534,7 +559,7 @@ class ControlCore:
             )
             self.stats.drift_repairs += 1
             self._force_deploy = True
-            out += self._request_replan(now)
+            out += self._request_replan(now, CauseKind.DEVICE_DRIFTED, device_id)
         return out
 
     # apps
@@ -548,7 +573,7 @@ class ControlCore:
         log.info(
             "app_submitted", app=spec.app_id, model=event.model.name, source=spec.source_type, target=spec.target_type
         )
-        return [self._save_counters(), *self._request_replan(event.now)]
+        return [self._save_counters(), *self._request_replan(event.now, CauseKind.APP_SUBMITTED, spec.app_id)]
 
     def _removed(self, event: AppRemoved) -> list[Instruction]:
         self.app(event.app_id)
@@ -556,7 +581,7 @@ class ControlCore:
         self._infer_seq.pop(event.app_id, None)
         self._source_counts.pop(event.app_id, None)
         log.info("app_removed", app=event.app_id)
-        return [DeleteApp(event.app_id), *self._request_replan(event.now)]
+        return [DeleteApp(event.app_id), *self._request_replan(event.now, CauseKind.APP_REMOVED, event.app_id)]
 
     def _result(self, event: ResultReported) -> list[Instruction]:
         # Any lease the device still holds counts, live or not: a target drains its last
@@ -576,9 +601,14 @@ class ControlCore:
 
     # planning and deployment
 
-    def _request_replan(self, now: float) -> list[Instruction]:
-        self._wanted += 1
+    def _request_replan(self, now: float, kind: CauseKind, subject: str = "", detail: str = "") -> list[Instruction]:
+        self._want(now, kind, subject, detail)
         return self._maybe_start(now)
+
+    def _want(self, now: float, kind: CauseKind, subject: str = "", detail: str = "") -> None:
+        """One more replan ticket, and why (the round that takes it up records the cause)."""
+        self._wanted += 1
+        self.replans.request(ReplanCause(kind, subject, now, detail))
 
     def _maybe_start(self, now: float) -> list[Instruction]:
         if self.busy or self._settled >= self._wanted:
@@ -588,6 +618,7 @@ class ControlCore:
         self._retry_at = None
         self._next_plan_id += 1
         self._planning = (self._next_plan_id, self._wanted, now)
+        self.replans.started(self._next_plan_id, now)
         specs = [a.spec for a in self.apps.values()]
         devices = self.planning_devices(specs, now)
         apps = tuple(PlanningApp(a.spec, a.model.hardware) for a in self.apps.values())
@@ -614,13 +645,15 @@ class ControlCore:
         plannable = {d.device_id for d in self.plannable_devices(now)}
         if not involved <= plannable:
             # A device left while the planner ran: that plan is void, make another.
-            self._wanted += 1
+            self.replans.finished(ReplanOutcome.VOID, now)
+            self._want(now, CauseKind.PLAN_VOID)
             return self._settle(ticket, now)
         key = self._plan_key(plan)
         diff = diff_plans(self._deployed.plan, plan)
         if diff.empty and key == self._deployed.key and not self._force_deploy:
             # Same stages on the same agents: keep the epoch, refresh the predictions.
             self._deployed.plan = replace(plan, epoch=self.epoch)
+            self.replans.finished(ReplanOutcome.UNCHANGED, now, epoch=self.epoch)
             return self._settle(ticket, now)
         self._force_deploy = False
         self._next_epoch = max(self._next_epoch, self.epoch) + 1
@@ -643,6 +676,7 @@ class ControlCore:
         held = {d: self._held_digests(d) for d in involved}
         apps = {p.app_id: (self.apps[p.app_id].spec, self.apps[p.app_id].model) for p in plan.plans}
         self._deploying = _Deploying(epoch, replace(plan, epoch=epoch), key, frozenset(involved), now, ticket)
+        self.replans.deploying(epoch)
         log.info(
             "deploying",
             epoch=epoch,
@@ -668,7 +702,8 @@ class ControlCore:
             if self._deployed.plan.plan_for(record.spec.app_id) is None:
                 record.reason = f"planning failed: {event.error}"
         self._retry_at = event.now + self.config.retry_s
-        self._wanted += 1  # plan again once the retry time has come
+        self.replans.finished(ReplanOutcome.PLAN_FAILED, event.now, detail=event.error)
+        self._want(event.now, CauseKind.PLAN_FAILED, detail=event.error)  # plan again once the retry time has come
         return self._settle(ticket, event.now)
 
     def _deploy_finished(self, event: DeployFinished) -> list[Instruction]:
@@ -702,10 +737,19 @@ class ControlCore:
                 throughput=round(deploying.plan.system_throughput, 3),
             )
             out += [SaveDeployment(deploying.plan, dict(event.expected)), PublishPlan(self.current_plan(now))]
+            self.replans.finished(ReplanOutcome.DEPLOYED, now, epoch=deploying.epoch)
             return out + self._settle(deploying.ticket, now)
         # The previous epoch stays active; plan again without whatever failed.
-        self._wanted += 1
-        if event.outcome is DeployOutcome.CANCELLED:
+        cancelled = event.outcome is DeployOutcome.CANCELLED
+        why = event.detail or "; ".join(f"{d}: {r}" for d, r in sorted(event.failures.items()))
+        if cancelled:
+            self.replans.finished(ReplanOutcome.DEPLOY_CANCELLED, now, detail=why)
+        else:  # failed, timed out or crashed: the detail says which
+            detail = f"{event.outcome.value}: {why}" if why else event.outcome.value
+            self.replans.finished(ReplanOutcome.DEPLOY_FAILED, now, detail=detail)
+        retry = CauseKind.DEPLOY_CANCELLED if cancelled else CauseKind.DEPLOY_FAILED
+        self._want(now, retry, str(event.epoch))
+        if cancelled:
             self.stats.deploys_cancelled += 1
             log.warning("deploy_cancelled", epoch=event.epoch, detail=event.detail)
         else:
@@ -751,7 +795,7 @@ class ControlCore:
             if quarantine.until <= now and not quarantine.released:
                 quarantine.released = True  # on probation: planned again; cleared by a good deploy
                 log.info("device_quarantine_over", device=device_id)
-                out += self._request_replan(now)
+                out += self._request_replan(now, CauseKind.QUARANTINE_OVER, device_id)
         deploying = self._deploying
         if deploying is not None and not deploying.cancelled and now - deploying.started_at > self.config.watchdog_s:
             deploying.cancelled = True
@@ -767,7 +811,7 @@ class ControlCore:
                 self.stats.calibration = dict(self.planned_factors)
                 self.stats.recalibrations += 1
                 log.info("calibration_drift_replanning", factors={d: round(f, 3) for d, f in drifted.items()})
-                out += self._request_replan(now)
+                out += self._request_replan(now, CauseKind.CALIBRATION, ", ".join(sorted(drifted)))
         return out + self._maybe_start(now)
 
     # helpers

@@ -29,6 +29,7 @@ __all__ = [
     "DeployFinished",
     "DeployOutcome",
     "DeviceDeregistered",
+    "DeviceForgotten",
     "DeviceRegistered",
     "DeviceWentOffline",
     "Event",
@@ -84,6 +85,14 @@ class HeartbeatReceived:
 class DeviceDeregistered:
     device_id: str
     lease_id: str
+    now: float
+
+
+@dataclass(frozen=True)
+class DeviceForgotten:
+    """A client asked to forget an offline device (``synergy devices --remove``)."""
+
+    device_id: str
     now: float
 
 
@@ -171,6 +180,7 @@ Event = (
     | HeartbeatReceived
     | DeviceDeregistered
     | DeviceWentOffline
+    | DeviceForgotten
     | AppSubmitted
     | AppRemoved
     | ResultReported

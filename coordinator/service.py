@@ -37,6 +37,7 @@ from coordinator.messages import (
     DeployFinished,
     DeployOutcome,
     DeviceDeregistered,
+    DeviceForgotten,
     DeviceRegistered,
     DeviceWentOffline,
     Event,
@@ -58,6 +59,7 @@ from coordinator.messages import (
     UndeployStale,
 )
 from coordinator.models import LoadedModel, ModelStore, check_runnable_somewhere
+from coordinator.observations import CoordinatorObservations
 from coordinator.results import ResultsHub
 from coordinator.store import StateStore
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
@@ -111,6 +113,10 @@ class CoordinatorConfig:
     #: The coordinator's identity for mutual TLS (its server and its channels to agents);
     #: None speaks plain text.
     tls: TlsConfig | None = None
+    #: host:port of the read-only web dashboard (docs/dashboard.md); "" serves none.
+    http_bind: str = ""
+    #: host:port of the Prometheus metrics endpoint (docs/metrics.md); "" serves none.
+    metrics_bind: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ class Coordinator:
         #: Set once the state is restored: until then every request is UNAVAILABLE.
         self.ready = asyncio.Event()
         self._tasks = TaskOwner("coordinator")
+        #: What the metrics show beyond the core's state (coordinator/observations.py).
+        self.observations = CoordinatorObservations()
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
         self._settled = asyncio.Condition()
         self._submits = asyncio.Lock()
@@ -263,6 +271,8 @@ class Coordinator:
 
     def _feed(self, event: Event) -> None:
         self._perform(self.core.handle(event))
+        if not isinstance(event, ResultReported):  # a round never ends on a result: the per-frame path stays lean
+            self.observations.handled(self.core)
 
     def _perform(self, instructions: Sequence[Instruction]) -> None:
         for instruction in instructions:
@@ -300,7 +310,9 @@ class Coordinator:
     async def _plan(self, instruction: StartPlanning) -> None:
         try:
             planner = self._planner.calibrated(instruction.factors) if instruction.factors else self._planner
-            plan = await asyncio.to_thread(planner, instruction.devices, instruction.apps)
+            started = time.perf_counter()
+            # plan(), not the bare call: the evaluation carries the predicted utilisation (metrics).
+            outcome = await asyncio.to_thread(planner.plan, instruction.devices, instruction.apps)
         except asyncio.CancelledError:
             if not self._stopped:
                 self._feed(PlanFailed(instruction.plan_id, "planning was cancelled", time.monotonic()))
@@ -309,6 +321,8 @@ class Coordinator:
             log.exception("planner_crashed", plan_id=instruction.plan_id)
             self._feed(PlanFailed(instruction.plan_id, f"{type(exc).__name__}: {exc}", time.monotonic()))
             return
+        plan = outcome.plan
+        self.observations.planned(time.perf_counter() - started, plan.plans, outcome.evaluation.utilisation)
         self._feed(PlanComputed(instruction.plan_id, plan, time.monotonic()))
 
     async def _deploy(self, instruction: StartDeploy) -> None:
@@ -442,6 +456,7 @@ class Coordinator:
         return await asyncio.get_running_loop().run_in_executor(self._writer, functools.partial(fn, *args))
 
     def _fan_out(self, result: Result) -> None:
+        self.observations.outcomes.observe(result)
         self.results.publish(result)
         if self.events is not None:
             self.events.publish(
@@ -497,6 +512,12 @@ class Coordinator:
 
     def deregister(self, device_id: str, lease_id: str) -> None:
         self._feed(DeviceDeregistered(device_id, lease_id, time.monotonic()))
+
+    async def forget_device(self, device_id: str) -> None:
+        """Forget an offline device, durably (``synergy devices --remove``); an online one is refused."""
+        self._feed(DeviceForgotten(device_id, time.monotonic()))
+        if self.store is not None:
+            await self._write(self.store.forget_device, device_id)
 
     def report_result(self, lease_id: str, result: Result) -> None:
         self._feed(ResultReported(lease_id, result, time.monotonic()))

@@ -309,12 +309,23 @@ class AppsServicer(apps_pb2_grpc.AppsServiceServicer):  # type: ignore[misc]  # 
         self._c.require_ready()
         return stats_to_proto(self._c.stats)
 
+    async def ForgetDevice(
+        self, request: apps_pb2.ForgetDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> apps_pb2.ForgetDeviceResponse:
+        self._authorize(context, "ForgetDevice")
+        self._c.require_ready()
+        await self._c.forget_device(request.device_id)
+        return apps_pb2.ForgetDeviceResponse()
 
-def coordinator_services(coordinator: Coordinator) -> Sequence[tuple[Callable[[grpc.aio.Server], None], str]]:
-    """The coordinator's services, as :func:`synergy.wire.server.start_server` takes them."""
+
+def coordinator_services(
+    coordinator: Coordinator, guard: Guard | None = None
+) -> Sequence[tuple[Callable[[grpc.aio.Server], None], str]]:
+    """The coordinator's services, as :func:`synergy.wire.server.start_server` takes them;
+    ``guard`` (default: :func:`coordinator_guard`) is given when its audit log is read elsewhere."""
     registry = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
     apps = apps_pb2.DESCRIPTOR.services_by_name["AppsService"].full_name
-    guard = coordinator_guard(coordinator)  # one policy and audit log for both services
+    guard = guard or coordinator_guard(coordinator)  # one policy and audit log for both services
     return [
         (
             partial(registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(coordinator, guard)),

@@ -200,6 +200,12 @@ class StateStore:
                 (spec.device_id, device_to_bytes(spec), lease_id),
             )
 
+    def forget_device(self, device_id: str) -> None:
+        """Drop an (offline) device's record and its quarantine: ``synergy devices --remove``."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+            db.execute("DELETE FROM quarantines WHERE device_id = ?", (device_id,))
+
     def save_counters(self, next_app: int, next_epoch: int) -> None:
         with self._transaction():
             self._set_meta("next_app", next_app)

@@ -1,9 +1,11 @@
-"""``synergy demo``: a whole body of wearables on this machine, three apps, a live table.
+"""``synergy demo``: a whole body of wearables on this machine, three apps, a live view.
 
 Starts a coordinator and four emulated devices as separate processes on 127.0.0.1 (no
 broker, no Docker), submits three zoo apps as *sensor type + model + output type*, and shows
-where each app's partitions run with the measured frames per second and latency, until
-``--duration`` seconds pass or Ctrl-C. Every process is stopped before it returns.
+the view of ``synergy top`` (:mod:`synergy.status_view`: devices, where each app's partitions
+run, measured frames per second and latency, bottlenecks) until ``--duration`` seconds pass or
+Ctrl-C: redrawn in place on a terminal, printed as one snapshot per refresh elsewhere (CI logs,
+tests). Every process is stopped before it returns.
 
 Every link is mutual TLS, with certificates from a throwaway CA in a temporary directory
 (removed at the end); ``--insecure`` runs it in plain text instead.
@@ -22,7 +24,8 @@ from pathlib import Path
 from synergy.cluster import AgentProcessSpec, LocalCluster
 from synergy.defaults import DEFAULT_PLANNER
 from synergy.sdk import AppRequest, SynergyClient
-from synergy.tables import format_apps, plan_placements
+from synergy.status_view import StatusSnapshot, render_status, snapshot
+from synergy.terminal import Screen
 
 __all__ = ["DEMO_APPS", "DEMO_DEVICES", "DemoOptions", "run_demo"]
 
@@ -88,15 +91,20 @@ async def run_demo(options: DemoOptions) -> int:
 
 
 async def _show_live(client: SynergyClient, options: DemoOptions, stop: asyncio.Event) -> None:
+    """The live view of :mod:`synergy.status_view` every ``refresh_s``: redrawn in place on a
+    terminal (the last frame stays above the summary), one snapshot per refresh elsewhere."""
     deadline = time.monotonic() + options.duration_s
-    while time.monotonic() < deadline and not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), min(options.refresh_s, max(0.0, deadline - time.monotonic())))
-        apps = await client.list_apps()
-        plan = await client.get_plan()
-        left = max(0.0, deadline - time.monotonic())
-        header = f"--- epoch {plan.epoch}, planner {plan.method}, predicted {plan.system_throughput:.1f} frames/s"
-        say(f"{header}, {left:.0f}s left ---\n{format_apps(apps, plan_placements(plan))}")
+    previous: StatusSnapshot | None = None
+    with Screen(sys.stdout) as screen:
+        while time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(options.refresh_s, max(0.0, deadline - time.monotonic())))
+            devices, apps, plan = await asyncio.gather(client.list_devices(), client.list_apps(), client.get_plan())
+            previous = snapshot(devices, apps, plan, previous=previous, coordinator=client.address)
+            left = max(0.0, deadline - time.monotonic())
+            title = f"--- synergy demo, coordinator {client.address}, {left:.0f}s left (Ctrl-C stops) ---"
+            width, height = screen.size()
+            screen.draw(render_status(previous, width, height, title=title))
 
 
 async def _summary(client: SynergyClient, cluster: LocalCluster) -> None:

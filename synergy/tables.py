@@ -11,14 +11,37 @@ from collections.abc import Mapping, Sequence
 
 from synergy.types import AppInfo, JointPlan
 
-__all__ = ["format_apps", "plan_placements", "render_table"]
+__all__ = ["MAX_CELL_CHARS", "ellipsize", "format_apps", "frame_number", "plan_placements", "render_table"]
+
+#: The widest a table cell is shown; longer text is cut with an ellipsis (the JSON has it whole).
+MAX_CELL_CHARS = 80
+#: The low 32 bits of a result's sequence number count its frames (the high bits are the epoch
+#: of a sensor's frame, the coordinator's run of an Infer input).
+_FRAME_BITS = 0xFFFF_FFFF
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str = "(none)") -> str:
-    """Left-aligned text columns, numbers right-aligned, with a header rule."""
+def ellipsize(text: str, width: int = MAX_CELL_CHARS) -> str:
+    """``text`` cut to ``width`` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def frame_number(seq: int) -> int:
+    """The frame count in a result's sequence number (``8589934850`` is frame 258 of epoch 2)."""
+    return seq & _FRAME_BITS
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    empty: str = "(none)",
+    max_width: int = MAX_CELL_CHARS,
+) -> str:
+    """Left-aligned text columns, numbers right-aligned, with a header rule; cells longer than
+    ``max_width`` characters are ellipsized."""
     if not rows:
         return empty
-    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[ellipsize(_cell(v), max_width) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
 
@@ -51,12 +74,13 @@ def plan_placements(plan: JointPlan) -> dict[str, str]:
 
 
 def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
-    """The apps table: owner, state, placement (or why it waits), measured rate and latency,
+    """The apps table: name, owner, state, placement (or why it waits), measured rate and latency,
     frames delivered, dropped, in flight and skipped at the sensor ("hidden" for another
     client's app, whose figures the coordinator does not show)."""
     rows = [
         [
             a.app_id,
+            a.spec.name if a.spec.name and a.spec.name != a.app_id else "-",
             a.owner or "-",
             a.spec.model,
             f"{a.spec.source_type}->{a.spec.target_type}",
@@ -80,6 +104,7 @@ def format_apps(apps: Sequence[AppInfo], placements: Mapping[str, str]) -> str:
     return render_table(
         [
             "app",
+            "name",
             "owner",
             "model",
             "io",

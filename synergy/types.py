@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
+from synergy.hardware.model import TensorSpec
 from synergy.reports import DeviceTelemetry
 
 __all__ = [
@@ -254,6 +255,8 @@ class AppInfo:
     owner: str = ""
     #: True when :attr:`stats` are left out (all zero): the app belongs to another client.
     stats_hidden: bool = False
+    #: Its model's input tensors: what Infer takes for a client-fed app.
+    inputs: tuple[TensorSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ until it returns something truthy, and returns that value. An exception raised b
 check counts as "not yet" (e.g. a daemon still restarting); on timeout the AssertionError
 names ``what`` and shows the last value or exception, chained to the latter.
 
+:func:`run_process` runs a command to its end without blocking the event loop (its stdout
+and stderr as text), as a user would run it: stdin closed, never a shell.
+
 :func:`netns_leftovers` lists the network namespaces and interfaces of ``synergy emulate``
 (names starting with :data:`synergy.netns.NAME_ROOT`), for tests that check nothing is left.
 """
@@ -17,12 +20,13 @@ import asyncio
 import inspect
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TypeVar, cast
 
 from synergy.netns import NAME_ROOT
 
-__all__ = ["eventually", "eventually_sync", "netns_leftovers"]
+__all__ = ["eventually", "eventually_sync", "netns_leftovers", "run_process"]
 
 T = TypeVar("T")
 
@@ -96,3 +100,20 @@ def netns_leftovers() -> list[str]:
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True, timeout=30).stdout
     return [line for line in (names + links).splitlines() if f" {NAME_ROOT}" in f" {line}"]
+
+
+async def run_process(
+    *argv: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout_s: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end in a worker thread: exit status, stdout and stderr as text."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+    )

@@ -43,7 +43,12 @@ BROKER_PACKAGES=mosquitto,mosquitto-clients
 RECIPE=1
 
 started=$(date +%s)
-step() { echo "== images: $* (+$(($(date +%s) - started))s)"; }
+# The steps, numbered as they start ([2/6] ...): the Docker engine, the bases, the wheelhouse
+# and the three docker builds. Other lines (a base being made, "done") carry no number.
+STEPS=6
+n=0
+step() { n=$((n + 1)); echo "== images: [$n/$STEPS] $* (+$(($(date +%s) - started))s)"; }
+note() { echo "== images: $* (+$(($(date +%s) - started))s)"; }
 die() { echo "images: error: $*" >&2; exit 1; }
 
 # The classic builder: the Docker CLI of a newer release wants the buildx plugin for BuildKit,
@@ -109,7 +114,7 @@ $(tail -5 "$OUT/cache/$name.debootstrap.log")"
 
 mkdir -p "$OUT/cache" "$OUT/wheelhouse"
 if [ "$MODE" = local ]; then
-  step "local bases"
+  note "local bases"
   # Both at once: debootstrap mostly waits on downloads and dpkg, not on the CPU.
   make_base synergy-base "$SYNERGY_PACKAGES" > "$OUT/cache/.synergy-base.tag" &
   synergy_job=$!
@@ -177,6 +182,6 @@ build "$BROKER_IMAGE" "$BROKER_BASE" deploy/broker.Dockerfile
 docker image prune --force --filter label=synergy.image >/dev/null 2>&1 || true
 
 size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
-step "done in $(($(date +%s) - started))s"
+note "done in $(($(date +%s) - started))s"
 echo "   $IMAGE          $(size "$IMAGE")  (base $SYNERGY_BASE: $(size "$SYNERGY_BASE"))"
 echo "   $BROKER_IMAGE   $(size "$BROKER_IMAGE")  (base $BROKER_BASE: $(size "$BROKER_BASE"))"

@@ -15,6 +15,12 @@ branches.
 random spaces of 8 devices x 6 apps and 32 x 16: cold, in a fresh ``synergy plan`` process
 per run (with an empty planning cache, and with the cache the previous run left), and warm
 (re-planning in this process), and prints p50 / p95 of each side by side.
+
+``synergy bench --serial-overhead [--baud 921600] [--model NAME ...] [--quick]`` prints, per
+zoo model, what each tensor crossing a board's serial port costs: the exact frames and wire
+bytes, their line time, the planner's link-model time (``uart_921600``) and the time measured
+through a responder on a pseudo-terminal paced at the baud rate
+(:mod:`synergy.serial.overhead_bench`; about a minute and a half for the eight models).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +47,25 @@ from synergy.planning.problem import DEFAULT_MAX_STAGES
 from synergy.planning.random_spaces import MAX_DEVICES, RANDOM_MODELS, random_workloads, sized_workload
 from synergy.planning.registry import MethodPlanner, PlanningOptions
 from synergy.planning.space_files import apps_document, space_document
-from synergy.planning.workloads import Workload
+from synergy.planning.workloads import MODEL_NAMES, Workload
+from synergy.progress import Progress
+from synergy.serial import overhead_bench
 
-__all__ = ["DEFAULT_OUT", "register", "run"]
+__all__ = ["DEFAULT_OUT", "DESCRIPTION", "LEGEND", "register", "run"]
+
+#: What `synergy bench --help` says (plain text: the module doc is for readers of the code).
+DESCRIPTION = (
+    "Plan every benchmark workload with Synergy's methods and the baselines on the same cost model, "
+    "write bench.csv, bench.json and bench.png into --out, report progress on stderr and print a "
+    "summary table (--json: the summary object). --quick runs a subset in under a minute; --random N "
+    "plans N random spaces instead; --planning-time measures planning time cold and warm; --dataplane "
+    "measures one data-plane hop; --serial-overhead what tensors cost on a board's serial port."
+)
+#: Printed under the summary table: what its columns mean.
+LEGEND = (
+    "legend: thr x geo = Synergy's throughput / the method's, geometric mean over workloads ((mean): "
+    "arithmetic; 2.00 = twice the frames); latency, J/inf = Synergy's against the method's (-: Synergy lower)"
+)
 
 DEFAULT_OUT = "bench-out"
 #: The exact method's node budget on random spaces (``--node-budget`` overrides it).
@@ -64,8 +86,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="benchmark the planner against the baselines (prints figures, writes bench-out/)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
@@ -94,6 +115,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="measure planning time cold (fresh `synergy plan` processes) and warm, by size",
     )
+    parser.add_argument(
+        "--serial-overhead",
+        action="store_true",
+        help="instead: each zoo model's cut tensors over the serial protocol at --baud, exact frames and "
+        "line time against the planner's uart_921600 link model, measured on a paced pty "
+        "(about 1.5 minutes; --quick: one repetition each)",
+    )
+    parser.add_argument(
+        "--baud",
+        type=int,
+        default=overhead_bench.DEFAULT_BAUD,
+        help="with --serial-overhead: the UART's baud rate, 10 bits per byte "
+        f"(default {overhead_bench.DEFAULT_BAUD:,})",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="with --serial-overhead: a zoo model (repeatable; default the eight of HARDWARE.md §5: "
+        + ", ".join(MODEL_NAMES)
+        + ")",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
 
@@ -109,28 +152,32 @@ def run(args: argparse.Namespace) -> int:
 
         return dataplane_bench.run_and_print(quick=args.quick)
     if args.planning_time:
-        return _planning_time(args, progress)
+        return _planning_time(args)
+    if args.serial_overhead:
+        return _serial_overhead(args)
     try:
-        if args.random:
-            if args.random < 1:
-                raise InvalidArgument("--random needs a positive number of spaces")
-            models = load_models(RANDOM_MODELS)
-            result = run_bench(
-                workloads=random_workloads(args.random, args.seed, models),
-                models=models,
-                clock=time.perf_counter,
-                progress=progress,
-                node_budget=args.node_budget if args.node_budget is not None else RANDOM_NODE_BUDGET,
-                repeats=1,
-                exact_max_devices=MAX_DEVICES,
-                exact_max_stages=_exact_stages,
-            )
-        else:
-            result = run_bench(
-                quick=args.quick, clock=time.perf_counter, progress=progress, node_budget=args.node_budget
-            )
+        # Closed before the summary is printed: a bar still on screen would run into it.
+        with Progress("bench") as bar:
+            if args.random:
+                if args.random < 1:
+                    raise InvalidArgument("--random needs a positive number of spaces")
+                models = load_models(RANDOM_MODELS)
+                result = run_bench(
+                    workloads=random_workloads(args.random, args.seed, models),
+                    models=models,
+                    clock=time.perf_counter,
+                    progress=bar.report,
+                    node_budget=args.node_budget if args.node_budget is not None else RANDOM_NODE_BUDGET,
+                    repeats=1,
+                    exact_max_devices=MAX_DEVICES,
+                    exact_max_stages=_exact_stages,
+                )
+            else:
+                result = run_bench(
+                    quick=args.quick, clock=time.perf_counter, progress=bar.report, node_budget=args.node_budget
+                )
     except SynergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"synergy bench: {exc}", file=sys.stderr)
         return 1
     summary = summarize(result)
     for note in write_outputs(result, summary, Path(args.out)):
@@ -141,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_finite(out), indent=2))
     else:
         print(format_summary(summary))
+        print(LEGEND)
     return 0
 
 
@@ -148,6 +196,26 @@ def _exact_stages(workload: Workload) -> int:
     """Every stage count on small spaces; elsewhere the fast method's candidate space."""
     n = len(workload.devices)
     return n if n <= EXACT_ALL_STAGES_DEVICES else DEFAULT_MAX_STAGES
+
+
+# -- serial overhead ----------------------------------------------------------------------
+
+
+def _serial_overhead(args: argparse.Namespace) -> int:
+    try:
+        if args.baud <= 0:
+            raise InvalidArgument(f"--baud must be positive, not {args.baud}")
+        models = load_models(args.model or MODEL_NAMES)
+        # Closed before the report is printed: a bar still on screen would run into it.
+        with Progress("serial overhead") as bar:
+            report = overhead_bench.serial_overhead_report(
+                models, baud=args.baud, quick=args.quick, progress=bar.report
+            )
+    except SynergyError as exc:
+        print(f"synergy bench: {exc}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
 
 
 # -- planning time ----------------------------------------------------------------------------
@@ -167,23 +235,24 @@ def _plan_in_fresh_process(space: Path, apps: Path, cache_home: Path) -> tuple[f
     return float(out["planning_ms"]), float(out["planning_cpu_ms"]), wall
 
 
-def _planning_time(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+def _planning_time(args: argparse.Namespace) -> int:
     runs = QUICK_TIMING_RUNS if args.quick else TIMING_RUNS
     models = load_models(RANDOM_MODELS)
     columns = ("cold, empty cache", "cold, disk cache", "warm")
     figures: dict[str, dict[str, list[float]]] = {}
     cpu: dict[str, dict[str, list[float]]] = {}
     process: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="synergy-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="synergy-bench-") as tmp, Progress("planning time") as bar:
         root = Path(tmp)
-        for devices, apps in TIMING_SIZES:
+        for size_index, (devices, apps) in enumerate(TIMING_SIZES):
             size = f"{devices} dev x {apps} apps"
             figures[size] = {c: [] for c in columns}
             cpu[size] = {c: [] for c in columns}
             process[size] = []
             for run in range(runs):
                 workload = sized_workload(devices, apps, args.seed + run, models)
-                progress(f"{size}: run {run + 1}/{runs} ({workload.name})")
+                what = f"{size}: run {run + 1}/{runs} ({workload.name})"
+                bar.update(size_index * runs + run, len(TIMING_SIZES) * runs, what)
                 space, apps_file = root / f"{workload.name}-space.yaml", root / f"{workload.name}-apps.yaml"
                 space.write_text(yaml.safe_dump(space_document(workload.devices)), encoding="utf-8")
                 apps_file.write_text(yaml.safe_dump(apps_document([a.spec for a in workload.apps])), encoding="utf-8")
@@ -234,7 +303,7 @@ def _finite(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry: ``python -m synergy.cli.bench_cmd [--quick] [--json] [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="synergy bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="synergy bench", description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

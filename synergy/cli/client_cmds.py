@@ -1,9 +1,12 @@
-"""Client commands: ``synergy devices | apps | submit | plan | results | remove``.
+"""Client commands: ``synergy devices | apps | submit | plan | results | remove | infer``.
 
-Each prints a table for people, or JSON with ``--json`` (protobuf JSON mapping, field names
-as in the .proto files: the SDK's dataclasses go through the wire converters for that).
-Each takes ``--tls-dir DIR`` (env ``SYNERGY_TLS_DIR``; a client or admin certificate) for
-mutual TLS with the coordinator, or ``--insecure`` for plain text.
+Each prints a table for people, or JSON with ``--json`` (:mod:`synergy.documents`: our
+dataclasses, numbers as numbers, enums as their values; the plan in the one schema online and
+offline). Wherever a command takes an app it takes its id or its name (``submit --name``). Each
+takes ``--coordinator HOST[:PORT]`` (env ``SYNERGY_COORDINATOR``; the default port when none is
+given) and ``--tls-dir DIR`` (env ``SYNERGY_TLS_DIR``; a client or admin certificate) for mutual
+TLS with the coordinator, or ``--insecure`` for plain text. Errors and exit statuses:
+:mod:`synergy.cli.exits`.
 """
 
 from __future__ import annotations
@@ -12,81 +15,102 @@ import argparse
 import asyncio
 import json
 import os
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
+import numpy as np
 
+from synergy.addresses import coordinator_target
 from synergy.defaults import DEFAULT_COORDINATOR
+from synergy.documents import plan_document, to_json
+from synergy.errors import InvalidArgument
+from synergy.labels import label_summary, summary_label
+from synergy.reports import Result
 from synergy.sdk import AppRequest, SynergyClient
 from synergy.security.tls import add_tls_arguments, tls_from_args
-from synergy.tables import format_apps, plan_placements, render_table
-from synergy.types import DeviceSpec, JointPlan
-from synergy.wire.convert import joint_plan_to_proto
-from synergy.wire.reports import app_info_to_proto, device_info_to_proto, result_to_proto
+from synergy.tables import format_apps, frame_number, plan_placements, render_table
+from synergy.types import AppInfo, DeviceSpec, JointPlan
 
-__all__ = ["format_plan", "register"]
+__all__ = ["add_live_plan_arguments", "format_plan", "format_result", "register", "run_live_plan"]
+
+
+def _add_coordinator_argument(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument(
+        "--coordinator",
+        default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
+        metavar="HOST[:PORT]",
+        help=help_text,
+    )
 
 
 def _client_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
 ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
-    p.add_argument(
-        "--coordinator",
-        default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
-        help="coordinator host:port (env SYNERGY_COORDINATOR)",
-    )
+    _add_coordinator_argument(p, "coordinator address, port 50051 when none is given (env SYNERGY_COORDINATOR)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_tls_arguments(p)
     return p
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    _client_parser(sub, "devices", "list the devices of the virtual computing space").set_defaults(func=_devices)
-    _client_parser(sub, "apps", "list apps with their state, rate and latency").set_defaults(func=_apps)
+    d = _client_parser(sub, "devices", "list the devices of the virtual computing space")
+    d.add_argument(
+        "--remove",
+        metavar="DEVICE_ID",
+        help="forget an offline device instead (an admin certificate; an online device is refused)",
+    )
+    d.set_defaults(func=_devices)
+    _client_parser(sub, "apps", "list apps with their name, state, rate and latency").set_defaults(func=_apps)
 
     s = _client_parser(sub, "submit", "submit an app: sensor type + model + output type (never a device)")
     s.add_argument("source", help="sensor type, e.g. camera (or 'client' for apps fed through Infer)")
     s.add_argument("model", help="zoo name (see `synergy profile --list`) or path to an .onnx file")
     s.add_argument("target", help="output type, e.g. display")
-    s.add_argument("--name", default="", help="a name for people")
+    s.add_argument("--name", default="", help="a name for people, usable wherever an app id is (default: the id)")
     s.add_argument("--source-device", default="", help="pin the source to this device")
     s.add_argument("--target-device", default="", help="pin the target to this device")
-    s.add_argument("--max-rate", type=float, default=0.0, help="cap the app's frames per second")
+    s.add_argument("--max-rate", type=float, default=0.0, help="cap the app's frames per second (0: no cap)")
     s.add_argument(
         "--min-rate",
         type=float,
         default=0.0,
-        help="frames per second the app needs at least; it waits, with the reason, until a plan gives it that",
+        help="frames per second the app needs at least; it waits, with the reason, until a plan gives it that "
+        "(0: none)",
     )
     s.add_argument(
-        "--weight", type=float, default=1.0, help="priority in the default objective (weighted sum of rates; default 1)"
+        "--weight", type=float, default=1.0, help="priority in the default objective (weighted sum of rates)"
     )
     s.add_argument(
         "--every-frame",
         action="store_true",
-        help="process every captured frame, queueing behind a bottleneck (default: skip frames the pipeline "
-        "has no room for, so results stay fresh)",
+        help="process every captured frame, queueing behind a bottleneck (without it: skip frames the "
+        "pipeline has no room for, so results stay fresh)",
     )
     s.set_defaults(func=_submit)
 
     r = _client_parser(sub, "remove", "remove an app")
-    r.add_argument("app_id")
+    r.add_argument("app", metavar="APP", help="app id or name")
     r.set_defaults(func=_remove)
 
     w = _client_parser(sub, "results", "stream results of apps (all apps when none is named)")
-    w.add_argument("app_ids", nargs="*")
+    w.add_argument("apps", nargs="*", metavar="APP", help="app ids or names")
     w.add_argument("--count", type=int, default=0, help="stop after this many results (0: until Ctrl-C)")
     w.set_defaults(func=_results)
 
+    i = _client_parser(
+        sub, "infer", "feed one input tensor (a .npy file) to an app of source type 'client' and print its result"
+    )
+    i.add_argument("app", metavar="APP", help="app id or name (submitted as `synergy submit client MODEL OUTPUT`)")
+    i.add_argument("input", metavar="FILE.npy", type=Path, help="the input: the model's input shape, batch optional")
+    i.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for the result (0: the coordinator's)")
+    i.set_defaults(func=_infer)
+
 
 def add_live_plan_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--coordinator",
-        default=os.environ.get("SYNERGY_COORDINATOR", DEFAULT_COORDINATOR),
-        help="coordinator host:port (env SYNERGY_COORDINATOR); used without --space",
+    _add_coordinator_argument(
+        p, "coordinator address, port 50051 when none is given (env SYNERGY_COORDINATOR); used without --space"
     )
     add_tls_arguments(p)
 
@@ -96,25 +120,34 @@ def run_live_plan(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, body: Callable[[SynergyClient, argparse.Namespace], Awaitable[int]]) -> int:
+    address = coordinator_target(args.coordinator)  # a bad address is refused before anything else
     tls = tls_from_args(args)  # loaded when the command runs, before any event loop
 
     async def main() -> int:
-        async with SynergyClient(args.coordinator, tls=tls) as client:
+        async with SynergyClient(address, tls=tls) as client:
             return await body(client, args)
 
     return asyncio.run(main())
 
 
-def _dump(messages: list[Message] | Message) -> str:
-    if isinstance(messages, list):
-        return json.dumps([MessageToDict(m, preserving_proto_field_name=True) for m in messages], indent=2)
-    return json.dumps(MessageToDict(messages, preserving_proto_field_name=True), indent=2)
+def _print_json(value: object) -> None:
+    print(json.dumps(to_json(value), indent=2))
+
+
+# -- devices --------------------------------------------------------------------------------
 
 
 async def _devices_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    if args.remove:
+        await client.forget_device(args.remove)
+        if args.json:
+            print(json.dumps({"forgotten": args.remove}))
+        else:
+            print(f"forgot device {args.remove}")
+        return 0
     devices = await client.list_devices()
     if args.json:
-        print(_dump([device_info_to_proto(d) for d in devices]))
+        _print_json(devices)
         return 0
     rows = [
         [
@@ -146,10 +179,13 @@ def _devices(args: argparse.Namespace) -> int:
     return _run(args, _devices_body)
 
 
+# -- apps -----------------------------------------------------------------------------------
+
+
 async def _apps_body(client: SynergyClient, args: argparse.Namespace) -> int:
     apps = await client.list_apps()
     if args.json:
-        print(_dump([app_info_to_proto(a) for a in apps]))
+        _print_json(apps)
         return 0
     plan = await client.get_plan()
     print(format_apps(apps, plan_placements(plan)))
@@ -158,6 +194,11 @@ async def _apps_body(client: SynergyClient, args: argparse.Namespace) -> int:
 
 def _apps(args: argparse.Namespace) -> int:
     return _run(args, _apps_body)
+
+
+def _app_line(app: AppInfo) -> str:
+    named = f" ({app.spec.name})" if app.spec.name and app.spec.name != app.app_id else ""
+    return f"{app.app_id}{named}  {app.state.value}" + (f"  ({app.reason})" if app.reason else "")
 
 
 async def _submit_body(client: SynergyClient, args: argparse.Namespace) -> int:
@@ -176,9 +217,9 @@ async def _submit_body(client: SynergyClient, args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        print(_dump(app_info_to_proto(app)))
+        _print_json(app)
     else:
-        print(f"{app.app_id}  {app.state.value}" + (f"  ({app.reason})" if app.reason else ""))
+        print(_app_line(app))
     return 0
 
 
@@ -187,11 +228,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 async def _remove_body(client: SynergyClient, args: argparse.Namespace) -> int:
-    await client.remove_app(args.app_id)
+    app_id = await client.remove_app(args.app)
     if args.json:
-        print(json.dumps({"removed": args.app_id}))
+        print(json.dumps({"removed": app_id}))
     else:
-        print(f"removed {args.app_id}")
+        print(f"removed {app_id}")
     return 0
 
 
@@ -199,7 +240,11 @@ def _remove(args: argparse.Namespace) -> int:
     return _run(args, _remove_body)
 
 
-def format_plan(plan: JointPlan) -> str:
+# -- plan -----------------------------------------------------------------------------------
+
+
+def format_plan(plan: JointPlan, names: Mapping[str, str] | None = None) -> str:
+    names = names or {}
     lines = [
         f"epoch {plan.epoch}  method {plan.method or '-'}  predicted {plan.system_throughput:.2f} frames/s"
         + (f"  bottleneck {plan.bottleneck}" if plan.bottleneck else "")
@@ -210,6 +255,7 @@ def format_plan(plan: JointPlan) -> str:
             rows.append(
                 [
                     p.app_id if i == 0 else "",
+                    names.get(p.app_id, "") if i == 0 else "",
                     p.source_device if i == 0 else "",
                     s.device_id,
                     f"{s.first_layer}-{s.last_layer}",
@@ -218,7 +264,7 @@ def format_plan(plan: JointPlan) -> str:
                     round(p.predicted_latency_s * 1000, 1) if i == 0 else "",
                 ]
             )
-    lines.append(render_table(["app", "source", "device", "layers", "target", "pred_fps", "pred_ms"], rows))
+    lines.append(render_table(["app", "name", "source", "device", "layers", "target", "pred_fps", "pred_ms"], rows))
     for app_id, reason in plan.unplaced.items():
         lines.append(f"waiting: {app_id}: {reason}")
     for device_id, reason in plan.quarantined.items():
@@ -228,33 +274,66 @@ def format_plan(plan: JointPlan) -> str:
 
 async def _plan(client: SynergyClient, args: argparse.Namespace) -> int:
     plan = await client.get_plan()
-    print(_dump(joint_plan_to_proto(plan)) if args.json else format_plan(plan))
+    names = {a.app_id: a.spec.name for a in await client.list_apps()}
+    print(json.dumps(plan_document(plan, names), indent=2) if args.json else format_plan(plan, names))
     return 0
 
 
+# -- results and infer ----------------------------------------------------------------------
+
+
+def format_result(result: Result, app: AppInfo | None = None) -> str:
+    """One result for people: app (and name), frame number, epoch, where, the summary with the
+    class name when the model's dataset has one, the latency; or the drop and its reason."""
+    name = f" ({app.spec.name})" if app is not None and app.spec.name and app.spec.name != app.app_id else ""
+    head = f"{result.app_id}{name} frame {frame_number(result.seq)} epoch {result.epoch}"
+    if result.dropped:
+        return f"{head}: DROPPED at {result.device_id}: {result.drop_reason}"
+    summary = label_summary(app.spec.model, result.summary) if app is not None else result.summary
+    return f"{head} -> {result.output_type}@{result.device_id}: {summary}  ({1000 * result.latency_s:.1f} ms)"
+
+
+def _result_json(result: Result, app: AppInfo | None) -> dict[str, Any]:
+    document: dict[str, Any] = to_json(result)
+    document["frame"] = frame_number(result.seq)
+    document["label"] = summary_label(app.spec.model, result.summary) if app is not None else None
+    return document
+
+
 async def _results_body(client: SynergyClient, args: argparse.Namespace) -> int:
-    seen = 0
-    async for result in client.watch_results(args.app_ids):
+    apps = {a.app_id: a for a in await client.list_apps()}
+    async for result in client.watch_results(args.apps, count=args.count):
+        app = apps.get(result.app_id)
+        if app is None:  # submitted since: learn its model once
+            apps = {a.app_id: a for a in await client.list_apps()}
+            app = apps.get(result.app_id)
         if args.json:
-            print(json.dumps(MessageToDict(result_to_proto(result), preserving_proto_field_name=True)), flush=True)
-        elif result.dropped:
-            print(f"{result.app_id} seq {result.seq}: DROPPED at {result.device_id}: {result.drop_reason}", flush=True)
+            print(json.dumps(_result_json(result, app)), flush=True)
         else:
-            latency = 1000 * (result.done_time_unix - result.capture_time_unix)
-            print(
-                f"{result.app_id} seq {result.seq} epoch {result.epoch} -> {result.output_type}@{result.device_id}: "
-                f"{result.summary}  ({latency:.1f} ms)",
-                flush=True,
-            )
-        seen += 1
-        if args.count and seen >= args.count:
-            break
+            print(format_result(result, app), flush=True)
     return 0
 
 
 def _results(args: argparse.Namespace) -> int:
+    return _run(args, _results_body)
+
+
+def _load_array(path: Path) -> np.ndarray[Any, Any]:
     try:
-        return _run(args, _results_body)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 0
+        return np.asarray(np.load(path, allow_pickle=False))
+    except FileNotFoundError:
+        raise InvalidArgument(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"{path}: not a .npy array ({exc})") from exc
+
+
+async def _infer_body(client: SynergyClient, args: argparse.Namespace) -> int:
+    array = _load_array(args.input)
+    result = await client.infer(args.app, array, timeout_s=args.timeout)
+    app = next((a for a in await client.list_apps() if a.app_id == result.app_id), None)
+    print(json.dumps(_result_json(result, app), indent=2) if args.json else format_result(result, app))
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    return _run(args, _infer_body)

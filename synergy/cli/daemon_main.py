@@ -14,13 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from synergy.cli import daemons
+from synergy.cli.exits import EXIT_INTERRUPTED, exit_status, report
 from synergy.errors import SynergyError
 from synergy.logs import configure_logging
 
-__all__ = ["EXIT_ERROR", "add_global_options", "build_parser", "main", "run_parsed"]
-
-#: Exit status for errors Synergy names (as ``synergy``'s).
-EXIT_ERROR = 2
+__all__ = ["add_global_options", "build_parser", "main", "run_parsed"]
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -42,16 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_parsed(args: argparse.Namespace) -> int:
-    """Configure logging and run the parsed command; a SynergyError is a message and exit 2."""
+    """Configure logging and run the parsed command: a SynergyError is one line on stderr and
+    its exit status (:mod:`synergy.cli.exits`), Ctrl-C is 130."""
     json_logs = None if args.log_format is None else args.log_format == "json"
     configure_logging(args.log_level, json=json_logs, process=args.command)
     try:
         code: int = args.func(args)
     except SynergyError as exc:
-        print(f"synergy {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        report(args.command, exc)
+        return exit_status(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

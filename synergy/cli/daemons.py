@@ -13,6 +13,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from synergy.addresses import coordinator_target
 from synergy.defaults import DEFAULT_COORDINATOR, DEFAULT_MQTT_PREFIX, DEFAULT_PLANNER
 from synergy.devices import DEVICE_PRESETS, load_device_file, parse_link, parse_sensor, preset_device
 from synergy.errors import FailedPrecondition, InvalidArgument
@@ -66,6 +67,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="do not re-plan when measured stage times drift from the cost model",
     )
+    c.add_argument(
+        "--http-bind",
+        default=env("SYNERGY_HTTP_BIND", ""),
+        metavar="HOST:PORT",
+        help="serve the read-only web dashboard on HOST:PORT (plain HTTP; ':PORT' is 127.0.0.1, port 0 any "
+        "free one, logged as dashboard_listening); keep it on localhost or behind a proxy "
+        "(env SYNERGY_HTTP_BIND; default: no dashboard; docs/dashboard.md)",
+    )
+    _add_metrics_argument(c)
     add_tls_arguments(c)
     c.set_defaults(func=_run_coordinator)
 
@@ -103,6 +113,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a.add_argument("--mqtt", default=env("SYNERGY_MQTT", ""), help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     a.add_argument("--mqtt-prefix", default=DEFAULT_MQTT_PREFIX, help="MQTT topic prefix")
+    _add_metrics_argument(a)
     add_tls_arguments(a)
     a.set_defaults(func=_run_agent)
 
@@ -125,8 +136,22 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         calibrate=not args.no_calibration,
         state_dir=None if args.ephemeral else args.state_dir,
         tls=tls,
+        http_bind=args.http_bind,
+        metrics_bind=args.metrics_bind,
     )
     return asyncio.run(serve_coordinator(config))
+
+
+def _add_metrics_argument(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-bind``, the same for both daemons (docs/metrics.md)."""
+    parser.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("SYNERGY_METRICS_BIND", ""),
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no authentication: bind it to "
+        "127.0.0.1 or a private network; ':PORT' is 127.0.0.1, port 0 any free one, logged as "
+        "metrics_listening; env SYNERGY_METRICS_BIND; default: none; docs/metrics.md)",
+    )
 
 
 def _check_identity(tls: TlsConfig, role: str, name: str | None) -> None:
@@ -182,7 +207,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         _check_identity(tls, "agent", device.device_id)
     config = AgentConfig(
         device=device,
-        coordinator=args.coordinator,
+        coordinator=coordinator_target(args.coordinator),
         bind=args.bind,
         advertise=args.advertise,
         chip_timing=not args.no_chip_timing,
@@ -192,6 +217,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         mqtt_prefix=args.mqtt_prefix,
         tls=tls,
         serial=serial,
+        metrics_bind=args.metrics_bind,
     )
     asyncio.run(serve_agent(config))
     return 0

@@ -1,4 +1,4 @@
-"""``synergy demo``: coordinator + four emulated wearables + three apps, with a live table."""
+"""``synergy demo``: coordinator + four emulated wearables + three apps, with a live view."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run a coordinator and 4 emulated devices on this machine with 3 apps (no broker, no Docker)",
         description=(
             "Start a coordinator and four emulated wearables (earbud, glasses, watch, ring) as separate "
-            "processes on 127.0.0.1, submit three zoo apps and print a live table of where each app runs, "
-            "its frames per second and latency. Stops cleanly after --duration seconds or Ctrl-C."
+            "processes on 127.0.0.1, submit three zoo apps and show a live view of the devices, where each app "
+            "runs, its frames per second, latency and bottleneck (as `synergy top`: redrawn in place on a "
+            "terminal, one snapshot per refresh otherwise). Stops cleanly after --duration seconds or Ctrl-C."
         ),
     )
     p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
-    p.add_argument("--refresh", type=float, default=2.0, help="seconds between table refreshes")
+    p.add_argument("--refresh", type=float, default=2.0, help="seconds between refreshes of the live view (default 2)")
     p.add_argument("--planner", default=DEFAULT_PLANNER, help="planning method (see `synergy plan --list-methods`)")
     p.add_argument("--log-dir", type=Path, default=Path("demo-logs"), help="where the daemons' logs go")
     p.add_argument("--mqtt", default="", help="also publish events to this MQTT broker URL")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 from synergy.fidelity import WORKLOADS, FidelityOptions, format_report, report_json, run_fidelity
+from synergy.progress import Progress
 
 __all__ = ["register"]
 
@@ -47,7 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         window_s=args.window,
         log_dir=args.log_dir,
     )
-    figures = asyncio.run(run_fidelity(options))
+    # run_fidelity reports "[k/N] workload: starting ..." on stderr, the project's progress
+    # convention: its lines drive the bar (other stderr lines print above it).
+    with Progress("fidelity") as bar, contextlib.redirect_stderr(bar.lines()):
+        figures = asyncio.run(run_fidelity(options))
     if args.json:
         print(json.dumps(report_json(figures), indent=2))
     else:

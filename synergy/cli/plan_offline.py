@@ -2,8 +2,11 @@
 
 Reads a space file and an apps file (docs/space-files.md), analyses each app's model (zoo
 name or ONNX file), runs one planning method and prints the joint plan: a table by default,
-an object with ``--json``. An app that cannot be placed is reported as an error naming the
-constraint (exit status 1), never as a traceback. ``--list-methods`` lists the methods.
+an object with ``--json`` (the schema of :func:`synergy.documents.plan_document`, the same as
+``synergy plan --json`` against a live coordinator). An app that cannot be placed is reported
+as an error naming the constraint (exit status 1), never as a traceback; bad input (files,
+method, models) is exit status 2. ``--list-methods`` lists the methods. The options that only
+offline planning takes are refused against a live coordinator (:func:`refuse_offline_options`).
 
 The lead wires these functions into the ``synergy`` command::
 
@@ -19,10 +22,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar, cast
 
+from synergy.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_status
 from synergy.defaults import DEFAULT_PLANNER
-from synergy.errors import SynergyError
+from synergy.documents import plan_document
+from synergy.errors import InvalidArgument, SynergyError
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
@@ -35,11 +40,17 @@ from synergy.planning.registry import METHODS, MethodPlanner, PlanningOptions, P
 from synergy.planning.search import DEFAULT_NODE_BUDGET
 from synergy.planning.space_files import AppEntry, load_apps, load_space
 
-__all__ = ["add_offline_arguments", "outcome_to_json", "run_offline"]
+__all__ = ["OFFLINE_ONLY", "add_offline_arguments", "outcome_to_json", "refuse_offline_options", "run_offline"]
 
-#: Exit statuses: planned everything / some app could not be placed or bad input.
-EXIT_OK = 0
-EXIT_PROBLEM = 1
+#: Options of offline planning alone (dest -> flag): unset (None, False) unless given.
+OFFLINE_ONLY = {
+    "method": "--method",
+    "seed": "--seed",
+    "node_budget": "--node-budget",
+    "max_stages": "--max-stages",
+    "no_cache": "--no-cache",
+    "objective": "--objective",
+}
 
 
 def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,24 +59,22 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apps", metavar="FILE", help="apps file: model, source and target of each app")
     parser.add_argument(
         "--method",
-        default=DEFAULT_PLANNER,
         metavar="NAME",
-        help=f"planning method (default: {DEFAULT_PLANNER}; see --list-methods)",
+        help=f"planning method of offline planning (default: {DEFAULT_PLANNER}; see --list-methods); a live "
+        "coordinator plans with its own (`synergy coordinator --planner`)",
     )
     parser.add_argument("--list-methods", action="store_true", help="list the planning methods and exit")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default: 0)")
+    parser.add_argument("--seed", type=int, help="seed of the 'random' baseline (default: 0)")
     parser.add_argument(
         "--node-budget",
         type=int,
-        default=DEFAULT_NODE_BUDGET,
         metavar="NODES",
         help=f"branches the exact method examines before it stops unproven (default {DEFAULT_NODE_BUDGET})",
     )
     parser.add_argument(
         "--max-stages",
         type=int,
-        default=DEFAULT_MAX_STAGES,
         metavar="N",
         help=f"devices one app may be split over (default {DEFAULT_MAX_STAGES}, more when a model needs it)",
     )
@@ -77,10 +86,21 @@ def add_offline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--objective",
         choices=OBJECTIVES,
-        default=DEFAULT_OBJECTIVE,
         help="what the plan maximises: throughput (default; no app below half its fair rate), fair "
-        "(max-min), latency (worst app latency) or energy (power at the required rates)",
+        "(max-min), latency (worst app latency) or energy (power at the required rates); a live "
+        "coordinator's is `synergy coordinator --objective`",
     )
+
+
+def refuse_offline_options(args: argparse.Namespace) -> None:
+    """``synergy plan`` against a live coordinator: offline-only options are an error, not ignored."""
+    given = [flag for dest, flag in OFFLINE_ONLY.items() if getattr(args, dest, None) not in (None, False)]
+    if given:
+        raise InvalidArgument(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to offline planning: give "
+            "--space FILE and --apps FILE with it (a live coordinator plans with its own method and "
+            "objective: `synergy coordinator --planner NAME --objective NAME`)"
+        )
 
 
 def _analyse(entries: Sequence[AppEntry]) -> list[PlanningApp]:
@@ -100,34 +120,16 @@ def _analyse(entries: Sequence[AppEntry]) -> list[PlanningApp]:
 def outcome_to_json(
     outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_ms: float, planning_cpu_ms: float | None = None
 ) -> dict[str, Any]:
-    """The ``--json`` object: method, throughput, bottleneck, timing, optimality, proof, apps."""
-    plan = outcome.plan
-    by_id = {a.spec.app_id: a for a in apps}
-    rows = []
-    for p in plan.plans:
-        rows.append(
-            {
-                "name": by_id[p.app_id].spec.name,
-                "rate": p.predicted_rate_hz,
-                "latency_ms": 1000.0 * p.predicted_latency_s,
-                "stages": [{"device": s.device_id, "layers": [s.first_layer, s.last_layer]} for s in p.stages],
-                "source": p.source_device,
-                "target": p.target_device,
-                "parallel_devices": list(p.parallel_devices),
-            }
-        )
-    return {
-        "method": plan.method,
-        "system_throughput": plan.system_throughput,
-        "bottleneck": plan.bottleneck,
-        "planning_ms": planning_ms,
-        "planning_cpu_ms": planning_cpu_ms if planning_cpu_ms is not None else planning_ms,
-        "optimal": outcome.optimal,
-        "proof": outcome.proof,
-        "power_w": outcome.evaluation.power_w,
-        "apps": rows,
-        "unplaced": {by_id[a].spec.name: why for a, why in plan.unplaced.items()},
-    }
+    """The ``--json`` object: :func:`~synergy.documents.plan_document` with the planning figures."""
+    return plan_document(
+        outcome.plan,
+        {a.spec.app_id: a.spec.name for a in apps},
+        planning_ms=planning_ms,
+        planning_cpu_ms=planning_cpu_ms if planning_cpu_ms is not None else planning_ms,
+        optimal=outcome.optimal,
+        proof=outcome.proof,
+        power_w=outcome.evaluation.power_w,
+    )
 
 
 def _print_table(outcome: PlanOutcome, apps: Sequence[PlanningApp], planning_ms: float, out: TextIO) -> None:
@@ -160,22 +162,23 @@ def run_offline(args: argparse.Namespace, *, out: TextIO | None = None, err: Tex
                 print(f"{m.name:<22} {m.kind:<9} {m.doc}", file=out)
         return EXIT_OK
     if not args.space or not args.apps:
-        print("error: offline planning needs both --space FILE and --apps FILE", file=err)
-        return EXIT_PROBLEM
+        print("synergy plan: offline planning needs both --space FILE and --apps FILE", file=err)
+        return EXIT_USAGE
+    method = args.method or DEFAULT_PLANNER
     try:
-        if args.method not in METHODS:
-            raise SynergyError(f"unknown planning method {args.method!r}; known: {', '.join(METHODS)}")
+        if method not in METHODS:
+            raise InvalidArgument(f"unknown planning method {method!r}; known: {', '.join(METHODS)}")
         space = load_space(args.space)
         apps = _analyse(load_apps(args.apps))
         options = PlanningOptions(
-            seed=args.seed,
+            seed=_given(args, "seed", 0),
             calibration=space.calibration,
-            objective=getattr(args, "objective", DEFAULT_OBJECTIVE),
-            node_budget=getattr(args, "node_budget", DEFAULT_NODE_BUDGET),
-            max_stages=getattr(args, "max_stages", DEFAULT_MAX_STAGES),
+            objective=_given(args, "objective", DEFAULT_OBJECTIVE),
+            node_budget=_given(args, "node_budget", DEFAULT_NODE_BUDGET),
+            max_stages=_given(args, "max_stages", DEFAULT_MAX_STAGES),
         )
         cost = CostModel(options.parameters, options.calibration)
-        planner = MethodPlanner(args.method, options, cost)
+        planner = MethodPlanner(method, options, cost)
         cache = None if getattr(args, "no_cache", False) else PlanningCache()
         models = [a.model for a in apps]
         # Reading the cache is part of planning in a fresh process: it is timed too.
@@ -188,15 +191,24 @@ def run_offline(args: argparse.Namespace, *, out: TextIO | None = None, err: Tex
         if cache is not None:
             cache.save(cost, models)
             for note in cache.notes:
-                print(f"note: planning cache: {note}", file=err)
+                print(f"synergy plan: note: planning cache: {note}", file=err)
     except SynergyError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_PROBLEM
+        print(f"synergy plan: {exc}", file=err)
+        return exit_status(exc)
     if args.json:
         print(json.dumps(outcome_to_json(outcome, apps, planning_ms, planning_cpu_ms), indent=2), file=out)
     else:
         _print_table(outcome, apps, planning_ms, out)
     names = {a.spec.app_id: a.spec.name for a in apps}
     for app_id, reason in outcome.plan.unplaced.items():
-        print(f"error: app {names[app_id]!r} cannot be placed: {reason}", file=err)
-    return EXIT_PROBLEM if outcome.plan.unplaced else EXIT_OK
+        print(f"synergy plan: app {names[app_id]!r} cannot be placed: {reason}", file=err)
+    return EXIT_FAILED if outcome.plan.unplaced else EXIT_OK
+
+
+_T = TypeVar("_T")
+
+
+def _given(args: argparse.Namespace, dest: str, default: _T) -> _T:
+    """An offline option's value: as given, else its default (the parser leaves it None)."""
+    value = getattr(args, dest, None)
+    return default if value is None else cast(_T, value)

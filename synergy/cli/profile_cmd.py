@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from synergy.cli import exits
 from synergy.errors import SynergyError
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.boards import BOARD_PRESETS, BoardProfile, load_board
@@ -31,8 +32,8 @@ from synergy.tables import render_table
 
 __all__ = ["profile_json", "register", "run"]
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
+EXIT_OK = exits.EXIT_OK
+EXIT_BAD_INPUT = exits.EXIT_USAGE
 DEFAULT_BOARD = "max78000"
 MICROSECONDS = 1e6
 MILLISECONDS = 1e3
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         return _run_all(args)
     if not args.model:
-        print("synergy profile: error: MODEL is required (or --all, --list)", file=sys.stderr)
+        exits.report("profile", "MODEL is required (or --all, --list)")
         return EXIT_BAD_INPUT
     started = time.perf_counter()
     try:
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         hw = analyze_model(model, name)
         output = json.dumps(profile_json(hw, board), indent=2) if args.json else _text(hw, board)
     except SynergyError as exc:
-        print(f"synergy profile: error: {exc}", file=sys.stderr)
+        exits.report("profile", exc)
         return EXIT_BAD_INPUT
     print(output)
     elapsed_ms = (time.perf_counter() - started) * MILLISECONDS
@@ -205,7 +206,7 @@ def _run_all(args: argparse.Namespace) -> int:
             headers = ("model", "layers", "weights", "weight B", "cycles", "latency us", f"fits {board.name}")
             output = render_table(headers, [_summary_row(hw, board) for hw in models])
     except SynergyError as exc:
-        print(f"synergy profile: error: {exc}", file=sys.stderr)
+        exits.report("profile", exc)
         return EXIT_BAD_INPUT
     elapsed_ms = (time.perf_counter() - started) * MILLISECONDS
     print(output)

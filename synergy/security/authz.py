@@ -84,6 +84,7 @@ APPS_METHODS: Final = (
     "WatchResults",
     "Infer",
     "GetStats",
+    "ForgetDevice",
 )
 _FRAMES = "Frames"
 
@@ -445,7 +446,8 @@ def authorize_apps(identity: Identity | None, method: str, *, owner: str | None,
       apps exist anyway), and a WatchResults naming no app is allowed with
       :attr:`Allowed.results` — all apps for an admin, the caller's own for a client;
     - ListApps, GetPlan, ListDevices, GetStats: any client or admin (hide others' results with
-      :func:`redact_for`).
+      :func:`redact_for`);
+    - ForgetDevice (drop an offline device's record): only an admin.
     """
     method = _bare_method(APPS_SERVICE, method)
     if method not in APPS_METHODS:
@@ -465,6 +467,10 @@ def authorize_apps(identity: Identity | None, method: str, *, owner: str | None,
         )
     if method == "SubmitApp":
         return Allowed(APPS_SERVICE, method, who, "a client's app belongs to it", owner=who.name)
+    if method == "ForgetDevice":
+        if who.role != "admin":
+            raise _denied(who, APPS_SERVICE, method, what, "only an admin may forget a device")
+        return Allowed(APPS_SERVICE, method, who, "an admin keeps the device list")
     if method in _OWNED_VERB:
         if owner is None:
             if method == "WatchResults":

@@ -71,6 +71,16 @@ class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ForgetDeviceRequest(_message.Message):
+    __slots__ = ("device_id",)
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    def __init__(self, device_id: _Optional[str] = ...) -> None: ...
+
+class ForgetDeviceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class CoordinatorStats(_message.Message):
     __slots__ = ("epoch", "activation_bytes_relayed", "result_bytes_received", "input_bytes_forwarded", "results_received", "replans", "deploy_failures", "partitions_sent", "partitions_reused", "partition_bytes_sent", "recalibrations", "calibration", "quarantines", "drift_repairs", "deploys_cancelled")
     class CalibrationEntry(_message.Message):

@@ -75,6 +75,11 @@ class AppsServiceStub:
                 request_serializer=synergy_dot_v1_dot_apps__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=synergy_dot_v1_dot_apps__pb2.CoordinatorStats.FromString,
                 _registered_method=True)
+        self.ForgetDevice = channel.unary_unary(
+                '/synergy.v1.AppsService/ForgetDevice',
+                request_serializer=synergy_dot_v1_dot_apps__pb2.ForgetDeviceRequest.SerializeToString,
+                response_deserializer=synergy_dot_v1_dot_apps__pb2.ForgetDeviceResponse.FromString,
+                _registered_method=True)
 
 
 class AppsServiceServicer:
@@ -131,6 +136,13 @@ class AppsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetDevice(self, request, context):
+        """Forget an offline device (FAILED_PRECONDITION for one that is online); admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_AppsServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=synergy_dot_v1_dot_apps__pb2.GetStatsRequest.FromString,
                     response_serializer=synergy_dot_v1_dot_apps__pb2.CoordinatorStats.SerializeToString,
+            ),
+            'ForgetDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetDevice,
+                    request_deserializer=synergy_dot_v1_dot_apps__pb2.ForgetDeviceRequest.FromString,
+                    response_serializer=synergy_dot_v1_dot_apps__pb2.ForgetDeviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +408,33 @@ class AppsService:
             '/synergy.v1.AppsService/GetStats',
             synergy_dot_v1_dot_apps__pb2.GetStatsRequest.SerializeToString,
             synergy_dot_v1_dot_apps__pb2.CoordinatorStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/synergy.v1.AppsService/ForgetDevice',
+            synergy_dot_v1_dot_apps__pb2.ForgetDeviceRequest.SerializeToString,
+            synergy_dot_v1_dot_apps__pb2.ForgetDeviceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -306,7 +306,7 @@ class AppStats(_message.Message):
     def __init__(self, frames_delivered: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., rate_hz: _Optional[float] = ..., latency_ms: _Optional[float] = ..., frames_admitted: _Optional[int] = ..., frames_skipped: _Optional[int] = ...) -> None: ...
 
 class App(_message.Message):
-    __slots__ = ("app_id", "spec", "state", "reason", "stats", "layers", "owner", "stats_hidden")
+    __slots__ = ("app_id", "spec", "state", "reason", "stats", "layers", "owner", "stats_hidden", "inputs")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +315,7 @@ class App(_message.Message):
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     STATS_HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     spec: AppSpec
     state: AppState
@@ -323,7 +324,8 @@ class App(_message.Message):
     layers: int
     owner: str
     stats_hidden: bool
-    def __init__(self, app_id: _Optional[str] = ..., spec: _Optional[_Union[AppSpec, _Mapping]] = ..., state: _Optional[_Union[AppState, str]] = ..., reason: _Optional[str] = ..., stats: _Optional[_Union[AppStats, _Mapping]] = ..., layers: _Optional[int] = ..., owner: _Optional[str] = ..., stats_hidden: _Optional[bool] = ...) -> None: ...
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorMeta]
+    def __init__(self, app_id: _Optional[str] = ..., spec: _Optional[_Union[AppSpec, _Mapping]] = ..., state: _Optional[_Union[AppState, str]] = ..., reason: _Optional[str] = ..., stats: _Optional[_Union[AppStats, _Mapping]] = ..., layers: _Optional[int] = ..., owner: _Optional[str] = ..., stats_hidden: _Optional[bool] = ..., inputs: _Optional[_Iterable[_Union[TensorMeta, _Mapping]]] = ...) -> None: ...
 
 class Stage(_message.Message):
     __slots__ = ("device_id", "first_layer", "last_layer")

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import grpc
 
-from synergy.errors import DeadlineExceeded, Unavailable
+from synergy.errors import DeadlineExceeded, FailedPrecondition, SynergyError, Unavailable
 from synergy.hardware.model import TensorSpec
 from synergy.reports import CoordinatorStats, Result
 from synergy.security.tls import TlsConfig
@@ -57,25 +57,41 @@ class AppsTransport:
             "host dialled (`synergy ca issue --san HOST`)"
         )
 
+    def _start_hint(self) -> str:
+        return (
+            "is it running? Start one with `synergy coordinator`, or point --coordinator (or "
+            "SYNERGY_COORDINATOR) at the one you use"
+        )
+
     async def wait_ready(self, timeout_s: float) -> None:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
         except TimeoutError as exc:
             raise Unavailable(
-                f"coordinator {self.address} not reachable within {timeout_s}s: is it running? "
-                "(start one with `synergy coordinator`, or point SYNERGY_COORDINATOR at it); "
+                f"coordinator {self.address} not reachable within {timeout_s}s: {self._start_hint()}; "
                 + self._tls_hint()
             ) from exc
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> SynergyError:
+        """The SynergyError a failed call stands for, worded for this client's situation."""
+        code, details = exc.code(), exc.details() or ""
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return DeadlineExceeded(f"coordinator {self.address} did not answer within {self.timeout_s}s")
+        if code == grpc.StatusCode.UNAVAILABLE and _NOT_CONNECTED in details:
+            return Unavailable(f"coordinator {self.address}: {details}; {self._start_hint()}; {self._tls_hint()}")
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            # The server there serves no AppsService: most likely an agent's port.
+            return FailedPrecondition(
+                f"{self.address} is an agent, not a coordinator (it does not serve the Apps API: {details}); "
+                "point --coordinator (or SYNERGY_COORDINATOR) at the coordinator's address"
+            )
+        return error_from_rpc(exc)
 
     async def _call(self, call: Awaitable[_T]) -> _T:
         try:
             return await call
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise DeadlineExceeded(f"coordinator {self.address} did not answer within {self.timeout_s}s") from exc
-            if exc.code() == grpc.StatusCode.UNAVAILABLE and _NOT_CONNECTED in (exc.details() or ""):
-                raise Unavailable(f"coordinator {self.address}: {exc.details()}; {self._tls_hint()}") from exc
-            raise error_from_rpc(exc) from exc
+            raise self._error(exc) from exc
 
     async def submit(self, spec: AppSpec, *, zoo_name: str = "", onnx: bytes = b"") -> AppInfo:
         request = apps_pb2.SubmitAppRequest(spec=app_spec_to_proto(spec))
@@ -96,6 +112,11 @@ class AppsTransport:
         answer = await self._call(self._stub.ListDevices(apps_pb2.ListDevicesRequest(), timeout=self.timeout_s))
         return [device_info_from_proto(d) for d in answer.devices]
 
+    async def forget_device(self, device_id: str) -> None:
+        await self._call(
+            self._stub.ForgetDevice(apps_pb2.ForgetDeviceRequest(device_id=device_id), timeout=self.timeout_s)
+        )
+
     async def plan(self) -> JointPlan:
         return joint_plan_from_proto(
             await self._call(self._stub.GetPlan(apps_pb2.GetPlanRequest(), timeout=self.timeout_s))
@@ -113,7 +134,7 @@ class AppsTransport:
                 yield result_from_proto(result)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                raise error_from_rpc(exc) from exc
+                raise self._error(exc) from exc
         finally:
             call.cancel()
 

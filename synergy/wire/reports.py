@@ -196,6 +196,7 @@ def app_info_to_proto(info: AppInfo) -> common_pb2.App:
         ),
         owner=info.owner,
         stats_hidden=info.stats_hidden,
+        inputs=[spec_to_meta(s) for s in info.inputs],
     )
 
 
@@ -223,6 +224,7 @@ def app_info_from_proto(msg: common_pb2.App, *, path: str = "app") -> AppInfo:
         ),
         owner=msg.owner,
         stats_hidden=msg.stats_hidden,
+        inputs=tuple(spec_from_meta(m) for m in msg.inputs),
     )
 
 

@@ -522,6 +522,10 @@ def _app_id_request(msg: apps_pb2.RemoveAppRequest) -> None:
     identifier(msg.app_id, "app_id")
 
 
+def _forget_device_request(msg: apps_pb2.ForgetDeviceRequest) -> None:
+    identifier(msg.device_id, "device_id")
+
+
 def _watch_results_request(msg: apps_pb2.WatchResultsRequest) -> None:
     app_id_list(msg.app_ids, "app_ids")
 
@@ -563,6 +567,7 @@ REQUEST_VALIDATORS: Mapping[str, Callable[[Any], None]] = {
     "/synergy.v1.AppsService/RemoveApp": _app_id_request,
     "/synergy.v1.AppsService/WatchResults": _watch_results_request,
     "/synergy.v1.AppsService/Infer": infer_request,
+    "/synergy.v1.AppsService/ForgetDevice": _forget_device_request,
     "/synergy.v1.AgentService/Deploy": deploy_request,
     "/synergy.v1.AgentService/Activate": _epoch_request,
     "/synergy.v1.AgentService/Undeploy": _epoch_request,

@@ -482,7 +482,7 @@ async def test_compose_cluster_builds_runs_three_apps_within_the_plan_replans_an
             )
             apps = {a["app_id"]: a for a in json.loads(await cluster.cli("apps", "--json"))}
             for name, app_id in ids.items():
-                assert apps[app_id]["state"].endswith("RUNNING"), (name, apps[app_id])
+                assert apps[app_id]["state"] == "running", (name, apps[app_id])
 
             # Fidelity: measured against planned rate, as `synergy fidelity` measures it.
             windows: list[WorkloadFidelity] = []
