@@ -8,17 +8,7 @@
 
 void synergy_hal_identity(struct synergy_identity *out)
 {
-    out->kind = SYNERGY_BOARD_KIND;
-    out->limits.weight_bytes = SYNERGY_WEIGHT_BYTES;
-    out->limits.bias_bytes = SYNERGY_BIAS_BYTES;
-    out->limits.max_layers = SYNERGY_MAX_LAYERS;
-    out->limits.data_bytes = SYNERGY_DATA_BYTES;
-    out->limits.partition_flash_bytes = SYNERGY_PARTITION_FLASH_BYTES;
-    out->limits.frame_sram_bytes = SYNERGY_FRAME_SRAM_BYTES;
-    out->limits.max_tensor_bytes = SYNERGY_MAX_TENSOR_BYTES;
-    out->limits.cnn_clock_hz = SYNERGY_CNN_CLOCK_HZ;
-    strcpy(out->firmware, SYNERGY_FIRMWARE_VERSION);
-    out->boot_id = 0;
+    synergy_board_identity(out, SYNERGY_FIRMWARE_VERSION, 0);
 }
 
 size_t synergy_hal_uart_read(uint8_t *buffer, size_t cap)

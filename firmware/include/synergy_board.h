@@ -68,4 +68,28 @@
 #define SYNERGY_FIRMWARE_VERSION "1.0.0"
 #endif
 
+#include "synergy_hal.h"
+
+/* The identity every HAL reports: the limits compiled in above, its own firmware string (cut
+ * to SYNERGY_MAX_FIRMWARE_CHARS) and boot id. One place, so the HALs cannot disagree. */
+static inline void synergy_board_identity(struct synergy_identity *out, const char *firmware, uint32_t boot_id)
+{
+    size_t n = 0;
+    out->kind = SYNERGY_BOARD_KIND;
+    out->limits.weight_bytes = SYNERGY_WEIGHT_BYTES;
+    out->limits.bias_bytes = SYNERGY_BIAS_BYTES;
+    out->limits.max_layers = SYNERGY_MAX_LAYERS;
+    out->limits.data_bytes = SYNERGY_DATA_BYTES;
+    out->limits.partition_flash_bytes = SYNERGY_PARTITION_FLASH_BYTES;
+    out->limits.frame_sram_bytes = SYNERGY_FRAME_SRAM_BYTES;
+    out->limits.max_tensor_bytes = SYNERGY_MAX_TENSOR_BYTES;
+    out->limits.cnn_clock_hz = SYNERGY_CNN_CLOCK_HZ;
+    while (n < SYNERGY_MAX_FIRMWARE_CHARS && firmware[n] != '\0') {
+        out->firmware[n] = firmware[n];
+        n++;
+    }
+    out->firmware[n] = '\0';
+    out->boot_id = boot_id;
+}
+
 #endif /* SYNERGY_BOARD_H */
