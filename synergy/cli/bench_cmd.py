@@ -133,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         metavar="NAME",
-        help="with --serial-overhead: a zoo model (repeatable; default the eight of HARDWARE.md §5: "
+        help="with --serial-overhead: a zoo model (repeatable; default the eight zoo models: "
         + ", ".join(MODEL_NAMES)
         + ")",
     )
