@@ -6,7 +6,13 @@ Pure, no I/O:
 - :mod:`synergy.serial.messages` — the message dataclasses and their payload layouts;
 - :mod:`synergy.serial.protocol` — frames (header, CRC-32, COBS) and the incremental decoder;
 - :mod:`synergy.serial.transfer` — chunking of partitions and tensors, and reassembly;
-- :mod:`synergy.serial.board_limits` — a board's HELLO limits against its BoardProfile.
+- :mod:`synergy.serial.board_limits` — a board's HELLO limits against its BoardProfile;
+- :mod:`synergy.serial.image` — the partition image a board is loaded with;
+- :mod:`synergy.serial.overhead` — exact frames and wire bytes of a tensor's transfer.
+
+With I/O: :mod:`synergy.serial.session` (the host side), :mod:`synergy.serial.responder` (the
+board side, as the simulator runs it), :mod:`synergy.serial.coprocessor` (the CNN of the
+firmware's host build) and :mod:`synergy.serial.overhead_bench` (the measured overhead).
 """
 
 from __future__ import annotations
