@@ -371,8 +371,12 @@ async def serve_stream(
 
     With ``baud`` every byte takes 10 bits at that rate (8N1) both ways, on running deadlines
     so that a burst costs exactly its line time: a received byte is handled only once the line
-    could have carried it, a sent one holds the line for its time. ``damage`` (tests) alters
-    the bytes both ways, like a noisy line.
+    could have carried it, and a reply reaches the host only once the line has carried its last
+    byte. Bytes read after a pause count as having arrived during it (a pty cannot say when the
+    host wrote them; counting from the read instead would charge the simulator's own scheduling
+    delays to the line, about 20 % of its rate), so an exchange after idle can beat the line by
+    up to one read's worth (the overhead bench paces at the host's end for that reason).
+    ``damage`` (tests) alters the bytes both ways, like a noisy line.
     """
     line_free = rx_free = time.monotonic()
     try:
@@ -388,10 +392,10 @@ async def serve_stream(
             for reply in await responder.feed(data):
                 if damage is not None:
                     reply = damage(reply)
-                writer.write(reply)
-                await writer.drain()
                 if baud:
                     line_free = max(line_free, time.monotonic()) + len(reply) * 10 / baud
                     await asyncio.sleep(max(0.0, line_free - time.monotonic()))
+                writer.write(reply)
+                await writer.drain()
     except (OSError, ConnectionError):
         return
