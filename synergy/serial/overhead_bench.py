@@ -21,11 +21,10 @@ sent and the refusal checked) and get the computed figures only.
 
 The line is paced at the host's end of the pty, both ways (:class:`PacedPort`: bytes arrive
 once a UART could have carried them), and ``serve_stream`` runs unpaced. Its own pacing
-(``baud=``) lets an exchange beat the line: it writes a reply when the reply's line time
-*starts* (then holds the line), so the last reply of an exchange arrives a frame time early;
-and it cannot tell when the bytes it reads were written, so it takes the first read after a
-pause (up to 4 KB: the window's two full frames) as having arrived over the time just before,
-i.e. for free. Measured through it, a 2,928-byte input took 12.9 ms against 32.8 ms of line.
+(``baud=``) lets an exchange after idle beat the line: it cannot tell when the bytes it
+reads were written, so it takes the first read after a pause (up to 4 KB: the window's two
+full frames) as having arrived over the time just before, i.e. for free. Measured through it,
+a 2,928-byte input took 12.9 ms against 32.8 ms of line.
 """
 
 from __future__ import annotations
