@@ -19,7 +19,7 @@ import contextlib
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -225,13 +225,21 @@ async def measure(workload: Workload, options: FidelityOptions, log: Path) -> Wo
     return WorkloadFidelity(workload.name, plan.epoch, share, tuple(rows), problem)
 
 
-async def run_fidelity(options: FidelityOptions) -> list[WorkloadFidelity]:
+def _print_progress(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+async def run_fidelity(
+    options: FidelityOptions, progress: Callable[[str], None] = _print_progress
+) -> list[WorkloadFidelity]:
+    """Measure each chosen workload; ``progress`` gets one ``[k/N] workload: ...`` line per workload
+    (the project's progress convention: :meth:`synergy.progress.Progress.report` reads it)."""
     chosen = [w for w in WORKLOADS if not options.workloads or w.name in options.workloads]
     if options.quick:
         chosen = chosen[:1]
     out = []
     for index, workload in enumerate(chosen, 1):
-        print(f"[{index}/{len(chosen)}] {workload.name}: starting {len(workload.devices)} devices ...", file=sys.stderr)
+        progress(f"[{index}/{len(chosen)}] {workload.name}: starting {len(workload.devices)} devices ...")
         out.append(await measure(workload, options, options.log_dir / workload.name))
     return out
 

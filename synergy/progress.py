@@ -13,14 +13,13 @@ work is done, and at the end, so logs stay short and still show the pace. Messag
 
 Code that reports progress as text follows one convention across the project (the bench, the
 fidelity runs, ``deploy/images/build.sh``): ``[k/N] what`` means "working on item k of N".
-:meth:`Progress.report` takes such lines (others become messages), and :meth:`Progress.lines`
-is a file that feeds every line written to it to :meth:`report`, for code that prints its
-progress itself. No dependency (no tqdm): this is the whole of what the commands need.
+:meth:`Progress.report` takes such lines (others become messages), so it is the callback a
+long job is handed (``run_bench(progress=...)``, ``run_fidelity(options, bar.report)``). No
+dependency (no tqdm): this is the whole of what the commands need.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 import time
@@ -122,10 +121,6 @@ class Progress:
         if self.tty and self._drawn:
             self._draw(final=False)
 
-    def lines(self) -> TextIO:
-        """A file whose every line goes to :meth:`report` (``contextlib.redirect_stderr(bar.lines())``)."""
-        return _LineFeed(self.report)
-
     # -- output -----------------------------------------------------------------------------
 
     def _draw(self, *, final: bool) -> None:
@@ -180,24 +175,3 @@ class Progress:
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
-
-
-class _LineFeed(io.StringIO):
-    """Collects what is written and hands each complete line to ``sink``."""
-
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        super().__init__()
-        self._sink = sink
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *complete, self._pending = self._pending.split("\n")
-        for line in complete:
-            if line.strip():
-                self._sink(line)
-        return len(text)
-
-    def flush(self) -> None:
-        # A partial line waits for its end: progress lines are printed whole.
-        return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
@@ -49,10 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         window_s=args.window,
         log_dir=args.log_dir,
     )
-    # run_fidelity reports "[k/N] workload: starting ..." on stderr, the project's progress
-    # convention: its lines drive the bar (other stderr lines print above it).
-    with Progress("fidelity") as bar, contextlib.redirect_stderr(bar.lines()):
-        figures = asyncio.run(run_fidelity(options))
+    with Progress("fidelity") as bar:
+        figures = asyncio.run(run_fidelity(options, bar.report))
     if args.json:
         print(json.dumps(report_json(figures), indent=2))
     else:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import sys
 
 import pytest
 
@@ -92,22 +90,6 @@ def test_report_reads_the_projects_progress_lines() -> None:
     assert lines[0].startswith("bench [3/8] w03-3dev-ble24: 3 devices, 2 apps  (25% done")
     assert lines[1] == "wrote bench-out/bench.csv"
     assert lines[2].startswith("bench [8/8] done in ")
-
-
-def test_lines_written_to_a_redirected_stderr_drive_the_bar() -> None:
-    out = io.StringIO()
-    with Progress("fidelity", stream=out, tty=False, clock=Clock()) as bar, contextlib.redirect_stderr(bar.lines()):
-        print("[1/3] kws-split: starting 2 devices ...", file=sys.stderr)
-        sys.stderr.write("[2/3] three-")
-        assert bar.done == 0  # half a line waits for its end
-        sys.stderr.write("apps: starting 4 devices ...\nsomething else\n")
-        assert (bar.done, bar.total) == (1, 3)
-    assert out.getvalue().splitlines() == [
-        "fidelity [1/3] kws-split: starting 2 devices ...  (0% done)",
-        "fidelity [2/3] three-apps: starting 4 devices ...  (33% done)",
-        "something else",
-        "fidelity [3/3] done in 0s",
-    ]
 
 
 @pytest.mark.parametrize("tty", [True, False])
