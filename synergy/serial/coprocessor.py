@@ -51,7 +51,7 @@ from synergy.serial.messages import (
     encode_payload,
 )
 from synergy.serial.protocol import PROTOCOL_VERSION
-from synergy.serial.responder import BoardBackend, RunOutcome, _code_for
+from synergy.serial.responder import BoardBackend, RunOutcome, error_code_for
 
 __all__ = ["COMMIT", "DROP", "RUN", "EchoBackend", "serve", "serve_stdio"]
 
@@ -115,7 +115,7 @@ async def _answer(backend: BoardBackend, request_type: int, payload: bytes) -> t
             return MessageType.ACK, b""
         return _error(ErrorCode.BAD_MESSAGE, f"coprocessor request {request_type:#04x} is not COMMIT, RUN or DROP")
     except SynergyError as exc:
-        return _error(_code_for(exc), str(exc))
+        return _error(error_code_for(exc), str(exc))
     except Exception as exc:  # a fault of the emulated chip must not kill the link
         return _error(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 

@@ -60,7 +60,7 @@ from synergy.serial.protocol import (
 )
 from synergy.serial.transfer import Reassembly, output_chunk, partition_digest, run_result
 
-__all__ = ["BoardBackend", "Responder", "RunOutcome", "serve_stream"]
+__all__ = ["BoardBackend", "Responder", "RunOutcome", "error_code_for", "serve_stream"]
 
 #: Offset field in front of an OUTPUT_CHUNK's data.
 _OFFSET_HEAD = 4
@@ -182,7 +182,7 @@ class Responder:
         except _Refusal as refusal:
             reply = ErrorReply(refusal.code, *self._range(), refusal.detail)
         except SynergyError as exc:
-            reply = ErrorReply(_code_for(exc), *self._range(), str(exc))
+            reply = ErrorReply(error_code_for(exc), *self._range(), str(exc))
         except Exception as exc:  # a fault of the chip's side must not kill the link
             reply = ErrorReply(ErrorCode.INTERNAL, *self._range(), f"{type(exc).__name__}: {exc}")
         encoded = encode_frame(reply, frame.seq, version=self.version, max_payload=self.max_payload)
@@ -349,7 +349,9 @@ def _in_order(reassembly: Reassembly, offset: int, data: bytes) -> None:
         raise _Refusal(ErrorCode.BAD_MESSAGE, str(exc)) from None
 
 
-def _code_for(error: SynergyError) -> ErrorCode:
+def error_code_for(error: SynergyError) -> ErrorCode:
+    """The ERROR code a board answers a refusal with (the simulator and the firmware host build
+    agree on it)."""
     if isinstance(error, DoesNotFit | ResourceExhausted):
         return ErrorCode.TOO_LARGE
     if isinstance(error, NotFound):
