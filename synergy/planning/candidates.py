@@ -214,6 +214,10 @@ class CandidateGenerator:
         self._slot_cache: dict[tuple[object, ...], tuple[BoardTable, tuple[Any, ...]]] = {}
         #: (app, source device) -> the app's rate cap there, and what imposes it.
         self._caps: dict[tuple[int, str], tuple[float, str]] = {}
+        #: (template by id, its class slots' devices) -> candidate. The fast method asks for
+        #: the same few hundred instances thousands of times; the templates live in the cost
+        #: model's memo for as long as this generator, so their ids are stable.
+        self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
 
     # -- templates -------------------------------------------------------------------------
 
@@ -495,6 +499,15 @@ class CandidateGenerator:
         Its frame cost is assembled from the template's per-slot work (the same terms
         :meth:`~synergy.planning.cost.CostModel.frame_cost` computes, without recomputing).
         """
+        fast_key = (id(template), tuple(chosen))
+        known = self._instances.get(fast_key)
+        if known is not None:
+            return known
+        cand = self._instantiate(template, chosen)
+        self._instances[fast_key] = cand
+        return cand
+
+    def _instantiate(self, template: Template, chosen: Sequence[str]) -> Candidate:
         p = self.problem
         it = iter(chosen)
         devices = [

@@ -12,6 +12,7 @@ resources of its own, which the proxy alone would never propose.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 from synergy.planning.candidates import SOURCE_SLOT, TARGET_SLOT, CandidateGenerator, Template
 from synergy.planning.problem import Candidate
 
-__all__ = ["Load", "Ranker"]
+__all__ = ["Load", "Ranker", "ranker_for"]
 
 
 @dataclass
@@ -42,8 +43,11 @@ class _Arrays:
     templates: tuple[Template, ...]
     #: Per template: index of its (source, target, slots) group.
     group: NDArray[np.int64]
-    #: A representative template per group (for the device choice).
-    group_rep: tuple[Template, ...]
+    #: The distinct (class, occurrence, source, target) of the groups' class slots: the
+    #: device each takes depends only on these and on the load order of the class's members.
+    combos: tuple[tuple[int, int, str, str], ...]
+    #: Per group and class slot, the number of its combination (the last number: none).
+    combo_index: NDArray[np.int64]
     #: Per template and position: fixed device index, or -1 for a class slot, -2 padding.
     fixed: NDArray[np.int64]
     #: Per template and position: ordinal of the class slot within its template.
@@ -67,10 +71,9 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
+        #: (arrays by id, load order of every class) -> device per group and class slot. The
+        #: arrays live in the cost model's memo for as long as this ranker, so ids are stable.
         self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = {}
-        #: Per group list (by its id; the lists live as long as the ranker's arrays): the
-        #: distinct slot choices and where each group uses them (:meth:`_combos`).
-        self._combo_cache: dict[int, tuple[list[tuple[int, int, str, str]], NDArray[np.int64]]] = {}
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -113,57 +116,32 @@ class Ranker:
             for q, (device, w) in enumerate(t.endpoint_work, start=len(t.slots)):
                 fixed[k, q] = self.device_index[device]
                 work[k, q] = w
+        combos, combo_index = _combos(reps)
         cap = np.array([t.cap_hz for t in templates])
         bottleneck = np.array([t.bottleneck_s for t in templates])
         alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
         latency = np.array([t.latency_s for t in templates])
-        return _Arrays(tuple(templates), group, tuple(reps), fixed, ordinal, work, cap, alone, latency)
+        return _Arrays(tuple(templates), group, combos, combo_index, fixed, ordinal, work, cap, alone, latency)
 
-    def _choose(self, reps: Sequence[Template], load: Mapping[str, float]) -> NDArray[np.int64]:
+    def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
         """Per group, the device index of each class slot: the least-loaded free member."""
         order = self.gen.ranked_members(load)
         # Loads change at every step, the order they put the members of each class in much
         # less often (classes are small): the choice depends only on that order.
-        key = (id(reps), tuple(tuple(members) for members in order))
+        key = (id(arr), tuple(tuple(members) for members in order))
         hit = self._choices.get(key)
         if hit is not None:
             return hit
-        combos, index = self._combos(reps)
         # The k-th slot of class c in a group takes the k-th member of c in load order that
         # is neither the group's source nor its target: one answer per distinct (c, k,
         # source, target), of which there are far fewer than groups.
-        picked = np.zeros(len(combos) + 1, dtype=np.int64)
-        for n, (cls, k, source, target) in enumerate(combos):
+        picked = np.zeros(len(arr.combos) + 1, dtype=np.int64)
+        for n, (cls, k, source, target) in enumerate(arr.combos):
             free = [d for d in order[cls] if d != source and d != target]
             picked[n] = self.device_index[free[k]] if k < len(free) else 0
-        out = picked[index]
+        out = picked[arr.combo_index]
         self._choices[key] = out
         return out
-
-    def _combos(self, reps: Sequence[Template]) -> tuple[list[tuple[int, int, str, str]], NDArray[np.int64]]:
-        """The distinct (class, occurrence, source, target) of the groups' class slots, and per
-        group and slot the number of its combination (the last number: none)."""
-        hit = self._combo_cache.get(id(reps))
-        if hit is not None:
-            return hit
-        width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
-        numbers: dict[tuple[int, int, str, str], int] = {}
-        rows: list[list[int]] = []
-        for t in reps:
-            seen: dict[int, int] = {}
-            row = []
-            for slot in t.slots:
-                if slot < 0:
-                    continue
-                k = seen.get(slot, 0)
-                seen[slot] = k + 1
-                row.append(numbers.setdefault((slot, k, t.source, t.target), len(numbers)))
-            rows.append(row)
-        index = np.full((len(reps), max(width, 1)), len(numbers), dtype=np.int64)
-        for g, row in enumerate(rows):
-            index[g, : len(row)] = row
-        hit = self._combo_cache[id(reps)] = (list(numbers), index)
-        return hit
 
     def rank(
         self,
@@ -214,7 +192,7 @@ class Ranker:
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
         """Device index per template and position (padding points at an idle extra row)."""
-        chosen = self._choose(arr.group_rep, load.device)
+        chosen = self._choose(arr, load.device)
         dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
         return np.where(arr.fixed == _PAD, len(self.device_ids), dev)
 
@@ -248,3 +226,38 @@ class Ranker:
         order = np.lexsort((index, -arr.alone, usage))
         order = order[np.isfinite(usage[order])][:count]
         return self._build_candidates(arr, dev, order, set())
+
+
+def _combos(reps: Sequence[Template]) -> tuple[tuple[tuple[int, int, str, str], ...], NDArray[np.int64]]:
+    """The distinct (class, occurrence, source, target) of the groups' class slots, and per
+    group and slot the number of its combination (the last number: none)."""
+    width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
+    numbers: dict[tuple[int, int, str, str], int] = {}
+    rows: list[list[int]] = []
+    for t in reps:
+        seen: dict[int, int] = {}
+        row = []
+        for slot in t.slots:
+            if slot < 0:
+                continue
+            k = seen.get(slot, 0)
+            seen[slot] = k + 1
+            row.append(numbers.setdefault((slot, k, t.source, t.target), len(numbers)))
+        rows.append(row)
+    index = np.full((len(reps), max(width, 1)), len(numbers), dtype=np.int64)
+    for g, row in enumerate(rows):
+        index[g, : len(row)] = row
+    return tuple(numbers), index
+
+
+#: One ranker per generator (one planning call): the fair search and the main search rank
+#: the same templates under loads that often order the devices alike.
+_RANKERS: weakref.WeakKeyDictionary[CandidateGenerator, Ranker] = weakref.WeakKeyDictionary()
+
+
+def ranker_for(gen: CandidateGenerator) -> Ranker:
+    """The ranker of ``gen``'s problem (made on first use, gone with the generator)."""
+    ranker = _RANKERS.get(gen)
+    if ranker is None:
+        ranker = _RANKERS[gen] = Ranker(gen)
+    return ranker
