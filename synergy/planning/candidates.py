@@ -218,6 +218,9 @@ class CandidateGenerator:
         #: the same few hundred instances thousands of times; the templates live in the cost
         #: model's memo for as long as this generator, so their ids are stable.
         self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
+        #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
+        #: this problem shares them).
+        self.ranker_choices: dict[Any, Any] = {}
 
     # -- templates -------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ Trust and validity:
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pickle
@@ -47,6 +46,7 @@ import numpy as np
 
 import synergy.hardware
 import synergy.planning
+from synergy.gc_pause import gc_paused
 from synergy.hardware.model import HardwareModel
 from synergy.planning.candidates import cut_from_raw, cut_to_raw, is_cut_list
 from synergy.planning.cost import BoardTable, CostModel
@@ -113,9 +113,7 @@ class PlanningCache:
         loaded = 0
         # Tens of thousands of small objects come to life here, none of them in a cycle: the
         # cyclic collector would only walk them again and again (a third of the load time).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             for model in {id(m): m for m in models}.values():
                 path = self._path(cost, model)
                 data = self._read(path)
@@ -125,9 +123,6 @@ class PlanningCache:
                 memo = {key: [cut_from_raw(c) for c in cuts] for key, cuts in raw.items()}
                 cost.import_model(model, tables, memo)
                 loaded += len(tables) + len(memo)
-        finally:
-            if collecting:
-                gc.enable()
         return loaded
 
     def _read(self, path: Path) -> tuple[list[BoardTable], dict[Hashable, Any]] | None:

@@ -36,7 +36,7 @@ from synergy.planning.memory import sram_violation
 from synergy.planning.objectives import score_of_rates
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
-from synergy.planning.shortlist import Load, ranker_for
+from synergy.planning.shortlist import Load, Ranker
 from synergy.planning.throughput import RESOURCE_KINDS, utilisation
 
 __all__ = [
@@ -136,7 +136,7 @@ class _Search:
         self.allow_parallel = allow_parallel
         self.config = config
         self.evaluations = 0
-        self.ranker = ranker_for(gen)
+        self.ranker = Ranker(gen)
         #: Why an app was left unplaced although it has candidates.
         self.reasons: dict[int, str] = {}
         self._scores: dict[tuple[int, ...], Score] = {}

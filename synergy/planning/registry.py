@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synergy.errors import InvalidArgument, NotFound
+from synergy.gc_pause import gc_paused
 from synergy.planning import baselines
 from synergy.planning.api import Planner, PlanningApp
 from synergy.planning.candidates import CandidateGenerator
@@ -234,6 +235,12 @@ class MethodPlanner:
 
     def plan(self, devices: Sequence[DeviceSpec], apps: Sequence[PlanningApp]) -> PlanOutcome:
         """Plan and also return the evaluation and whether the plan is proven optimal."""
+        # A full collection in the middle of a plan walks every object of the process and
+        # cost more than the plan (:mod:`synergy.gc_pause`).
+        with gc_paused():
+            return self._plan(devices, apps)
+
+    def _plan(self, devices: Sequence[DeviceSpec], apps: Sequence[PlanningApp]) -> PlanOutcome:
         problem = PlanningProblem(
             devices,
             apps,

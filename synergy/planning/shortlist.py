@@ -12,7 +12,6 @@ resources of its own, which the proxy alone would never propose.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from numpy.typing import NDArray
 from synergy.planning.candidates import SOURCE_SLOT, TARGET_SLOT, CandidateGenerator, Template
 from synergy.planning.problem import Candidate
 
-__all__ = ["Load", "Ranker", "ranker_for"]
+__all__ = ["Load", "Ranker"]
 
 
 @dataclass
@@ -71,9 +70,11 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
-        #: (arrays by id, load order of every class) -> device per group and class slot. The
-        #: arrays live in the cost model's memo for as long as this ranker, so ids are stable.
-        self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = {}
+        #: (arrays by id, load order of every class) -> device per group and class slot. Kept
+        #: by the generator, so that every search of one problem (the fair one, the main one)
+        #: shares them; the arrays live in the cost model's memo at least as long, so their
+        #: ids are stable.
+        self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = gen.ranker_choices
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -249,15 +250,3 @@ def _combos(reps: Sequence[Template]) -> tuple[tuple[tuple[int, int, str, str], 
         index[g, : len(row)] = row
     return tuple(numbers), index
 
-
-#: One ranker per generator (one planning call): the fair search and the main search rank
-#: the same templates under loads that often order the devices alike.
-_RANKERS: weakref.WeakKeyDictionary[CandidateGenerator, Ranker] = weakref.WeakKeyDictionary()
-
-
-def ranker_for(gen: CandidateGenerator) -> Ranker:
-    """The ranker of ``gen``'s problem (made on first use, gone with the generator)."""
-    ranker = _RANKERS.get(gen)
-    if ranker is None:
-        ranker = _RANKERS[gen] = Ranker(gen)
-    return ranker
