@@ -51,11 +51,19 @@ class _Arrays:
     fixed: NDArray[np.int64]
     #: Per template and position: ordinal of the class slot within its template.
     ordinal: NDArray[np.int64]
-    #: Busy seconds per frame of each position on (accelerator, CPU, radio).
+    #: Busy seconds per frame on (accelerator, CPU, radio), per kind, position and template
+    #: (in this order: numpy is fast along long contiguous rows, slow over short last axes).
     work: NDArray[np.float64]
+    #: Per position and template: the three kinds' work summed (a serialized device's).
+    total: NDArray[np.float64]
+    #: Per template: the source's rate cap, the rate alone, the latency.
     cap: NDArray[np.float64]
     alone: NDArray[np.float64]
     latency: NDArray[np.float64]
+    #: Templates by rate alone (fastest first), then latency, then number.
+    static_order: NDArray[np.int64]
+    #: Per template: the positions of its class slots (in slot order).
+    class_positions: tuple[tuple[int, ...], ...]
 
 
 _PAD = -2
@@ -70,7 +78,7 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
-        #: (arrays by id, load order of every class) -> device per group and class slot. Kept
+        #: (arrays by id, load order of every class) -> device per template and position. Kept
         #: by the generator, so that every search of one problem (the fair one, the main one)
         #: shares them; the arrays live in the cost model's memo at least as long, so their
         #: ids are stable.
@@ -122,10 +130,17 @@ class Ranker:
         bottleneck = np.array([t.bottleneck_s for t in templates])
         alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
         latency = np.array([t.latency_s for t in templates])
-        return _Arrays(tuple(templates), group, combos, combo_index, fixed, ordinal, work, cap, alone, latency)
+        static_order = np.lexsort((np.arange(n), latency, -alone))
+        class_positions = tuple(tuple(int(p) for p in np.flatnonzero(row == _CLASS)) for row in fixed)
+        by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
+        return _Arrays(
+            tuple(templates), group, combos, combo_index, fixed, ordinal, by_kind, by_kind.sum(axis=0), cap,
+            alone, latency, static_order, class_positions,
+        )
 
     def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
-        """Per group, the device index of each class slot: the least-loaded free member."""
+        """Per position and template, its device index: the fixed ones, and for class slots
+        the least-loaded free member of the class (padding: an idle extra row)."""
         order = self.gen.ranked_members(load)
         # Loads change at every step, the order they put the members of each class in much
         # less often (classes are small): the choice depends only on that order.
@@ -140,7 +155,9 @@ class Ranker:
         for n, (cls, k, source, target) in enumerate(arr.combos):
             free = [d for d in order[cls] if d != source and d != target]
             picked[n] = self.device_index[free[k]] if k < len(free) else 0
-        out = picked[arr.combo_index]
+        chosen = picked[arr.combo_index]
+        dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
+        out = np.ascontiguousarray(np.where(arr.fixed == _PAD, len(self.device_ids), dev).T)
         self._choices[key] = out
         return out
 
@@ -167,15 +184,21 @@ class Ranker:
             serial[self.device_index[device]] = True
         if not allow_parallel:
             serial[:] = True
-        free = 1.0 - util[dev]  # (T, P, 3)
+        # The rate a position allows is min over kinds of free / work; its inverse, the
+        # busiest kind's work / free, takes one multiplication (0 x inf, a kind a position
+        # does not use on a full device, is NaN, which fmax skips).
         with np.errstate(divide="ignore", invalid="ignore"):
-            per_kind = np.where(arr.work > 0, free / arr.work, np.inf).min(axis=2)
-            total = arr.work.sum(axis=2)
-            per_serial = np.where(total > 0, free[:, :, 0] / total, np.inf)
-        limits = np.where(serial[dev], per_serial, per_kind).min(axis=1)
-        rate = np.maximum(np.minimum(arr.cap, limits), 0.0)
-        index = np.arange(len(arr.templates))
-        order = np.lexsort((index, arr.latency, -arr.alone, -rate))
+            inv_free = 1.0 / np.maximum(1.0 - util, 0.0)
+            need = arr.work[0] * inv_free[:, 0][dev]  # (P, T)
+            np.fmax(need, arr.work[1] * inv_free[:, 1][dev], out=need)
+            np.fmax(need, arr.work[2] * inv_free[:, 2][dev], out=need)
+            serial_here = serial[dev]
+            if serial_here.any():
+                need = np.where(serial_here, arr.total * inv_free[:, 0][dev], need)
+            rate = np.fmin(arr.cap, 1.0 / np.fmax.reduce(need, axis=0))
+        # Ties in the proxy rate go to the faster template alone, then the lower latency
+        # (arr.static_order), which a stable sort keeps.
+        order = arr.static_order[np.argsort(-rate[arr.static_order], kind="stable")]
         top = order[:size]
         rungs: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         if size < len(order) and ladder > 0:
@@ -192,19 +215,17 @@ class Ranker:
         return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
-        """Device index per template and position (padding points at an idle extra row)."""
-        chosen = self._choose(arr, load.device)
-        dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
-        return np.where(arr.fixed == _PAD, len(self.device_ids), dev)
+        """Device index per position and template (padding points at an idle extra row)."""
+        return self._choose(arr, load.device)
 
     def _build_candidates(
         self, arr: _Arrays, dev: NDArray[np.int64], rows: NDArray[np.int64], seen: set[tuple[object, ...]]
     ) -> list[Candidate]:
         out: list[Candidate] = []
-        for k in rows:
-            t = arr.templates[int(k)]
-            devices = [self.device_ids[int(d)] for p, d in enumerate(dev[k]) if arr.fixed[k, p] == _CLASS]
-            cand = self.gen.instantiate(t, devices)
+        ids = self.device_ids
+        for k in rows.tolist():
+            row = dev[:, k].tolist()
+            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in arr.class_positions[k]])
             if cand.key not in seen:
                 seen.add(cand.key)
                 out.append(cand)
@@ -220,8 +241,8 @@ class Ranker:
             return []
         dev = self._positions(arr, load)
         here = dev == self.device_index[device]
-        work = arr.work.sum(axis=2) if kind < 0 else arr.work[:, :, kind]
-        usage = np.where(here, work, 0.0).sum(axis=1) * arr.alone
+        work = arr.total if kind < 0 else arr.work[kind]
+        usage = np.where(here, work, 0.0).sum(axis=0) * arr.alone
         usage = np.where(arr.alone >= floor, usage, np.inf)
         index = np.arange(len(arr.templates))
         order = np.lexsort((index, -arr.alone, usage))
