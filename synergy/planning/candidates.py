@@ -61,6 +61,8 @@ _TIE_SLACK = 1e-9
 _FEATURES = 8
 #: Slot matrices kept by one generator (a few MB at most: L <= ~70).
 _SLOT_CACHE_LIMIT = 2_000
+#: Candidates of one app kept across planning calls (a few kB each).
+_REUSED_LIMIT = 20_000
 
 
 #: Busy seconds per frame on (accelerator, CPU, radio).
@@ -218,6 +220,8 @@ class CandidateGenerator:
         #: the same few hundred instances thousands of times; the templates live in the cost
         #: model's memo for as long as this generator, so their ids are stable.
         self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
+        #: Per app, the same across planning calls (:meth:`_reusable`).
+        self._reused: dict[int, dict[tuple[int, tuple[str, ...]], Candidate]] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
         #: this problem shares them).
         self.ranker_choices: dict[Any, Any] = {}
@@ -506,9 +510,49 @@ class CandidateGenerator:
         known = self._instances.get(fast_key)
         if known is not None:
             return known
-        cand = self._instantiate(template, chosen)
+        reusable = self._reusable(template.app_index)
+        cand = reusable.get(fast_key) if reusable is not None else None
+        if cand is not None:
+            cand = self.problem.remember_candidate(cand)
+        else:
+            cand = self._instantiate(template, chosen)
+            if reusable is not None:
+                if len(reusable) >= _REUSED_LIMIT:
+                    reusable.clear()
+                reusable[fast_key] = cand
         self._instances[fast_key] = cand
         return cand
+
+    def _reusable(self, app_index: int) -> dict[tuple[int, tuple[str, ...]], Candidate] | None:
+        """The app's candidates made by earlier planning calls on the same templates.
+
+        With plain links a candidate is a function of its template and devices alone (the
+        template's signature fixes the devices' classes, boards and the source's cap), so
+        the live coordinator's re-plans reuse them, and with them every figure derived from
+        their frame costs. Pair links and shared air time make the cost depend on more than
+        the signature says: there, candidates are made anew for each call.
+        """
+        if not self.problem.plain_links:
+            return None
+        hit = self._reused.get(app_index)
+        if hit is None:
+            p = self.problem
+            key = ("instances", self.signature(app_index))
+            hit = self._reused[app_index] = p.cost.memo(p.apps[app_index].model, key, dict)
+        return hit
+
+    def best_alone(self, app_index: int) -> float:
+        """The rate the app reaches alone in the space on its best template (0: none)."""
+        p = self.problem
+
+        def compute() -> float:
+            return max(
+                (min(t.cap_hz, 1.0 / t.bottleneck_s) if t.bottleneck_s > 0 else t.cap_hz
+                 for t in self.templates(app_index)),
+                default=0.0,
+            )
+
+        return p.cost.memo(p.apps[app_index].model, ("best alone", self.signature(app_index)), compute)
 
     def _instantiate(self, template: Template, chosen: Sequence[str]) -> Candidate:
         p = self.problem

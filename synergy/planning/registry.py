@@ -292,11 +292,7 @@ class MethodPlanner:
 
 def best_alone_rates(problem: PlanningProblem, gen: CandidateGenerator) -> list[float]:
     """Per app: the rate it reaches alone in the space on its best template (0: none)."""
-    return [
-        max((min(t.cap_hz, 1.0 / t.bottleneck_s) if t.bottleneck_s > 0 else t.cap_hz for t in gen.templates(i)),
-            default=0.0)
-        for i in range(len(problem.apps))
-    ]
+    return [gen.best_alone(i) for i in range(len(problem.apps))]
 
 
 def proof_statement(problem: PlanningProblem, gen: CandidateGenerator, optimal: bool, node_budget: int) -> str:
