@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from synergy.planning.candidates import SOURCE_SLOT, TARGET_SLOT, CandidateGenerator, Template
+from synergy.planning.candidates import SOURCE_SLOT, CandidateGenerator, Template
 from synergy.planning.problem import Candidate
 
 __all__ = ["Load", "Ranker"]
@@ -98,44 +98,60 @@ class Ranker:
         templates = self.gen.templates(app)
         width = max((len(t.slots) + len(t.endpoint_work) for t in templates), default=1)
         n = len(templates)
-        fixed = np.full((n, width), _PAD, dtype=np.int64)
-        ordinal = np.zeros((n, width), dtype=np.int64)
-        work = np.zeros((n, width, 3))
+        index = self.device_index
+        # Rows built as lists and converted once: numpy's per-element assignment would cost
+        # more than everything else here (a first plan builds thousands of rows).
+        pad_fixed = [_PAD] * width
+        zero_work = [(0.0, 0.0, 0.0)] * width
+        fixed_rows: list[list[int]] = []
+        ordinal_rows: list[list[int]] = []
+        work_rows: list[list[tuple[float, float, float]]] = []
+        class_positions: list[tuple[int, ...]] = []
         groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
         reps: list[Template] = []
-        group = np.zeros(n, dtype=np.int64)
-        for k, t in enumerate(templates):
+        group: list[int] = []
+        # Per slot sequence: its fixed-code pattern, ordinals and class positions.
+        shapes: dict[tuple[int, ...], tuple[list[int], list[int], tuple[int, ...]]] = {}
+        for t in templates:
             key = (t.source, t.target, t.slots)
             g = groups.get(key)
             if g is None:
                 g = groups[key] = len(reps)
                 reps.append(t)
-            group[k] = g
-            m = 0
-            for p, (slot, w) in enumerate(zip(t.slots, t.slot_work, strict=True)):
-                if slot == SOURCE_SLOT:
-                    fixed[k, p] = self.device_index[t.source]
-                elif slot == TARGET_SLOT:
-                    fixed[k, p] = self.device_index[t.target]
-                else:
-                    fixed[k, p] = _CLASS
-                    ordinal[k, p] = m
-                    m += 1
-                work[k, p] = w
-            for q, (device, w) in enumerate(t.endpoint_work, start=len(t.slots)):
-                fixed[k, q] = self.device_index[device]
-                work[k, q] = w
+            group.append(g)
+            shape = shapes.get(t.slots)
+            if shape is None:
+                codes = list(t.slots)
+                ords, m = [0] * width, 0
+                for p, slot in enumerate(t.slots):
+                    if slot >= 0:
+                        ords[p] = m
+                        m += 1
+                shape = shapes[t.slots] = (codes, ords, tuple(p for p, slot in enumerate(t.slots) if slot >= 0))
+            codes, ords, positions = shape
+            # (Slot codes and fixed codes share values: translate, do not copy.)
+            row = [
+                _CLASS if c >= 0 else index[t.source] if c == SOURCE_SLOT else index[t.target] for c in codes
+            ]
+            row += [index[device] for device, _ in t.endpoint_work]
+            fixed_rows.append(row + pad_fixed[len(row):])
+            ordinal_rows.append(ords)
+            w = [*t.slot_work, *(w for _, w in t.endpoint_work)]
+            work_rows.append(w + zero_work[len(w):])
+            class_positions.append(positions)
+        fixed = np.array(fixed_rows, dtype=np.int64).reshape(n, width)
+        ordinal = np.array(ordinal_rows, dtype=np.int64).reshape(n, width)
+        work = np.array(work_rows, dtype=np.float64).reshape(n, width, 3)
         combos, combo_index = _combos(reps)
         cap = np.array([t.cap_hz for t in templates])
         bottleneck = np.array([t.bottleneck_s for t in templates])
         alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
         latency = np.array([t.latency_s for t in templates])
         static_order = np.lexsort((np.arange(n), latency, -alone))
-        class_positions = tuple(tuple(int(p) for p in np.flatnonzero(row == _CLASS)) for row in fixed)
         by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
         return _Arrays(
-            tuple(templates), group, combos, combo_index, fixed, ordinal, by_kind, by_kind.sum(axis=0), cap,
-            alone, latency, static_order, class_positions,
+            tuple(templates), np.array(group, dtype=np.int64), combos, combo_index, fixed, ordinal, by_kind,
+            by_kind.sum(axis=0), cap, alone, latency, static_order, tuple(class_positions),
         )
 
     def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
