@@ -241,6 +241,15 @@ class _Caches:
     by_value: dict[BoardProfile, BoardProfile] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Undecoded:
+    """A memo entry as it was stored (e.g. read from disk), decoded on first use: a fresh
+    process reads thousands of solved cuts and a plan uses some of them."""
+
+    raw: Any
+    decode: Callable[[Any], Any]
+
+
 #: Cached analyses kept per cost model (models and boards are few; re-plans reuse them).
 _CACHE_LIMIT = 256
 #: Derived results (solved cuts per slot sequence) kept per cost model.
@@ -368,7 +377,14 @@ class CostModel:
         full = (id(model), key)
         hit = self._caches.memo.get(full)
         if hit is not None and hit[0] is model:
-            return cast(_T, hit[1])
+            value = hit[1]
+            if type(value) is _Undecoded:
+                try:
+                    value = value.decode(value.raw)
+                except Exception:  # a stored entry that does not decode is a miss
+                    value = compute()
+                self._caches.memo[full] = (model, value)
+            return cast(_T, value)
         if len(self._caches.memo) >= _MEMO_LIMIT:
             self._caches.memo.clear()
         value = compute()
@@ -380,20 +396,33 @@ class CostModel:
     def export_model(self, model: HardwareModel) -> tuple[list[BoardTable], dict[Hashable, Any]]:
         """What this cost model has worked out about ``model``: its fit tables, its memo."""
         tables = [table for m, _, table in self._caches.tables.values() if m is model]
-        memo = {key: value for (_, key), (m, value) in self._caches.memo.items() if m is model}
+        memo = {
+            key: value
+            for (_, key), (m, value) in self._caches.memo.items()
+            if m is model and type(value) is not _Undecoded
+        }
         return tables, memo
 
-    def import_model(self, model: HardwareModel, tables: Sequence[BoardTable], memo: Mapping[Hashable, Any]) -> None:
+    def import_model(
+        self,
+        model: HardwareModel,
+        tables: Sequence[BoardTable],
+        memo: Mapping[Hashable, Any],
+        decode: Callable[[Any], Any] | None = None,
+    ) -> None:
         """Take tables and memo entries worked out earlier (by :meth:`export_model`) for ``model``.
 
-        The caller vouches that they were computed for an equal model, with equal parameters
-        and checker; entries already present win.
+        With ``decode``, the entries are stored as given and each is decoded when a plan
+        first asks for it (entries never asked for are not exported again). The caller
+        vouches that they were computed for an equal model, with equal parameters and
+        checker; entries already present win.
         """
         for table in tables:
             board = self.canonical_board(table.board)
             self._caches.tables.setdefault((id(model), id(board)), (model, board, table))
         for key, value in memo.items():
-            self._caches.memo.setdefault((id(model), key), (model, value))
+            stored = value if decode is None else _Undecoded(value, decode)
+            self._caches.memo.setdefault((id(model), key), (model, stored))
 
     # -- concrete plans ------------------------------------------------------------------
 

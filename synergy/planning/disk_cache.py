@@ -24,7 +24,9 @@ Trust and validity:
 * files are pickles, which can run code when read: a file is read only when it is a
   regular file owned by this user and writable by nobody else, in a directory created
   private (0700). Any error while reading (truncated, foreign, unreadable) counts as a miss
-  and the work is redone — the cache can make planning faster, never different;
+  and the work is redone — the cache can make planning faster, never different. Solved
+  cuts are decoded when a plan first asks for them (a file holds every cut earlier plans
+  solved for the model); one that does not decode then is a miss too;
 * a file holding more than :data:`MAX_ENTRIES_PER_MODEL` solved cuts is rewritten with only
   what the last plan used, and only the :data:`MAX_FILES` most recently written files are
   kept, so the cache does not grow without bound.
@@ -62,6 +64,10 @@ MAX_ENTRIES_PER_MODEL = 20_000
 MAX_FILES = 64
 #: Packages whose source the cached results depend on.
 _SOURCE_PACKAGES = (synergy.planning, synergy.hardware)
+
+
+def _cuts_from_raw(raw: Any) -> list[Any]:
+    return [cut_from_raw(c) for c in raw]
 
 
 def default_cache_dir() -> Path:
@@ -120,9 +126,10 @@ class PlanningCache:
                 if data is None:
                     continue
                 tables, raw = data
-                memo = {key: [cut_from_raw(c) for c in cuts] for key, cuts in raw.items()}
-                cost.import_model(model, tables, memo)
-                loaded += len(tables) + len(memo)
+                # Decoded when a plan first asks for them: a file holds every cut earlier
+                # plans solved for the model, a plan uses a part of them.
+                cost.import_model(model, tables, raw, decode=_cuts_from_raw)
+                loaded += len(tables) + len(raw)
         return loaded
 
     def _read(self, path: Path) -> tuple[list[BoardTable], dict[Hashable, Any]] | None:

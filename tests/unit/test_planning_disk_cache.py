@@ -108,3 +108,25 @@ def test_only_the_most_recent_files_are_kept(tmp_path: Path, monkeypatch: pytest
     assert cache.save(cost, [MODEL]) == 1
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert len(kept) == 2 and "old-2.pickle" in kept and not any(n in kept for n in ("old-0.pickle", "old-1.pickle"))
+
+
+def test_entries_are_decoded_when_first_used_and_a_malformed_one_is_a_miss(tmp_path: Path) -> None:
+    cache = PlanningCache(tmp_path)
+    first, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    _, memo = cost.export_model(MODEL)
+    some_key = next(k for k, v in memo.items() if isinstance(v, list) and v)
+    decoded: list[object] = []
+
+    def decode(raw: object) -> object:
+        decoded.append(raw)
+        raise ValueError("malformed entry")  # as a foreign or damaged entry would
+
+    fresh = CostModel()
+    fresh.import_model(MODEL, [], {some_key: [("not", "a", "cut")]}, decode=decode)
+    assert decoded == []  # nothing decoded at import
+    assert fresh.memo(MODEL, some_key, lambda: ["recomputed"]) == ["recomputed"]
+    assert len(decoded) == 1
+    assert fresh.memo(MODEL, some_key, lambda: ["again"]) == ["recomputed"]  # decoded (or redone) once
+    again, _, _ = plan_with(PlanningCache(tmp_path))
+    assert again == first
