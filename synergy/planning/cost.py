@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -111,9 +111,12 @@ def transfer_seconds(nbytes: int, link: LinkProfile) -> float:
     return (nbytes + link.per_message_overhead_bytes) / link.bandwidth_bytes_per_s
 
 
-@dataclass(frozen=True)
-class PartitionFootprint:
-    """A partition as its device holds it: memory for co-residence and overlap, reload time."""
+class PartitionFootprint(NamedTuple):
+    """A partition as its device holds it: memory for co-residence and overlap, reload time.
+
+    A named tuple, not a dataclass: a fresh process makes tens of thousands of these from
+    the disk cache, and a tuple is made several times faster.
+    """
 
     weight_bytes: int
     bias_bytes: int
