@@ -235,8 +235,30 @@ def _plan_in_fresh_process(space: Path, apps: Path, cache_home: Path) -> tuple[f
     return float(out["planning_ms"]), float(out["planning_cpu_ms"]), wall
 
 
+#: Additions in the reference loop printed beside the planning times.
+REFERENCE_LOOP = 1_000_000
+
+
+def reference_loop_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes now (the fastest of three).
+
+    Printed at the start and the end of the planning-time run: on a shared machine the
+    same work takes up to twice as long from one minute to the next, and this says how
+    fast the machine was while the figures were taken.
+    """
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for k in range(REFERENCE_LOOP):
+            total += k
+        best = min(best, (time.perf_counter() - start) * 1000)
+    return best
+
+
 def _planning_time(args: argparse.Namespace) -> int:
     runs = QUICK_TIMING_RUNS if args.quick else TIMING_RUNS
+    reference_before = reference_loop_ms()
     models = load_models(RANDOM_MODELS)
     columns = ("cold, empty cache", "cold, disk cache", "warm")
     figures: dict[str, dict[str, list[float]]] = {}
@@ -280,6 +302,10 @@ def _planning_time(args: argparse.Namespace) -> int:
         print(f"{size:<20}{wall_row}{target:>10.0f}")
         print(f"{'  (CPU)':<20}{cpu_row}")
         print(f"{'  (whole process)':<20}{_p(process[size], 0.5):>11.1f} /{_p(process[size], 0.95):>9.1f}")
+    print(
+        f"machine speed: a fixed Python loop of {REFERENCE_LOOP:,} additions took {reference_before:.0f} ms "
+        f"before the run and {reference_loop_ms():.0f} ms after it (lower is faster)"
+    )
     return 0
 
 
