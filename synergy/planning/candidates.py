@@ -84,6 +84,8 @@ class _Cut(NamedTuple):
     endpoint_work: tuple[tuple[int, Work], ...]
     #: Per slot: the partition as its device holds it (reload time calibrated).
     slot_parts: tuple[PartitionFootprint, ...] = ()
+    #: The app's own bottleneck when no device overlaps its resources (busy times add).
+    serial_s: float = 0.0
 
     def features(self) -> tuple[float, ...]:
         """Everything a joint plan charges this cut for (lower is better), for dominance."""
@@ -101,16 +103,20 @@ RawCut = tuple[Any, ...]
 
 
 def cut_to_raw(cut: _Cut) -> RawCut:
-    parts = tuple(
-        (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes, p.frame_buffer_bytes, p.reload_s)
-        for p in cut.slot_parts
-    )
-    return (cut.ranges, cut.bottleneck_s, cut.latency_s, cut.slot_work, cut.endpoint_work, parts)
+    return (*cut[:5], tuple(map(tuple, cut.slot_parts)), cut.serial_s)
 
 
 def cut_from_raw(raw: RawCut) -> _Cut:
-    ranges, bottleneck, latency, work, endpoints, parts = raw
-    return _Cut(ranges, bottleneck, latency, work, endpoints, tuple(map(PartitionFootprint._make, parts)))
+    ranges, bottleneck, latency, work, endpoints, parts, serial = raw
+    return _Cut(ranges, bottleneck, latency, work, endpoints, tuple(map(PartitionFootprint._make, parts)), serial)
+
+
+def _serial(work: Sequence[Work], endpoints: Sequence[tuple[int, Work]]) -> float:
+    """The largest busy time of one device when its three resources take turns."""
+    return max(
+        max((a + c + r for a, c, r in work), default=0.0),
+        max((a + c + r for _, (a, c, r) in endpoints), default=0.0),
+    )
 
 
 def is_cut_list(value: object) -> bool:
@@ -267,22 +273,32 @@ class CandidateGenerator:
         if not p.problems[app_index]:
             spec = p.apps[app_index].spec
             limit = p.stage_limit(app_index)
+            pairs = self.pairs(app_index)
+            # Pairs whose source and target are of the same classes (and are, or are not, one
+            # device) have the same slot sequences and the same cuts: found once per kind of pair.
+            solved: dict[tuple[int, int, bool], list[tuple[tuple[int, ...], list[_Cut]]]] = {}
             for source in p.sources[app_index]:
                 cap = p.cost.source_cap(p.by_id[source], spec.source_type, spec.max_rate_hz)[0]
                 for target in p.targets[app_index]:
-                    for slots in self._slot_sequences(source, target, limit, self.pairs(app_index)):
-                        for cut in self._cuts(app_index, source, target, slots):
-                            ends = tuple(
-                                (source if role == SOURCE_SLOT else target, w) for role, w in cut.endpoint_work
-                            )
-                            serial = max(
-                                max((a + c + r for a, c, r in cut.slot_work), default=0.0),
-                                max((a + c + r for _, (a, c, r) in cut.endpoint_work), default=0.0),
+                    kind = (p.class_of[source], p.class_of[target], source == target)
+                    sequences = solved.get(kind)
+                    if sequences is None:
+                        sequences = solved[kind] = [
+                            (slots, cuts)
+                            for slots in self._slot_sequences(source, target, limit, pairs)
+                            if (cuts := self._cuts(app_index, source, target, slots))
+                        ]
+                    for slots, cuts in sequences:
+                        for cut in cuts:
+                            ends = (
+                                tuple((source if role == SOURCE_SLOT else target, w) for role, w in cut.endpoint_work)
+                                if cut.endpoint_work
+                                else ()
                             )
                             out.append(
                                 Template(
                                     app_index, source, target, slots, cut.ranges, cut.bottleneck_s,
-                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap, serial,
+                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap, cut.serial_s,
                                 )
                             )
         out.sort(key=lambda t: (t.bottleneck_s, t.latency_s, len(t.slots)))
@@ -482,7 +498,8 @@ class CandidateGenerator:
                 )
                 for j, (f, last) in enumerate(ranges)
             )
-            results[ranges] = _Cut(ranges, b, latency, work, tuple(endpoint_work), memory)
+            ends = tuple(endpoint_work)
+            results[ranges] = _Cut(ranges, b, latency, work, ends, memory, _serial(work, ends))
 
         for primary in (par, ser, mem):
             best, ranges = _dp(primary, use_sum=False)

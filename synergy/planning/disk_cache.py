@@ -57,7 +57,7 @@ from synergy.planning.fit import default_checker
 __all__ = ["CACHE_FORMAT", "MAX_ENTRIES_PER_MODEL", "MAX_FILES", "PlanningCache", "default_cache_dir"]
 
 #: Bumped whenever what a file holds changes shape.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Solved cuts kept per model file.
 MAX_ENTRIES_PER_MODEL = 20_000
 #: Files kept in the directory (the most recently written).
