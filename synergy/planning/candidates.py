@@ -67,6 +67,10 @@ _REUSED_LIMIT = 20_000
 
 #: Busy seconds per frame on (accelerator, CPU, radio).
 Work = tuple[float, float, float]
+#: A partition's figures in the order of :class:`~synergy.planning.cost.PartitionFootprint`'s
+#: fields (weight, bias, layers, peak data, frame buffer, reload seconds): cuts and templates
+#: keep plain tuples, read from the disk cache as they are; candidates get the named tuple.
+PartFigures = tuple[int, int, int, int, int, float]
 
 
 class _Cut(NamedTuple):
@@ -83,32 +87,28 @@ class _Cut(NamedTuple):
     #: (SOURCE_SLOT or TARGET_SLOT, work) for endpoints that hold no slot.
     endpoint_work: tuple[tuple[int, Work], ...]
     #: Per slot: the partition as its device holds it (reload time calibrated).
-    slot_parts: tuple[PartitionFootprint, ...] = ()
+    slot_parts: tuple[PartFigures, ...] = ()
     #: The app's own bottleneck when no device overlaps its resources (busy times add).
     serial_s: float = 0.0
 
     def features(self) -> tuple[float, ...]:
         """Everything a joint plan charges this cut for (lower is better), for dominance."""
-        memory = tuple(
-            x
-            for p in self.slot_parts
-            for x in (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes + p.frame_buffer_bytes, p.reload_s)
-        )
+        memory = tuple(x for p in self.slot_parts for x in (p[0], p[1], p[2], p[3] + p[4], p[5]))
         return tuple(x for w in self.slot_work for x in w) + memory
 
 
 #: A solved slot sequence as plain tuples (what :mod:`.disk_cache` stores: plain tuples of
-#: numbers unpickle several times faster than dataclasses).
+#: numbers unpickle several times faster than named tuples or dataclasses).
 RawCut = tuple[Any, ...]
 
 
 def cut_to_raw(cut: _Cut) -> RawCut:
-    return (*cut[:5], tuple(map(tuple, cut.slot_parts)), cut.serial_s)
+    return tuple(cut)
 
 
 def cut_from_raw(raw: RawCut) -> _Cut:
-    ranges, bottleneck, latency, work, endpoints, parts, serial = raw
-    return _Cut(ranges, bottleneck, latency, work, endpoints, tuple(map(PartitionFootprint._make, parts)), serial)
+    # One tuple made, nothing converted: the nested figures are already what a cut holds.
+    return _Cut._make(raw)
 
 
 def _serial(work: Sequence[Work], endpoints: Sequence[tuple[int, Work]]) -> float:
@@ -139,7 +139,7 @@ class Template(NamedTuple):
     slot_work: tuple[Work, ...] = ()
     endpoint_work: tuple[tuple[str, Work], ...] = ()
     #: Per slot: the partition as its device holds it.
-    slot_parts: tuple[PartitionFootprint, ...] = ()
+    slot_parts: tuple[PartFigures, ...] = ()
     #: The source's rate cap.
     cap_hz: float = 0.0
     #: The app's own bottleneck when no device overlaps its resources (busy times add).
@@ -486,15 +486,16 @@ class CandidateGenerator:
                 (float(a[f, last]), float(c[f, last]), float(r[f, last]))
                 for (a, c, r), (f, last) in zip(parts, ranges, strict=True)
             )
+            # In PartitionFootprint's field order (weight, bias, layers, peak data, frame buffer,
+            # reload seconds), as plain tuples (PartFigures).
             memory = tuple(
-                PartitionFootprint(
-                    weight_bytes=int(tables[j].weight_bytes[f, last]),
-                    bias_bytes=int(tables[j].bias_bytes[f, last]),
-                    layers=last - f + 1,
-                    peak_data_bytes=int(prof.peak_data[f, last]),
-                    frame_buffer_bytes=int(prof.enter_bytes[f] + prof.leave_bytes[last])
-                    * p.cost.params.overlap_extra_frames,
-                    reload_s=float(tables[j].reload_s[f, last]) * factors[j],
+                (
+                    int(tables[j].weight_bytes[f, last]),
+                    int(tables[j].bias_bytes[f, last]),
+                    last - f + 1,
+                    int(prof.peak_data[f, last]),
+                    int(prof.enter_bytes[f] + prof.leave_bytes[last]) * p.cost.params.overlap_extra_frames,
+                    float(tables[j].reload_s[f, last]) * factors[j],
                 )
                 for j, (f, last) in enumerate(ranges)
             )
@@ -599,7 +600,7 @@ class CandidateGenerator:
         rows.sort(key=lambda row: row[0] != template.source)
         for device, (a, c, r), part in rows:
             board = p.by_id[device].board
-            work.append(DeviceWork(device, a, c, r, part))
+            work.append(DeviceWork(device, a, c, r, None if part is None else PartitionFootprint._make(part)))
             energy += a * board.cnn_active_power_w + c * board.cpu_active_power_w + r * radio_power
         cap, reason = self._source_cap(template.app_index, template.source)
         cost = FrameCost(tuple(work), template.latency_s, energy, cap, reason)

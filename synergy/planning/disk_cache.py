@@ -57,7 +57,7 @@ from synergy.planning.fit import default_checker
 __all__ = ["CACHE_FORMAT", "MAX_ENTRIES_PER_MODEL", "MAX_FILES", "PlanningCache", "default_cache_dir"]
 
 #: Bumped whenever what a file holds changes shape.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: Solved cuts kept per model file.
 MAX_ENTRIES_PER_MODEL = 20_000
 #: Files kept in the directory (the most recently written).
@@ -67,7 +67,7 @@ _SOURCE_PACKAGES = (synergy.planning, synergy.hardware)
 
 
 def _cuts_from_raw(raw: Any) -> list[Any]:
-    return [cut_from_raw(c) for c in raw]
+    return list(map(cut_from_raw, raw))
 
 
 def default_cache_dir() -> Path:
