@@ -10,6 +10,11 @@ names ``what`` and shows the last value or exception, chained to the latter.
 :func:`run_process` runs a command to its end without blocking the event loop (its stdout
 and stderr as text), as a user would run it: stdin closed, never a shell.
 
+:func:`sigint_as_in_a_terminal` is a ``preexec_fn`` for a child a test stops with Ctrl-C (SIGINT):
+a suite started in the background by a non-interactive shell ignores SIGINT, children inherit
+that, and Python keeps an inherited "ignore" (as ``nohup`` wants), so the child would never
+see the Ctrl-C the test sends.
+
 :func:`netns_leftovers` lists the network namespaces and interfaces of ``synergy emulate``
 (names starting with :data:`synergy.netns.NAME_ROOT`), for tests that check nothing is left.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,7 +32,7 @@ from typing import TypeVar, cast
 
 from synergy.netns import NAME_ROOT
 
-__all__ = ["eventually", "eventually_sync", "netns_leftovers", "run_process"]
+__all__ = ["eventually", "eventually_sync", "netns_leftovers", "run_process", "sigint_as_in_a_terminal"]
 
 T = TypeVar("T")
 
@@ -117,3 +123,8 @@ async def run_process(
         env=None if env is None else dict(env),
         stdin=subprocess.DEVNULL,
     )
+
+
+def sigint_as_in_a_terminal() -> None:
+    """In the child, before exec: SIGINT back to its default, as in a terminal's foreground job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

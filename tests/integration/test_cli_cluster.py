@@ -31,7 +31,7 @@ from synergy.sdk import AppRequest
 from synergy.security.tls import TLS_DIR_ENV
 from synergy.types import DeviceState
 from tests.integration.conftest import FAST, GLASSES, RING, WATCH
-from tests.support import eventually, run_process
+from tests.support import eventually, run_process, sigint_as_in_a_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -179,6 +179,7 @@ async def test_ctrl_c_on_results(cluster: LocalCluster) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=_environment(),
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         async with cluster.client() as client:

@@ -29,6 +29,7 @@ from synergy.errors import (
     SynergyError,
     Unavailable,
 )
+from tests.support import sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.usefixtures(logs_outlive_the_test.__name__)
 
@@ -152,6 +153,7 @@ def test_ctrl_c_on_results_in_a_real_process() -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "SYNERGY_LOG_FORMAT": "json"},
+            preexec_fn=sigint_as_in_a_terminal,
         )
         conn, _ = silent.accept()  # it is in its event loop, dialling
         try:
