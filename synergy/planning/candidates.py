@@ -550,7 +550,8 @@ class CandidateGenerator:
         template's signature fixes the devices' classes, boards and the source's cap), so
         the live coordinator's re-plans reuse them, and with them every figure derived from
         their frame costs. Pair links and shared air time make the cost depend on more than
-        the signature says: there, candidates are made anew for each call.
+        the signature says: there, candidates are made anew for each call. Only the stores of
+        the most recent signatures are kept (:meth:`~synergy.planning.cost.CostModel.recent`).
         """
         if not self.problem.plain_links:
             return None
@@ -558,7 +559,7 @@ class CandidateGenerator:
         if hit is None:
             p = self.problem
             key = ("instances", self.signature(app_index))
-            hit = self._reused[app_index] = p.cost.memo(p.apps[app_index].model, key, dict)
+            hit = self._reused[app_index] = p.cost.recent(p.apps[app_index].model, key, dict)
         return hit
 
     def best_alone(self, app_index: int) -> float:

@@ -37,6 +37,8 @@ plan's cost (:meth:`CostModel.frame_cost`) reads them.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar, cast
@@ -242,6 +244,9 @@ class _Caches:
     #: Board object id -> (that object, the first equal board seen): tables are per value.
     boards: dict[int, tuple[BoardProfile, BoardProfile]] = field(default_factory=dict)
     by_value: dict[BoardProfile, BoardProfile] = field(default_factory=dict)
+    #: Large derived results, the most recently used last (:meth:`CostModel.recent`).
+    recent: OrderedDict[tuple[int, Hashable], tuple[HardwareModel, Any]] = field(default_factory=OrderedDict)
+    recent_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,10 @@ class _Undecoded:
 _CACHE_LIMIT = 256
 #: Derived results (solved cuts per slot sequence) kept per cost model.
 _MEMO_LIMIT = 100_000
+#: Large derived results kept per cost model (:meth:`CostModel.recent`): an app's candidates
+#: kept across re-plans are one, and a coordinator whose calibration drifts makes a new one
+#: per app at every re-plan.
+RECENT_LIMIT = 48
 _T = TypeVar("_T")
 
 
@@ -392,6 +401,24 @@ class CostModel:
             self._caches.memo.clear()
         value = compute()
         self._caches.memo[full] = (model, value)
+        return value
+
+    def recent(self, model: HardwareModel, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """Like :meth:`memo`, for results too large to keep many of: only the
+        :data:`RECENT_LIMIT` most recently used are kept (least recently used dropped)."""
+        full = (id(model), key)
+        caches = self._caches
+        with caches.recent_lock:
+            hit = caches.recent.get(full)
+            if hit is not None and hit[0] is model:
+                caches.recent.move_to_end(full)
+                return cast(_T, hit[1])
+        value = compute()
+        with caches.recent_lock:
+            caches.recent[full] = (model, value)
+            caches.recent.move_to_end(full)
+            while len(caches.recent) > RECENT_LIMIT:
+                caches.recent.popitem(last=False)
         return value
 
     # -- persistence (synergy.planning.disk_cache) ----------------------------------------

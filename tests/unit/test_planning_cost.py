@@ -12,6 +12,7 @@ from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.cost import (
     DELIVERY_CPU_S,
     INFERENCE_OVERHEAD_CPU_S,
+    RECENT_LIMIT,
     CostModel,
     link_between,
     transfer_seconds,
@@ -143,3 +144,22 @@ def test_template_candidates_cost_exactly_what_frame_cost_computes() -> None:
         assert cand.cost.latency_s == pytest.approx(ref.latency_s)
         assert cand.cost.energy_j == pytest.approx(ref.energy_j)
         assert template.bottleneck_s == pytest.approx(max(max(w.accel_s, w.cpu_s, w.radio_s) for w in ref.work))
+
+
+def test_recent_results_keep_only_the_most_recently_used() -> None:
+    model = chain_model("recent", [LayerSpec(1000, 100, 10)], input_bytes=100)
+    cost = CostModel()
+    made: list[int] = []
+
+    def make(k: int) -> dict[str, int]:
+        made.append(k)
+        return {"k": k}
+
+    first = cost.recent(model, ("kept", 0), lambda: make(0))
+    for k in range(1, RECENT_LIMIT + 5):
+        cost.recent(model, ("kept", k), lambda k=k: make(k))  # type: ignore[misc]
+        assert cost.recent(model, ("kept", 0), lambda: make(-1)) is first  # used again: stays
+    assert -1 not in made
+    assert cost.recent(model, ("kept", 1), lambda: make(-2)) == {"k": -2}  # dropped, made again
+    calibrated = cost.with_calibration({"x": 1.2})
+    assert calibrated.recent(model, ("kept", 0), lambda: make(-3)) is first  # shared caches
