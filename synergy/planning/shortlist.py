@@ -99,57 +99,51 @@ class Ranker:
         width = max((len(t.slots) + len(t.endpoint_work) for t in templates), default=1)
         n = len(templates)
         index = self.device_index
-        # Rows built as lists and converted once: numpy's per-element assignment would cost
-        # more than everything else here (a first plan builds thousands of rows).
-        pad_fixed = [_PAD] * width
-        zero_work = [0.0] * (3 * width)
-        fixed_flat: list[int] = []
-        ordinal_flat: list[int] = []
-        work_flat: list[float] = []
-        class_positions: list[tuple[int, ...]] = []
+        # The templates of one (source, target, slot sequence) group share their fixed devices,
+        # slot ordinals and endpoint work (the endpoints' work is the same for every cut of a
+        # sequence): those are one row per group; only the slots' work is per template. Rows
+        # are built as flat lists and converted once (numpy converts them several times faster
+        # than nested lists, and per-element assignment slower still).
         groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
         reps: list[Template] = []
         group: list[int] = []
-        # Per slot sequence: its fixed-code pattern, ordinals and class positions.
-        shapes: dict[tuple[int, ...], tuple[list[int], list[int], tuple[int, ...]]] = {}
+        fixed_rows: list[int] = []
+        ordinal_rows: list[int] = []
+        positions_of: list[tuple[int, ...]] = []
+        #: Per group: its endpoints' work, then zeros up to the row's width.
+        tails: list[list[float]] = []
+        work_flat: list[float] = []
         for t in templates:
             key = (t.source, t.target, t.slots)
             g = groups.get(key)
             if g is None:
                 g = groups[key] = len(reps)
                 reps.append(t)
-            group.append(g)
-            shape = shapes.get(t.slots)
-            if shape is None:
-                codes = list(t.slots)
+                # (Slot codes and fixed codes share values: translate, do not copy.)
+                row = [
+                    _CLASS if c >= 0 else index[t.source] if c == SOURCE_SLOT else index[t.target] for c in t.slots
+                ]
+                row += [index[device] for device, _ in t.endpoint_work]
+                fixed_rows += row
+                fixed_rows += [_PAD] * (width - len(row))
                 ords, m = [0] * width, 0
                 for p, slot in enumerate(t.slots):
                     if slot >= 0:
                         ords[p] = m
                         m += 1
-                shape = shapes[t.slots] = (codes, ords, tuple(p for p, slot in enumerate(t.slots) if slot >= 0))
-            codes, ords, positions = shape
-            # (Slot codes and fixed codes share values: translate, do not copy.)
-            row = [
-                _CLASS if c >= 0 else index[t.source] if c == SOURCE_SLOT else index[t.target] for c in codes
-            ]
-            row += [index[device] for device, _ in t.endpoint_work]
-            fixed_flat += row
-            fixed_flat += pad_fixed[len(row):]
-            ordinal_flat += ords
-            used = 0
+                ordinal_rows += ords
+                positions_of.append(tuple(p for p, slot in enumerate(t.slots) if slot >= 0))
+                tail = [x for _, w in t.endpoint_work for x in w]
+                tails.append(tail + [0.0] * (3 * (width - len(t.slots)) - len(tail)))
+            group.append(g)
             for w in t.slot_work:
                 work_flat += w
-                used += 1
-            for _, w in t.endpoint_work:
-                work_flat += w
-                used += 1
-            work_flat += zero_work[: 3 * (width - used)]
-            class_positions.append(positions)
-        # Flat lists: numpy converts them several times faster than nested ones.
-        fixed = np.array(fixed_flat, dtype=np.int64).reshape(n, width)
-        ordinal = np.array(ordinal_flat, dtype=np.int64).reshape(n, width)
+            work_flat += tails[g]
+        group_index = np.array(group, dtype=np.int64)
+        fixed = np.array(fixed_rows, dtype=np.int64).reshape(len(reps), width)[group_index]
+        ordinal = np.array(ordinal_rows, dtype=np.int64).reshape(len(reps), width)[group_index]
         work = np.array(work_flat, dtype=np.float64).reshape(n, width, 3)
+        class_positions = [positions_of[g] for g in group]
         combos, combo_index = _combos(reps)
         cap = np.array([t.cap_hz for t in templates])
         bottleneck = np.array([t.bottleneck_s for t in templates])
@@ -158,7 +152,7 @@ class Ranker:
         static_order = np.lexsort((np.arange(n), latency, -alone))
         by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
         return _Arrays(
-            tuple(templates), np.array(group, dtype=np.int64), combos, combo_index, fixed, ordinal, by_kind,
+            tuple(templates), group_index, combos, combo_index, fixed, ordinal, by_kind,
             by_kind.sum(axis=0), cap, alone, latency, static_order, tuple(class_positions),
         )
 
