@@ -67,6 +67,16 @@ _REUSED_LIMIT = 20_000
 
 #: Busy seconds per frame on (accelerator, CPU, radio).
 Work = tuple[float, float, float]
+
+
+@dataclass
+class _Reused:
+    """An app's candidates kept across planning calls, by (template id, devices), with the
+    templates those ids belong to (kept alive, so that no other object takes their ids)."""
+
+    templates: tuple[Template, ...]
+    by_key: dict[tuple[int, tuple[str, ...]], Candidate]
+
 #: A partition's figures in the order of :class:`~synergy.planning.cost.PartitionFootprint`'s
 #: fields (weight, bias, layers, peak data, frame buffer, reload seconds): cuts and templates
 #: keep plain tuples, read from the disk cache as they are; candidates get the named tuple.
@@ -232,7 +242,7 @@ class CandidateGenerator:
         self._reused: dict[int, dict[tuple[int, tuple[str, ...]], Candidate]] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
         #: this problem shares them).
-        self.ranker_choices: dict[Any, Any] = {}
+        self.ranker_choices: dict[tuple[int, tuple[tuple[str, ...], ...]], tuple[object, Any]] = {}
 
     # -- templates -------------------------------------------------------------------------
 
@@ -558,8 +568,15 @@ class CandidateGenerator:
         hit = self._reused.get(app_index)
         if hit is None:
             p = self.problem
+            templates = self.templates(app_index)
             key = ("instances", self.signature(app_index))
-            hit = self._reused[app_index] = p.cost.recent(p.apps[app_index].model, key, dict)
+            store = p.cost.recent(p.apps[app_index].model, key, lambda: _Reused(templates, {}))
+            if store.templates is not templates:
+                # The templates were made again (the memo was cleared): the store's keys are
+                # ids of the old ones, which new objects may take. Start afresh; holding the
+                # templates keeps every id in the store alive and unique.
+                store.templates, store.by_key = templates, {}
+            hit = self._reused[app_index] = store.by_key
         return hit
 
     def best_alone(self, app_index: int) -> float:

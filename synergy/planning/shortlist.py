@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,11 +79,11 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
-        #: (arrays by id, load order of every class) -> device per template and position. Kept
-        #: by the generator, so that every search of one problem (the fair one, the main one)
-        #: shares them; the arrays live in the cost model's memo at least as long, so their
-        #: ids are stable.
-        self._choices: dict[tuple[int, tuple[tuple[str, ...], ...]], NDArray[np.int64]] = gen.ranker_choices
+        #: (arrays by id, load order of every class) -> (those arrays, device per template and
+        #: position). Kept by the generator, so that every search of one problem (the fair one,
+        #: the main one) shares them; each entry holds its arrays, so no other arrays take
+        #: their id while it exists.
+        self._choices = gen.ranker_choices
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -164,8 +165,8 @@ class Ranker:
         # less often (classes are small): the choice depends only on that order.
         key = (id(arr), tuple(tuple(members) for members in order))
         hit = self._choices.get(key)
-        if hit is not None:
-            return hit
+        if hit is not None and hit[0] is arr:
+            return cast(NDArray[np.int64], hit[1])
         # The k-th slot of class c in a group takes the k-th member of c in load order that
         # is neither the group's source nor its target: one answer per distinct (c, k,
         # source, target), of which there are far fewer than groups.
@@ -176,7 +177,7 @@ class Ranker:
         chosen = picked[arr.combo_index]
         dev = np.where(arr.fixed == _CLASS, chosen[arr.group[:, None], arr.ordinal], arr.fixed)
         out = np.ascontiguousarray(np.where(arr.fixed == _PAD, len(self.device_ids), dev).T)
-        self._choices[key] = out
+        self._choices[key] = (arr, out)
         return out
 
     def rank(

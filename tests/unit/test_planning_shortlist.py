@@ -12,6 +12,7 @@ from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.cost import CostModel
 from synergy.planning.problem import PlanningProblem
 from synergy.planning.random_spaces import RANDOM_MODELS, sized_workload
+from synergy.planning.registry import MethodPlanner, PlanningOptions
 from synergy.planning.shortlist import Load, Ranker
 
 
@@ -64,3 +65,19 @@ def test_ranked_best_is_the_best_proxy_over_every_template(seed: int) -> None:
             got = top[0]
             template_work = [(w.device_id, (w.accel_s, w.cpu_s, w.radio_s)) for w in got.cost.work]
             assert _proxy(template_work, load, got.cost.cap_hz) == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_replans_after_the_memo_is_cleared_plan_as_a_fresh_planner(seed: int) -> None:
+    """Re-plans reuse candidates and device choices by object id; when the memo is cleared
+    (its entry limit) the templates and arrays are made again, and nothing stale may be used."""
+    models = load_models(RANDOM_MODELS)
+    workload = sized_workload(8, 6, seed, models)
+    fresh = MethodPlanner("synergy", PlanningOptions(), CostModel()).plan(workload.devices, workload.apps)
+    planner = MethodPlanner("synergy", PlanningOptions(), CostModel())
+    planner.plan(workload.devices, workload.apps)
+    for _ in range(3):
+        planner.cost_model._caches.memo.clear()  # as at the memo's entry limit
+        again = planner.plan(workload.devices, workload.apps)
+        assert again.plan.plans == fresh.plan.plans
+        assert again.evaluation.rates_hz == fresh.evaluation.rates_hz
