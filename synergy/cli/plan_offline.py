@@ -18,7 +18,6 @@ The lead wires these functions into the ``synergy`` command::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
@@ -29,7 +28,7 @@ from synergy.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_status
 from synergy.defaults import DEFAULT_PLANNER
 from synergy.documents import plan_document
 from synergy.errors import InvalidArgument, SynergyError
-from synergy.gc_pause import gc_paused
+from synergy.gc_pause import gc_paused, heap_frozen, refreeze
 from synergy.hardware.analysis import analyze_model
 from synergy.hardware.model import HardwareModel
 from synergy.models.loader import load_model
@@ -183,20 +182,20 @@ def run_offline(args: argparse.Namespace, *, out: TextIO | None = None, err: Tex
         planner = MethodPlanner(method, options, cost)
         cache = None if getattr(args, "no_cache", False) else PlanningCache()
         models = [a.model for a in apps]
-        # Everything made so far (modules, analysed models) lives until the process ends: the
-        # cyclic collector need not walk it again (a one-shot process, nothing to reclaim).
-        gc.freeze()
-        # Reading the cache is part of planning in a fresh process: it is timed too.
-        start, start_cpu = time.perf_counter(), time.process_time()
-        if cache is not None:
-            # The same for the tens of thousands of entries read here: without the freeze, the
-            # first young collection after the load walked them all (as long as the load).
-            with gc_paused():
-                cache.load(cost, models)
-                gc.freeze()
-        outcome = planner.plan(space.devices, apps)
-        planning_ms = (time.perf_counter() - start) * 1000
-        planning_cpu_ms = (time.process_time() - start_cpu) * 1000
+        # Everything made so far (modules, analysed models) lives while we plan: the cyclic
+        # collector need not walk it again; nor the tens of thousands of entries the cache
+        # loads (without that, the first young collection after the load walked them all,
+        # as long as the load took).
+        with heap_frozen():
+            # Reading the cache is part of planning in a fresh process: it is timed too.
+            start, start_cpu = time.perf_counter(), time.process_time()
+            if cache is not None:
+                with gc_paused():
+                    cache.load(cost, models)
+                    refreeze()
+            outcome = planner.plan(space.devices, apps)
+            planning_ms = (time.perf_counter() - start) * 1000
+            planning_cpu_ms = (time.process_time() - start_cpu) * 1000
         if cache is not None:
             cache.save(cost, models)
             for note in cache.notes:

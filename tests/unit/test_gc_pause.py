@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from synergy.gc_pause import gc_paused
+from synergy.gc_pause import gc_paused, heap_frozen, refreeze
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +72,16 @@ def test_overlapping_pauses_in_threads_resume_after_the_last() -> None:
         t.join(10)
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_a_frozen_heap_is_unfrozen_after_the_block_even_on_error() -> None:
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), heap_frozen():
+        assert gc.get_freeze_count() > 0
+        made = [[] for _ in range(100)]
+        refreeze()
+        assert gc.get_freeze_count() >= 100
+        del made
+        raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0  # an in-process caller (the tests) is left as it was
