@@ -34,6 +34,9 @@ import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 from synergy.planning.candidates import SOURCE_SLOT, CandidateGenerator
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import resource_loads, standalone_rate
@@ -175,16 +178,26 @@ def neurosurgeon(problem: PlanningProblem, gen: CandidateGenerator) -> Selection
         # One device, or a head on the source and the tail on one other device; among the
         # templates' cuts is the latency-optimal one of every such pair (Neurosurgeon's
         # objective is the latency of one inference).
-        options = [
-            t for t in gen.templates(i) if len(t.slots) == 1 or (len(t.slots) == 2 and t.slots[0] == SOURCE_SLOT)
-        ]
-        if not options:
+        templates = gen.templates(i)
+        options = np.flatnonzero(
+            (templates.lengths == 1) | ((templates.lengths == 2) & (templates.first_slot == SOURCE_SLOT))
+        )
+        if not len(options):
             return "neurosurgeon: no split between the source and one other device fits"
-        fastest = min((t.latency_s, t.bottleneck_s) for t in options)
-        ties = [gen.least_loaded(t, load) for t in options if (t.latency_s, t.bottleneck_s) == fastest]
-        return min(ties, key=lambda c: _load_of(c, load))
+        ties = _fastest(templates.latency[options], templates.bottleneck[options], options)
+        ties_ = [gen.least_loaded(templates[k], load) for k in ties]
+        return min(ties_, key=lambda c: _load_of(c, load))
 
     return _each_app(problem, choose)
+
+
+def _fastest(primary: NDArray[np.float64], secondary: NDArray[np.float64], numbers: NDArray[np.int64]) -> list[int]:
+    """The ``numbers`` whose (primary, secondary) is least, in order."""
+    best = primary.min()
+    at_best = primary == best
+    second = secondary[at_best].min()
+    ties: list[int] = numbers[at_best & (secondary == second)].tolist()
+    return ties
 
 
 def pipeedge(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
@@ -196,8 +209,8 @@ def pipeedge(problem: PlanningProblem, gen: CandidateGenerator) -> Selection:
             continue
         # Each app alone: the pipeline of least bottleneck stage (compute + communication on
         # each device), as if nothing else ran; among equal pipelines, the least-loaded devices.
-        fastest = min((t.serial_bottleneck_s, t.latency_s) for t in templates)
-        ties = [gen.least_loaded(t, load) for t in templates if (t.serial_bottleneck_s, t.latency_s) == fastest]
+        numbers = np.arange(len(templates))
+        ties = [gen.least_loaded(templates[k], load) for k in _fastest(templates.serial, templates.latency, numbers)]
         picks[i] = min(ties, key=lambda c: _load_of(c, load))
         _add_load(picks[i], load)
     return _result(problem, picks, {})

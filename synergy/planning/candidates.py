@@ -38,6 +38,17 @@ from synergy.planning.cost import BoardTable, DeviceWork, FrameCost, Matrix, Par
 from synergy.planning.links import link_between
 from synergy.planning.memory import sram_limit
 from synergy.planning.problem import MAX_SEQUENCES, Candidate, PlanningProblem, sequence_count
+from synergy.planning.templates import (
+    SOURCE_SLOT,
+    TARGET_SLOT,
+    EndpointPair,
+    PartFigures,
+    SequenceTable,
+    Template,
+    TemplateSet,
+    Work,
+    sequence_table,
+)
 from synergy.types import LinkProfile, Stage
 
 __all__ = [
@@ -46,15 +57,14 @@ __all__ = [
     "SOURCE_SLOT",
     "TARGET_SLOT",
     "Template",
+    "TemplateSet",
     "cut_from_raw",
     "cut_to_raw",
+    "is_cut_key",
     "is_cut_list",
     "prune_dominated",
 ]
 
-#: Slot codes: the app's source device, its target device; ``>= 0`` is a device class.
-SOURCE_SLOT = -1
-TARGET_SLOT = -2
 #: Relative slack when masking "as good as the optimum" in the tie-break passes.
 _TIE_SLACK = 1e-9
 #: Per-resource features of a candidate on one device, for dominance pruning.
@@ -65,29 +75,20 @@ _SLOT_CACHE_LIMIT = 2_000
 _REUSED_LIMIT = 20_000
 
 
-#: Busy seconds per frame on (accelerator, CPU, radio).
-Work = tuple[float, float, float]
-
-
 @dataclass
 class _Reused:
     """An app's candidates kept across planning calls, by (template id, devices), with the
     templates those ids belong to (kept alive, so that no other object takes their ids)."""
 
-    templates: tuple[Template, ...]
+    templates: TemplateSet
     by_key: dict[tuple[int, tuple[str, ...]], Candidate]
-
-#: A partition's figures in the order of :class:`~synergy.planning.cost.PartitionFootprint`'s
-#: fields (weight, bias, layers, peak data, frame buffer, reload seconds): cuts and templates
-#: keep plain tuples, read from the disk cache as they are; candidates get the named tuple.
-PartFigures = tuple[int, int, int, int, int, float]
 
 
 class _Cut(NamedTuple):
     """A solved slot sequence: ranges, per-slot work, endpoint work outside the slots.
 
-    Named tuples (this, :class:`Template`): a first plan makes thousands of them, several
-    times faster than frozen dataclasses.
+    A named tuple: a first plan makes thousands of them, several times faster than frozen
+    dataclasses.
     """
 
     ranges: tuple[tuple[int, int], ...]
@@ -129,31 +130,18 @@ def _serial(work: Sequence[Work], endpoints: Sequence[tuple[int, Work]]) -> floa
     )
 
 
+#: First item of the memo keys of solved cuts.
+_CUTS = "cuts"
+
+
+def is_cut_key(key: object) -> bool:
+    """Whether a memo key names the solved cuts of a slot sequence."""
+    return type(key) is tuple and len(key) > 0 and key[0] == _CUTS
+
+
 def is_cut_list(value: object) -> bool:
     """Whether a memo entry is a list of solved cuts (the entries :mod:`.disk_cache` stores)."""
     return isinstance(value, list) and all(isinstance(c, _Cut) for c in value)
-
-
-class Template(NamedTuple):
-    """Source, target, slot sequence and layer ranges of one app (devices still open)."""
-
-    app_index: int
-    source: str
-    target: str
-    slots: tuple[int, ...]
-    ranges: tuple[tuple[int, int], ...]
-    #: The app's own bottleneck (overlapped devices) and latency, seconds per frame.
-    bottleneck_s: float
-    latency_s: float
-    #: Work per slot and of the endpoints holding no slot (before weight reloads).
-    slot_work: tuple[Work, ...] = ()
-    endpoint_work: tuple[tuple[str, Work], ...] = ()
-    #: Per slot: the partition as its device holds it.
-    slot_parts: tuple[PartFigures, ...] = ()
-    #: The source's rate cap.
-    cap_hz: float = 0.0
-    #: The app's own bottleneck when no device overlaps its resources (busy times add).
-    serial_bottleneck_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -223,7 +211,7 @@ class CandidateGenerator:
 
     def __init__(self, problem: PlanningProblem) -> None:
         self.problem = problem
-        self._templates: dict[int, tuple[Template, ...]] = {}
+        self._templates: dict[int, TemplateSet] = {}
         # Memo keys name a class by a digest of its value: hashing a board (64 weight-memory
         # figures) at every one of thousands of lookups was a large part of a first plan, and
         # a digest is the same in every process (the disk cache keeps these keys).
@@ -235,8 +223,8 @@ class CandidateGenerator:
         #: (app, source device) -> the app's rate cap there, and what imposes it.
         self._caps: dict[tuple[int, str], tuple[float, str]] = {}
         #: (template by id, its class slots' devices) -> candidate. The fast method asks for
-        #: the same few hundred instances thousands of times; the templates live in the cost
-        #: model's memo for as long as this generator, so their ids are stable.
+        #: the same few hundred instances thousands of times; a template is made once by its
+        #: set, which this generator holds, so its id is stable.
         self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
         #: Per app, the same across planning calls (:meth:`_reusable`).
         self._reused: dict[int, dict[tuple[int, tuple[str, ...]], Candidate]] = {}
@@ -246,7 +234,7 @@ class CandidateGenerator:
 
     # -- templates -------------------------------------------------------------------------
 
-    def templates(self, app_index: int) -> tuple[Template, ...]:
+    def templates(self, app_index: int) -> TemplateSet:
         """Every feasible template of the app, best own bottleneck first."""
         hit = self._templates.get(app_index)
         if hit is not None:
@@ -277,42 +265,48 @@ class CandidateGenerator:
             p.cost.params,
         )
 
-    def _build(self, app_index: int) -> tuple[Template, ...]:
+    def _build(self, app_index: int) -> TemplateSet:
         p = self.problem
-        out: list[Template] = []
+        pairs: list[EndpointPair] = []
         if not p.problems[app_index]:
             spec = p.apps[app_index].spec
-            limit = p.stage_limit(app_index)
-            pairs = self.pairs(app_index)
-            # Pairs whose source and target are of the same classes (and are, or are not, one
-            # device) have the same slot sequences and the same cuts: found once per kind of pair.
-            solved: dict[tuple[int, int, bool], list[tuple[tuple[int, ...], list[_Cut]]]] = {}
             for source in p.sources[app_index]:
                 cap = p.cost.source_cap(p.by_id[source], spec.source_type, spec.max_rate_hz)[0]
                 for target in p.targets[app_index]:
-                    kind = (p.class_of[source], p.class_of[target], source == target)
-                    sequences = solved.get(kind)
-                    if sequences is None:
-                        sequences = solved[kind] = [
-                            (slots, cuts)
-                            for slots in self._slot_sequences(source, target, limit, pairs)
-                            if (cuts := self._cuts(app_index, source, target, slots))
-                        ]
-                    for slots, cuts in sequences:
-                        for cut in cuts:
-                            ends = (
-                                tuple((source if role == SOURCE_SLOT else target, w) for role, w in cut.endpoint_work)
-                                if cut.endpoint_work
-                                else ()
-                            )
-                            out.append(
-                                Template(
-                                    app_index, source, target, slots, cut.ranges, cut.bottleneck_s,
-                                    cut.latency_s, cut.slot_work, ends, cut.slot_parts, cap, cut.serial_s,
-                                )
-                            )
-        out.sort(key=lambda t: (t.bottleneck_s, t.latency_s, len(t.slots)))
-        return tuple(out)
+                    pairs.append(EndpointPair(source, target, cap, self._sequence_table(app_index, source, target)))
+        return TemplateSet(app_index, pairs)
+
+    def _sequence_table(self, app_index: int, source: str, target: str) -> SequenceTable:
+        """The solved cuts of every slot sequence from ``source`` to ``target``.
+
+        Pairs whose source and target are of the same classes (and are, or are not, one
+        device) have the same sequences and cuts, and so have other apps of the model and
+        other spaces with the same kinds of devices: the table is kept by the model's memo
+        under the classes' values and the number of members each may give a slot.
+        """
+        p = self.problem
+        limit = p.stage_limit(app_index)
+        pairs = self.pairs(app_index)
+        helpers = self.helper_classes(limit, pairs)
+        ckey = self._class_key
+        key = (
+            "sequences",
+            ckey[p.class_of[source]],
+            ckey[p.class_of[target]],
+            source == target,
+            limit,
+            tuple((c, ckey[c], len(self._available(c, source, target))) for c in helpers),
+        )
+        return p.cost.memo(
+            p.apps[app_index].model,
+            key,
+            lambda: sequence_table(
+                [
+                    (slots, self._cuts(app_index, source, target, slots))
+                    for slots in self._slot_sequences(source, target, limit, pairs)
+                ]
+            ),
+        )
 
     def _available(self, cls: int, source: str, target: str) -> tuple[str, ...]:
         return tuple(m for m in self.problem.classes[cls].members if m not in (source, target))
@@ -382,6 +376,7 @@ class CandidateGenerator:
         # endpoints, so they are shared across apps of one model and across planning calls.
         ckey = self._class_key
         key = (
+            _CUTS,
             tuple(s if s < 0 else ckey[s] for s in slots),
             ckey[p.class_of[source]],
             ckey[p.class_of[target]],
@@ -581,16 +576,13 @@ class CandidateGenerator:
 
     def best_alone(self, app_index: int) -> float:
         """The rate the app reaches alone in the space on its best template (0: none)."""
-        p = self.problem
-
-        def compute() -> float:
-            return max(
-                (min(t.cap_hz, 1.0 / t.bottleneck_s) if t.bottleneck_s > 0 else t.cap_hz
-                 for t in self.templates(app_index)),
-                default=0.0,
-            )
-
-        return p.cost.memo(p.apps[app_index].model, ("best alone", self.signature(app_index)), compute)
+        templates = self.templates(app_index)
+        if not len(templates):
+            return 0.0
+        b, cap = templates.bottleneck, templates.cap
+        with np.errstate(divide="ignore"):
+            alone = np.where(b > 0, np.minimum(cap, 1.0 / np.where(b > 0, b, 1.0)), cap)
+        return float(alone.max())
 
     def _instantiate(self, template: Template, chosen: Sequence[str]) -> Candidate:
         p = self.problem

@@ -247,6 +247,19 @@ class _Caches:
     #: Large derived results, the most recently used last (:meth:`CostModel.recent`).
     recent: OrderedDict[tuple[int, Hashable], tuple[HardwareModel, Any]] = field(default_factory=OrderedDict)
     recent_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Model id -> memo entries read when a lookup for one of them first misses.
+    later: dict[int, _Later] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Later:
+    """Memo entries of one model that are read only when a lookup they may answer misses."""
+
+    model: HardwareModel
+    read: Callable[[], Mapping[Hashable, Any]]
+    decode: Callable[[Any], Any]
+    #: Whether a key may be among them (others miss without reading them).
+    holds: Callable[[Hashable], bool]
 
 
 @dataclass(frozen=True)
@@ -397,6 +410,15 @@ class CostModel:
                     value = compute()
                 self._caches.memo[full] = (model, value)
             return cast(_T, value)
+        later = self._caches.later.get(id(model))
+        if later is not None and later.model is model and later.holds(key):
+            del self._caches.later[id(model)]
+            try:
+                entries = later.read()
+            except Exception:  # entries that cannot be read are misses: the work is redone
+                entries = {}
+            self.import_model(model, (), entries, decode=later.decode)
+            return self.memo(model, key, compute)
         if len(self._caches.memo) >= _MEMO_LIMIT:
             self._caches.memo.clear()
         value = compute()
@@ -453,6 +475,18 @@ class CostModel:
         for key, value in memo.items():
             stored = value if decode is None else _Undecoded(value, decode)
             self._caches.memo.setdefault((id(model), key), (model, stored))
+
+    def import_later(
+        self,
+        model: HardwareModel,
+        read: Callable[[], Mapping[Hashable, Any]],
+        decode: Callable[[Any], Any],
+        holds: Callable[[Hashable], bool],
+    ) -> None:
+        """Memo entries for ``model`` that ``read()`` gives, read only when a lookup of a key
+        they may hold (``holds(key)``) first misses, then taken as :meth:`import_model` takes
+        them with ``decode``. A failing ``read`` gives nothing."""
+        self._caches.later[id(model)] = _Later(model, read, decode, holds)
 
     # -- concrete plans ------------------------------------------------------------------
 

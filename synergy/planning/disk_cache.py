@@ -4,10 +4,12 @@ Most of a first plan goes into work that depends only on the models and the kind
 devices, not on the moment: the fit tables of every (model, board) pair and the cuts of
 every device-class sequence (:mod:`.candidates`). The live coordinator keeps them in memory
 across re-plans; a fresh ``synergy plan`` process would redo them every time.
-:class:`PlanningCache` keeps the tables and the solved cuts in files, one per model, under
+:class:`PlanningCache` keeps them in files, one per model, under
 ``$XDG_CACHE_HOME/synergy/planning`` (``~/.cache/synergy/planning`` when the variable is
-unset). Templates (which depend on the space) are not stored: they are rebuilt from the
-cuts faster than they would unpickle.
+unset): the fit tables, the *sequence tables* (every solved cut of one kind of (source,
+target) pair on one set of device classes, as arrays: :mod:`.templates`) and the solved
+cuts of each slot sequence (for spaces whose classes no table covers yet). Templates and
+candidates, which depend on the space's device names, are not stored.
 
 The planning core stays free of I/O: the caller loads the files into a
 :class:`~synergy.planning.cost.CostModel` before planning (:meth:`PlanningCache.load`) and
@@ -24,16 +26,19 @@ Trust and validity:
 * files are pickles, which can run code when read: a file is read only when it is a
   regular file owned by this user and writable by nobody else, in a directory created
   private (0700). Any error while reading (truncated, foreign, unreadable) counts as a miss
-  and the work is redone — the cache can make planning faster, never different. Solved
-  cuts are decoded when a plan first asks for them (a file holds every cut earlier plans
-  solved for the model); one that does not decode then is a miss too;
-* a file holding more than :data:`MAX_ENTRIES_PER_MODEL` solved cuts is rewritten with only
-  what the last plan used, and only the :data:`MAX_FILES` most recently written files are
-  kept, so the cache does not grow without bound.
+  and the work is redone — the cache can make planning faster, never different. Entries
+  are decoded when a plan first asks for them, and the solved cuts (one pickle inside the
+  file) are not even read until a plan needs one; an entry that does not decode then is a
+  miss too;
+* a file holding more than :data:`MAX_ENTRIES_PER_MODEL` solved cuts or
+  :data:`MAX_TABLES_PER_MODEL` sequence tables is rewritten with only what the last plan
+  used, and only the :data:`MAX_FILES` most recently written files are kept, so the cache
+  does not grow without bound.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -50,16 +55,26 @@ import synergy.hardware
 import synergy.planning
 from synergy.gc_pause import gc_paused
 from synergy.hardware.model import HardwareModel
-from synergy.planning.candidates import cut_from_raw, cut_to_raw, is_cut_list
+from synergy.planning.candidates import cut_from_raw, cut_to_raw, is_cut_key, is_cut_list
 from synergy.planning.cost import BoardTable, CostModel
 from synergy.planning.fit import default_checker
+from synergy.planning.templates import SequenceTable, is_sequence_table
 
-__all__ = ["CACHE_FORMAT", "MAX_ENTRIES_PER_MODEL", "MAX_FILES", "PlanningCache", "default_cache_dir"]
+__all__ = [
+    "CACHE_FORMAT",
+    "MAX_ENTRIES_PER_MODEL",
+    "MAX_FILES",
+    "MAX_TABLES_PER_MODEL",
+    "PlanningCache",
+    "default_cache_dir",
+]
 
 #: Bumped whenever what a file holds changes shape.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 #: Solved cuts kept per model file.
 MAX_ENTRIES_PER_MODEL = 20_000
+#: Sequence tables kept per model file (a few hundred kB each at most).
+MAX_TABLES_PER_MODEL = 64
 #: Files kept in the directory (the most recently written).
 MAX_FILES = 64
 #: Packages whose source the cached results depend on.
@@ -68,6 +83,27 @@ _SOURCE_PACKAGES = (synergy.planning, synergy.hardware)
 
 def _cuts_from_raw(raw: Any) -> list[Any]:
     return list(map(cut_from_raw, raw))
+
+
+def _table_from_raw(raw: Any) -> SequenceTable:
+    table = SequenceTable._make(raw)
+    arrays = table[2:]
+    if not all(isinstance(a, np.ndarray) for a in arrays) or len({len(a) for a in arrays[1:]}) != 1:
+        raise ValueError("sequence table malformed")
+    return table
+
+
+def _unpickled_cuts(blob: bytes) -> dict[Hashable, Any]:
+    cuts = pickle.loads(blob)
+    if not isinstance(cuts, dict):
+        raise ValueError("solved cuts malformed")
+    return cuts
+
+
+#: What a file holds: fit tables, sequence tables (as plain tuples) by memo key, and the solved
+#: cuts by memo key as one pickle of its own (read only when a plan needs a cut no sequence
+#: table holds).
+_Contents = tuple[list[BoardTable], dict[Hashable, Any], bytes]
 
 
 def default_cache_dir() -> Path:
@@ -117,22 +153,22 @@ class PlanningCache:
         if not self._usable(cost):
             return 0
         loaded = 0
-        # Tens of thousands of small objects come to life here, none of them in a cycle: the
-        # cyclic collector would only walk them again and again (a third of the load time).
         with gc_paused():
             for model in {id(m): m for m in models}.values():
                 path = self._path(cost, model)
                 data = self._read(path)
                 if data is None:
                     continue
-                tables, raw = data
-                # Decoded when a plan first asks for them: a file holds every cut earlier
-                # plans solved for the model, a plan uses a part of them.
-                cost.import_model(model, tables, raw, decode=_cuts_from_raw)
-                loaded += len(tables) + len(raw)
+                tables, sequences, cuts = data
+                # Decoded when a plan first asks for them; the solved cuts (tens of thousands
+                # of small objects, most of a file's reading time) are not even read unless a
+                # plan needs a sequence no table holds.
+                cost.import_model(model, tables, sequences, decode=_table_from_raw)
+                cost.import_later(model, functools.partial(_unpickled_cuts, cuts), _cuts_from_raw, is_cut_key)
+                loaded += len(tables) + len(sequences)
         return loaded
 
-    def _read(self, path: Path) -> tuple[list[BoardTable], dict[Hashable, Any]] | None:
+    def _read(self, path: Path) -> _Contents | None:
         try:
             info = path.lstat()
         except OSError:
@@ -145,15 +181,17 @@ class PlanningCache:
                 payload = pickle.load(fh)
             if not (isinstance(payload, dict) and payload.get("format") == CACHE_FORMAT):
                 raise ValueError("unknown format")
-            tables, memo = payload["tables"], payload["memo"]
+            tables, sequences, cuts = payload["tables"], payload["sequences"], payload["cuts"]
             if not (isinstance(tables, list) and all(isinstance(t, BoardTable) for t in tables)):
                 raise ValueError("tables malformed")
-            if not isinstance(memo, dict):
-                raise ValueError("memo malformed")
+            if not isinstance(sequences, dict):
+                raise ValueError("sequence tables malformed")
+            if not isinstance(cuts, bytes):
+                raise ValueError("solved cuts malformed")
         except Exception as exc:  # any unreadable file is a miss: the work is redone, the file rewritten
             self.notes.append(f"{path}: unreadable ({type(exc).__name__}: {exc}), ignored")
             return None
-        return tables, memo
+        return tables, sequences, cuts
 
     def save(self, cost: CostModel, models: Iterable[HardwareModel]) -> int:
         """Write what ``cost`` knows about ``models`` (atomically); returns the files written."""
@@ -162,21 +200,40 @@ class PlanningCache:
         written = 0
         for model in {id(m): m for m in models}.values():
             tables, everything = cost.export_model(model)
-            # Only the solved cuts: templates and their arrays depend on the space and are
-            # rebuilt from the cuts faster than they unpickle.
-            memo = {key: [cut_to_raw(c) for c in value] for key, value in everything.items() if is_cut_list(value)}
-            if not tables and not memo:
+            # Only solved cuts and sequence tables: templates and their arrays depend on the
+            # space (device names, the sources' rate caps) and are rebuilt from the tables in
+            # about a millisecond per app.
+            cuts = {key: [cut_to_raw(c) for c in value] for key, value in everything.items() if is_cut_list(value)}
+            sequences = {key: tuple(value) for key, value in everything.items() if is_sequence_table(value)}
+            if not tables and not cuts and not sequences:
                 continue
             path = self._path(cost, model)
             old = self._read(path)
             if old is not None:
-                if len(old[1]) + len(memo) <= MAX_ENTRIES_PER_MODEL:
-                    memo = {**old[1], **memo}
-                if len(old[0]) >= len(tables) and len(memo) == len(old[1]) and memo.keys() == old[1].keys():
+                old_tables, old_sequences, blob = old
+                try:
+                    old_cuts = _unpickled_cuts(blob)
+                except Exception:
+                    old_cuts = {}
+                if len(old_cuts) + len(cuts) <= MAX_ENTRIES_PER_MODEL:
+                    cuts = {**old_cuts, **cuts}
+                if len(old_sequences) + len(sequences) <= MAX_TABLES_PER_MODEL:
+                    sequences = {**old_sequences, **sequences}
+                if (
+                    len(old_tables) >= len(tables)
+                    and cuts.keys() == old_cuts.keys()
+                    and sequences.keys() == old_sequences.keys()
+                ):
                     continue  # nothing new
-                tables = list({t.board: t for t in [*old[0], *tables]}.values())
+                tables = list({t.board: t for t in [*old_tables, *tables]}.values())
+            payload = {
+                "format": CACHE_FORMAT,
+                "tables": tables,
+                "sequences": sequences,
+                "cuts": pickle.dumps(cuts, protocol=pickle.HIGHEST_PROTOCOL),
+            }
             try:
-                self._write(path, {"format": CACHE_FORMAT, "tables": tables, "memo": memo})
+                self._write(path, payload)
             except OSError as exc:
                 self.notes.append(f"{path}: not written ({exc.strerror or exc})")
                 continue

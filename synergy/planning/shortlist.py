@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from synergy.planning.candidates import SOURCE_SLOT, CandidateGenerator, Template
+from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.problem import Candidate
+from synergy.planning.templates import PAD_SLOT, SOURCE_SLOT, TARGET_SLOT, TemplateSet
 
 __all__ = ["Load", "Ranker"]
 
@@ -40,7 +41,7 @@ class Load:
 class _Arrays:
     """One app's templates as arrays (built once per app and planning call)."""
 
-    templates: tuple[Template, ...]
+    templates: TemplateSet
     #: Per template: index of its (source, target, slots) group.
     group: NDArray[np.int64]
     #: The distinct (class, occurrence, source, target) of the groups' class slots: the
@@ -63,12 +64,11 @@ class _Arrays:
     latency: NDArray[np.float64]
     #: Templates by rate alone (fastest first), then latency, then number.
     static_order: NDArray[np.int64]
-    #: Per template: the positions of its class slots (in slot order).
-    class_positions: tuple[tuple[int, ...], ...]
 
 
 _PAD = -2
 _CLASS = -1
+_Number = TypeVar("_Number", bound=np.generic)
 
 
 class Ranker:
@@ -97,64 +97,50 @@ class Ranker:
 
     def _build(self, app: int) -> _Arrays:
         templates = self.gen.templates(app)
-        width = max((len(t.slots) + len(t.endpoint_work) for t in templates), default=1)
+        pairs = templates.pairs
         n = len(templates)
+        width = max((p.table.codes.shape[1] for p in pairs), default=1)
         index = self.device_index
-        # The templates of one (source, target, slot sequence) group share their fixed devices,
-        # slot ordinals and endpoint work (the endpoints' work is the same for every cut of a
-        # sequence): those are one row per group; only the slots' work is per template. Rows
-        # are built as flat lists and converted once (numpy converts them several times faster
-        # than nested lists, and per-element assignment slower still).
-        groups: dict[tuple[str, str, tuple[int, ...]], int] = {}
-        reps: list[Template] = []
-        group: list[int] = []
-        fixed_rows: list[int] = []
-        ordinal_rows: list[int] = []
-        positions_of: list[tuple[int, ...]] = []
-        #: Per group: its endpoints' work, then zeros up to the row's width.
-        tails: list[list[float]] = []
-        work_flat: list[float] = []
-        for t in templates:
-            key = (t.source, t.target, t.slots)
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = len(reps)
-                reps.append(t)
-                # (Slot codes and fixed codes share values: translate, do not copy.)
-                row = [
-                    _CLASS if c >= 0 else index[t.source] if c == SOURCE_SLOT else index[t.target] for c in t.slots
-                ]
-                row += [index[device] for device, _ in t.endpoint_work]
-                fixed_rows += row
-                fixed_rows += [_PAD] * (width - len(row))
-                ords, m = [0] * width, 0
-                for p, slot in enumerate(t.slots):
-                    if slot >= 0:
-                        ords[p] = m
-                        m += 1
-                ordinal_rows += ords
-                positions_of.append(tuple(p for p, slot in enumerate(t.slots) if slot >= 0))
-                tail = [x for _, w in t.endpoint_work for x in w]
-                tails.append(tail + [0.0] * (3 * (width - len(t.slots)) - len(tail)))
-            group.append(g)
-            for w in t.slot_work:
-                work_flat += w
-            work_flat += tails[g]
-        group_index = np.array(group, dtype=np.int64)
-        fixed = np.array(fixed_rows, dtype=np.int64).reshape(len(reps), width)[group_index]
-        ordinal = np.array(ordinal_rows, dtype=np.int64).reshape(len(reps), width)[group_index]
-        work = np.array(work_flat, dtype=np.float64).reshape(n, width, 3)
-        class_positions = [positions_of[g] for g in group]
-        combos, combo_index = _combos(reps)
-        cap = np.array([t.cap_hz for t in templates])
-        bottleneck = np.array([t.bottleneck_s for t in templates])
-        alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
-        latency = np.array([t.latency_s for t in templates])
+        # Per (pair, sequence) group: its devices, class-slot ordinals and combinations, from
+        # the kind's table with the pair's source and target put in (numpy, a few calls per
+        # pair); per template, its group's rows and its cut's work.
+        fixed_parts, ordinal_parts, combo_parts = [], [], []
+        work_parts = []
+        combos: dict[tuple[int, int, str, str], int] = {}
+        for pair in pairs:
+            table = pair.table
+            codes = _padded(table.codes, width, PAD_SLOT)
+            fixed = np.where(codes >= 0, _CLASS, _PAD)
+            fixed[codes == SOURCE_SLOT] = index[pair.source]
+            fixed[codes == TARGET_SLOT] = index[pair.target]
+            fixed_parts.append(fixed)
+            is_class = codes >= 0
+            ordinal_parts.append(np.where(is_class, np.cumsum(is_class, axis=1) - 1, 0))
+            combo_parts.append(_combo_numbers(table.slots, pair.source, pair.target, combos))
+            work_parts.append(_padded(table.work, width, 0.0))
+        if pairs:
+            group = templates.sequence_offsets[templates.pair] + np.concatenate(
+                [p.table.sequence for p in pairs]
+            )[templates.row]
+            fixed = np.concatenate(fixed_parts)[group]
+            ordinal = np.concatenate(ordinal_parts)[group]
+            slots_wide = max(c.shape[1] for c in combo_parts)
+            combo_index = np.concatenate([_padded(c, slots_wide, -1) for c in combo_parts])
+            combo_index[combo_index < 0] = len(combos)
+            work = np.concatenate(work_parts)[templates.row]
+        else:
+            group = np.zeros(0, dtype=np.int64)
+            fixed = ordinal = np.zeros((0, width), dtype=np.int64)
+            combo_index = np.zeros((0, 1), dtype=np.int64)
+            work = np.zeros((0, width, 3))
+        cap, bottleneck, latency = templates.cap, templates.bottleneck, templates.latency
+        with np.errstate(divide="ignore"):
+            alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
         static_order = np.lexsort((np.arange(n), latency, -alone))
         by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
         return _Arrays(
-            tuple(templates), group_index, combos, combo_index, fixed, ordinal, by_kind,
-            by_kind.sum(axis=0), cap, alone, latency, static_order, tuple(class_positions),
+            templates, group, tuple(combos), combo_index, fixed, ordinal, by_kind,
+            by_kind.sum(axis=0), cap, alone, latency, static_order,
         )
 
     def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
@@ -244,7 +230,8 @@ class Ranker:
         ids = self.device_ids
         for k in rows.tolist():
             row = dev[:, k].tolist()
-            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in arr.class_positions[k]])
+            positions = np.flatnonzero(arr.fixed[k] == _CLASS).tolist()
+            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in positions])
             if cand.key not in seen:
                 seen.add(cand.key)
                 out.append(cand)
@@ -269,24 +256,30 @@ class Ranker:
         return self._build_candidates(arr, dev, order, set())
 
 
-def _combos(reps: Sequence[Template]) -> tuple[tuple[tuple[int, int, str, str], ...], NDArray[np.int64]]:
-    """The distinct (class, occurrence, source, target) of the groups' class slots, and per
-    group and slot the number of its combination (the last number: none)."""
-    width = max((sum(1 for s in t.slots if s >= 0) for t in reps), default=0)
-    numbers: dict[tuple[int, int, str, str], int] = {}
-    rows: list[list[int]] = []
-    for t in reps:
+def _padded(values: NDArray[_Number], width: int, fill: float) -> NDArray[_Number]:
+    """``values`` with its second axis filled up to ``width`` with ``fill``."""
+    missing = width - values.shape[1]
+    if missing <= 0:
+        return values
+    pad = [(0, 0), (0, missing)] + [(0, 0)] * (values.ndim - 2)
+    return np.pad(values, pad, constant_values=fill)
+
+
+def _combo_numbers(
+    slots: Sequence[tuple[int, ...]], source: str, target: str, numbers: dict[tuple[int, int, str, str], int]
+) -> NDArray[np.int64]:
+    """Per sequence and class slot, the number of its (class, occurrence, source, target)
+    in ``numbers`` (added there when new); -1 after the last class slot."""
+    width = max((sum(1 for s in seq if s >= 0) for seq in slots), default=0)
+    out = np.full((len(slots), max(width, 1)), -1, dtype=np.int64)
+    for g, seq in enumerate(slots):
         seen: dict[int, int] = {}
-        row = []
-        for slot in t.slots:
+        k = 0
+        for slot in seq:
             if slot < 0:
                 continue
-            k = seen.get(slot, 0)
-            seen[slot] = k + 1
-            row.append(numbers.setdefault((slot, k, t.source, t.target), len(numbers)))
-        rows.append(row)
-    index = np.full((len(reps), max(width, 1)), len(numbers), dtype=np.int64)
-    for g, row in enumerate(rows):
-        index[g, : len(row)] = row
-    return tuple(numbers), index
-
+            occurrence = seen.get(slot, 0)
+            seen[slot] = occurrence + 1
+            out[g, k] = numbers.setdefault((slot, occurrence, source, target), len(numbers))
+            k += 1
+    return out

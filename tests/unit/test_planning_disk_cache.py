@@ -4,6 +4,7 @@ treats a damaged or foreign file as a miss."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from synergy.planning.cost import CostModel
 from synergy.planning.disk_cache import PlanningCache, default_cache_dir
 from synergy.planning.registry import MethodPlanner, PlanningOptions
 from synergy.planning.synthetic import LayerSpec, app, chain_model, device
+from synergy.planning.templates import SequenceTable
 from synergy.types import DeviceSpec
 
 MODEL = chain_model(
@@ -48,9 +50,45 @@ def test_a_fresh_cost_model_reads_the_cache_and_plans_the_same(tmp_path: Path) -
     assert len(files) == 1 and files[0].stat().st_mode & 0o077 == 0
     again, loaded, _ = plan_with(PlanningCache(tmp_path))
     tables, memo = cost.export_model(MODEL)
-    cut_entries = sum(1 for v in memo.values() if isinstance(v, list))
-    assert loaded == len(tables) + cut_entries > 0
+    sequence_tables = sum(1 for v in memo.values() if isinstance(v, SequenceTable))
+    assert sequence_tables > 0
+    assert loaded == len(tables) + sequence_tables
     assert again == first
+
+
+def test_a_space_of_known_kinds_of_devices_never_reads_the_solved_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synergy.planning import disk_cache
+
+    cache = PlanningCache(tmp_path)
+    first, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    reads: list[int] = []
+    real = disk_cache._unpickled_cuts
+    monkeypatch.setattr(disk_cache, "_unpickled_cuts", lambda blob: reads.append(1) or real(blob))
+    again, _, _ = plan_with(PlanningCache(tmp_path))
+    assert again == first and reads == []  # the sequence tables answered every lookup
+    # Another kind of device: its sequences are solved from the stored cuts (read once) and
+    # the plan is the one a cold cost model makes.
+    bigger = [*space(), device("ring", link="ble_48k")]
+    fresh = CostModel()
+    PlanningCache(tmp_path).load(fresh, [MODEL])
+    from_cache = MethodPlanner("synergy", PlanningOptions(), fresh).plan(bigger, APPS).plan
+    assert reads == [1]
+    assert from_cache == MethodPlanner("synergy", PlanningOptions(), CostModel()).plan(bigger, APPS).plan
+
+
+def test_a_malformed_sequence_table_is_a_miss(tmp_path: Path) -> None:
+    cache = PlanningCache(tmp_path)
+    first, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    (path,) = tmp_path.iterdir()
+    payload = pickle.loads(path.read_bytes())
+    payload["sequences"] = {key: ("not", "a", "table") for key in payload["sequences"]}
+    path.write_bytes(pickle.dumps(payload))
+    again, loaded, _ = plan_with(PlanningCache(tmp_path))
+    assert loaded > 0 and again == first
 
 
 def test_a_damaged_file_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
