@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -78,10 +79,12 @@ _REUSED_LIMIT = 20_000
 @dataclass
 class _Reused:
     """An app's candidates kept across planning calls, by (template id, devices), with the
-    templates those ids belong to (kept alive, so that no other object takes their ids)."""
+    templates those ids belong to (kept alive, so that no other object takes their ids), and
+    the candidates made from stages (the baselines') by their key."""
 
     templates: TemplateSet
     by_key: dict[tuple[int, tuple[str, ...]], Candidate]
+    by_plan: dict[tuple[str, tuple[Stage, ...], str], Candidate]
 
 
 class _Cut(NamedTuple):
@@ -227,10 +230,14 @@ class CandidateGenerator:
         #: set, which this generator holds, so its id is stable.
         self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
         #: Per app, the same across planning calls (:meth:`_reusable`).
-        self._reused: dict[int, dict[tuple[int, tuple[str, ...]], Candidate]] = {}
+        self._reused: dict[int, _Reused | None] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
         #: this problem shares them).
         self.ranker_choices: dict[tuple[int, tuple[tuple[str, ...], ...]], tuple[object, Any]] = {}
+        # The baselines' candidates (made from stages by the problem) are reused like ours.
+        # (A weak reference: the generator holds the problem, and a cycle would leave both
+        # to the cyclic collector instead of reference counting.)
+        problem.reuse = weakref.WeakMethod(self.reused_plans)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -535,7 +542,8 @@ class CandidateGenerator:
         known = self._instances.get(fast_key)
         if known is not None:
             return known
-        reusable = self._reusable(template.app_index)
+        store = self._reusable(template.app_index)
+        reusable = store.by_key if store is not None else None
         cand = reusable.get(fast_key) if reusable is not None else None
         if cand is not None:
             cand = self.problem.remember_candidate(cand)
@@ -548,7 +556,7 @@ class CandidateGenerator:
         self._instances[fast_key] = cand
         return cand
 
-    def _reusable(self, app_index: int) -> dict[tuple[int, tuple[str, ...]], Candidate] | None:
+    def _reusable(self, app_index: int) -> _Reused | None:
         """The app's candidates made by earlier planning calls on the same templates.
 
         With plain links a candidate is a function of its template and devices alone (the
@@ -565,14 +573,24 @@ class CandidateGenerator:
             p = self.problem
             templates = self.templates(app_index)
             key = ("instances", self.signature(app_index))
-            store = p.cost.recent(p.apps[app_index].model, key, lambda: _Reused(templates, {}))
+            store = p.cost.recent(p.apps[app_index].model, key, lambda: _Reused(templates, {}, {}))
             if store.templates is not templates:
                 # The templates were made again (the memo was cleared): the store's keys are
                 # ids of the old ones, which new objects may take. Start afresh; holding the
                 # templates keeps every id in the store alive and unique.
                 store.templates, store.by_key = templates, {}
-            hit = self._reused[app_index] = store.by_key
+            hit = self._reused[app_index] = store
         return hit
+
+    def reused_plans(self, app_index: int) -> dict[tuple[str, tuple[Stage, ...], str], Candidate] | None:
+        """The app's candidates made from stages by earlier planning calls (see :meth:`_reusable`),
+        by (source, stages, target); None when candidates are not reused."""
+        store = self._reusable(app_index)
+        if store is None:
+            return None
+        if len(store.by_plan) >= _REUSED_LIMIT:
+            store.by_plan.clear()
+        return store.by_plan
 
     def best_alone(self, app_index: int) -> float:
         """The rate the app reaches alone in the space on its best template (0: none)."""

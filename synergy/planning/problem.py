@@ -10,7 +10,7 @@ baselines — goes through it, so every comparison runs on the same cost model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -93,6 +93,10 @@ class Candidate:
         return tuple(w.device_id for w in self.cost.work)
 
 
+#: Candidates of one app by (source, stages, target).
+_Store = dict[tuple[str, tuple[Stage, ...], str], Candidate]
+
+
 @dataclass(frozen=True)
 class Selection:
     """A method's answer before it becomes a JointPlan: one candidate (or None) per app."""
@@ -148,6 +152,9 @@ class PlanningProblem:
             self.targets.append(targets)
             self.problems.append(problem)
         self._candidates: dict[tuple[int, tuple[str, tuple[Stage, ...], str]], Candidate] = {}
+        #: Per app, candidates that earlier planning calls made and that this one may reuse
+        #: (set by the candidate generator, weakly; None, or a call that gives None: none are).
+        self.reuse: Callable[[], Callable[[int], _Store | None] | None] | None = None
         #: The objective every search method maximises (None: throughput, then latency).
         self.goal: Goal | None = None
         #: The plan of the fair search that set the floors (a seed for ours), if one ran.
@@ -223,6 +230,13 @@ class PlanningProblem:
         hit = self._candidates.get(key)
         if hit is not None:
             return hit
+        stores = self.reuse() if self.reuse is not None else None
+        store = stores(app_index) if stores is not None else None
+        if store is not None:
+            hit = store.get(key[1])
+            if hit is not None:
+                self._candidates[key] = hit
+                return hit
         app = self.apps[app_index]
         cost = self.cost.frame_cost(
             app.model,
@@ -235,6 +249,8 @@ class PlanningProblem:
         )
         cand = Candidate(app_index, source, stage_tuple, target, cost)
         self._candidates[key] = cand
+        if store is not None:
+            store[key[1]] = cand
         return cand
 
     def cached_candidate(

@@ -64,6 +64,8 @@ class _Arrays:
     latency: NDArray[np.float64]
     #: Templates by rate alone (fastest first), then latency, then number.
     static_order: NDArray[np.int64]
+    #: Per group: the positions of its class slots (in slot order).
+    class_positions: tuple[tuple[int, ...], ...]
 
 
 _PAD = -2
@@ -107,6 +109,7 @@ class Ranker:
         fixed_parts, ordinal_parts, combo_parts = [], [], []
         work_parts = []
         combos: dict[tuple[int, int, str, str], int] = {}
+        class_positions: list[tuple[int, ...]] = []
         for pair in pairs:
             table = pair.table
             codes = _padded(table.codes, width, PAD_SLOT)
@@ -117,6 +120,7 @@ class Ranker:
             is_class = codes >= 0
             ordinal_parts.append(np.where(is_class, np.cumsum(is_class, axis=1) - 1, 0))
             combo_parts.append(_combo_numbers(table.slots, pair.source, pair.target, combos))
+            class_positions += [tuple(p for p, slot in enumerate(slots) if slot >= 0) for slots in table.slots]
             work_parts.append(_padded(table.work, width, 0.0))
         if pairs:
             group = templates.sequence_offsets[templates.pair] + np.concatenate(
@@ -140,7 +144,7 @@ class Ranker:
         by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
         return _Arrays(
             templates, group, tuple(combos), combo_index, fixed, ordinal, by_kind,
-            by_kind.sum(axis=0), cap, alone, latency, static_order,
+            by_kind.sum(axis=0), cap, alone, latency, static_order, tuple(class_positions),
         )
 
     def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
@@ -216,7 +220,7 @@ class Ranker:
                 picks = sorted({round(k * (len(firsts) - 1) / max(ladder - 1, 1)) for k in range(ladder)})
                 firsts = firsts[picks]
             rungs = firsts
-        seen: set[tuple[object, ...]] = set()
+        seen: set[int] = set()
         return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
@@ -224,16 +228,17 @@ class Ranker:
         return self._choose(arr, load.device)
 
     def _build_candidates(
-        self, arr: _Arrays, dev: NDArray[np.int64], rows: NDArray[np.int64], seen: set[tuple[object, ...]]
+        self, arr: _Arrays, dev: NDArray[np.int64], rows: NDArray[np.int64], seen: set[int]
     ) -> list[Candidate]:
         out: list[Candidate] = []
         ids = self.device_ids
-        for k in rows.tolist():
+        groups = arr.group[rows].tolist()
+        for k, g in zip(rows.tolist(), groups, strict=True):
             row = dev[:, k].tolist()
-            positions = np.flatnonzero(arr.fixed[k] == _CLASS).tolist()
-            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in positions])
-            if cand.key not in seen:
-                seen.add(cand.key)
+            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in arr.class_positions[g]])
+            # One candidate object per key in a problem: its id names the key.
+            if id(cand) not in seen:
+                seen.add(id(cand))
                 out.append(cand)
         return out
 
