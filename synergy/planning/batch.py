@@ -142,28 +142,32 @@ def _water_fill_many(
     cap = np.asarray(caps, dtype=np.float64)
     got = np.zeros((n_trials, n_apps))
     active = cap > 0
+    uses = work > 0
+    # (The step of a plan whose only unfrozen app has no work and no cap would be infinite.)
+    if (active & ~uses.any(axis=2) & np.isinf(cap)).any():
+        raise ValueError("an app with no work must have a finite rate cap")
     residual = np.ones((n_trials, n_res))
     level = np.zeros(n_trials)
-    uses = work > 0
-    for _ in range(n_apps + 1):
-        if not active.any():
-            break
-        use = np.einsum("tar,ta->tr", work, active)
-        with np.errstate(divide="ignore", invalid="ignore"):
+    cap_slack = _EPS * np.maximum(cap, 1.0)
+    open_cap = np.where(active, cap, np.inf)
+    # A plan whose apps are all frozen takes an infinite step (inf - inf, 0 x inf: NaN) that
+    # changes only its own level and residuals, which nothing reads any more.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(n_apps + 1):
+            if not active.any():
+                break
+            use = np.einsum("tar,ta->tr", work, active)
             per = np.where(use > 0, residual / use, np.inf).min(axis=1)
-        step = np.minimum(np.where(active, cap, np.inf).min(axis=1) - level, per)
-        running = active.any(axis=1)
-        if np.isinf(step[running]).any():
-            raise ValueError("an app with no work must have a finite rate cap")
-        step = np.where(running, step, 0.0)
-        level += step
-        residual -= step[:, None] * use
-        saturated = (residual <= _EPS) & (use > 0)
-        hit = (uses & saturated[:, None, :]).any(axis=2)
-        capped = cap - level[:, None] <= _EPS * np.maximum(cap, 1.0)
-        frozen = active & (hit | capped)
-        got = np.where(frozen, level[:, None], got)
-        active &= ~frozen
+            step = np.minimum(open_cap.min(axis=1) - level, per)
+            level += step
+            residual -= step[:, None] * use
+            saturated = (residual <= _EPS) & (use > 0)
+            hit = (uses & saturated[:, None, :]).any(axis=2)
+            frozen = active & (hit | (cap - level[:, None] <= cap_slack))
+            got = np.where(frozen, level[:, None], got)
+            active &= ~frozen
+            open_cap[frozen] = np.inf
     if active.any():  # pragma: no cover - every step freezes an app of every running plan
         raise AssertionError("water-filling made no progress")
-    return [row.tolist() for row in got]
+    rows: list[list[float]] = got.tolist()
+    return rows

@@ -86,11 +86,16 @@ def _cuts_from_raw(raw: Any) -> list[Any]:
 
 
 def _table_from_raw(raw: Any) -> SequenceTable:
-    table = SequenceTable._make(raw)
-    arrays = table[2:]
-    if not all(isinstance(a, np.ndarray) for a in arrays) or len({len(a) for a in arrays[1:]}) != 1:
+    t = SequenceTable._make(raw)
+    per_cut = (t.sequence, t.ranges, t.bottleneck, t.latency, t.serial, t.work, t.parts, t.reload)
+    per_sequence = (t.codes, t.ordinals, t.combo_index)
+    if not all(isinstance(a, np.ndarray) for a in (*per_cut, *per_sequence)):
         raise ValueError("sequence table malformed")
-    return table
+    if len({len(a) for a in per_cut}) != 1 or len({len(t.slots), len(t.ends), len(t.class_positions)} | {
+        len(a) for a in per_sequence
+    }) != 1:
+        raise ValueError("sequence table malformed")
+    return t
 
 
 def _unpickled_cuts(blob: bytes) -> dict[Hashable, Any]:

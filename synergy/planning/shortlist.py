@@ -12,7 +12,7 @@ resources of its own, which the proxy alone would never propose.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
@@ -81,6 +81,7 @@ class Ranker:
         self.device_index = {d.device_id: k for k, d in enumerate(gen.problem.devices)}
         self.device_ids = [d.device_id for d in gen.problem.devices]
         self._arrays: dict[int, _Arrays] = {}
+        self._band_cache: dict[int, tuple[float, _Arrays, NDArray[np.int64], int]] = {}
         #: (arrays by id, load order of every class) -> (those arrays, device per template and
         #: position). Kept by the generator, so that every search of one problem (the fair one,
         #: the main one) shares them; each entry holds its arrays, so no other arrays take
@@ -106,9 +107,8 @@ class Ranker:
         # Per (pair, sequence) group: its devices, class-slot ordinals and combinations, from
         # the kind's table with the pair's source and target put in (numpy, a few calls per
         # pair); per template, its group's rows and its cut's work.
-        fixed_parts, ordinal_parts, combo_parts = [], [], []
-        work_parts = []
-        combos: dict[tuple[int, int, str, str], int] = {}
+        fixed_parts, ordinal_parts, combo_parts, work_parts = [], [], [], []
+        combos: list[tuple[int, int, str, str]] = []
         class_positions: list[tuple[int, ...]] = []
         for pair in pairs:
             table = pair.table
@@ -117,10 +117,11 @@ class Ranker:
             fixed[codes == SOURCE_SLOT] = index[pair.source]
             fixed[codes == TARGET_SLOT] = index[pair.target]
             fixed_parts.append(fixed)
-            is_class = codes >= 0
-            ordinal_parts.append(np.where(is_class, np.cumsum(is_class, axis=1) - 1, 0))
-            combo_parts.append(_combo_numbers(table.slots, pair.source, pair.target, combos))
-            class_positions += [tuple(p for p, slot in enumerate(slots) if slot >= 0) for slots in table.slots]
+            ordinal_parts.append(_padded(table.ordinals, width, 0))
+            # Pairs differ in source or target, so no two pairs share a combination.
+            combo_parts.append(np.where(table.combo_index >= 0, table.combo_index + len(combos), -1))
+            combos += [(cls, k, pair.source, pair.target) for cls, k in table.combos]
+            class_positions += table.class_positions
             work_parts.append(_padded(table.work, width, 0.0))
         if pairs:
             group = templates.sequence_offsets[templates.pair] + np.concatenate(
@@ -212,9 +213,11 @@ class Ranker:
         rungs: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         if size < len(order) and ladder > 0:
             rest = order[size:]
-            bands = np.floor(np.log(np.maximum(arr.alone[rest], 1e-9)) / math.log(step))
-            _, first = np.unique(bands, return_index=True)
-            firsts = np.sort(rest[first])  # one per band, fastest band first
+            bands, count = self._bands(app, arr, step)
+            # The first template of each band in proxy order (the best of its band).
+            first = np.full(count, len(rest))
+            np.minimum.at(first, bands[rest], np.arange(len(rest)))
+            firsts = np.sort(rest[first[first < len(rest)]])  # one per band, fastest band first
             if len(firsts) > ladder:
                 # Spread the rungs over the whole range of speeds, fastest and slowest included.
                 picks = sorted({round(k * (len(firsts) - 1) / max(ladder - 1, 1)) for k in range(ladder)})
@@ -222,6 +225,16 @@ class Ranker:
             rungs = firsts
         seen: set[int] = set()
         return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
+
+    def _bands(self, app: int, arr: _Arrays, step: float) -> tuple[NDArray[np.int64], int]:
+        """Per template, its band of own speed (numbered from 0) for ladders of ``step``; the
+        number of bands."""
+        hit = self._band_cache.get(app)
+        if hit is None or hit[0] != step or hit[1] is not arr:
+            raw = np.floor(np.log(np.maximum(arr.alone, 1e-9)) / math.log(step)).astype(np.int64)
+            bands = raw - raw.min() if len(raw) else raw
+            hit = self._band_cache[app] = (step, arr, bands, int(bands.max()) + 1 if len(bands) else 0)
+        return hit[2], hit[3]
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
         """Device index per position and template (padding points at an idle extra row)."""
@@ -268,23 +281,3 @@ def _padded(values: NDArray[_Number], width: int, fill: float) -> NDArray[_Numbe
         return values
     pad = [(0, 0), (0, missing)] + [(0, 0)] * (values.ndim - 2)
     return np.pad(values, pad, constant_values=fill)
-
-
-def _combo_numbers(
-    slots: Sequence[tuple[int, ...]], source: str, target: str, numbers: dict[tuple[int, int, str, str], int]
-) -> NDArray[np.int64]:
-    """Per sequence and class slot, the number of its (class, occurrence, source, target)
-    in ``numbers`` (added there when new); -1 after the last class slot."""
-    width = max((sum(1 for s in seq if s >= 0) for seq in slots), default=0)
-    out = np.full((len(slots), max(width, 1)), -1, dtype=np.int64)
-    for g, seq in enumerate(slots):
-        seen: dict[int, int] = {}
-        k = 0
-        for slot in seq:
-            if slot < 0:
-                continue
-            occurrence = seen.get(slot, 0)
-            seen[slot] = occurrence + 1
-            out[g, k] = numbers.setdefault((slot, occurrence, source, target), len(numbers))
-            k += 1
-    return out

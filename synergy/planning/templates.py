@@ -119,6 +119,15 @@ class SequenceTable(NamedTuple):
     #: peak data, frame buffer) and the reload seconds.
     parts: NDArray[np.int64]
     reload: NDArray[np.float64]
+    #: Per sequence: the positions of its class slots; per sequence and position, the number
+    #: of the class slot among them (0 elsewhere).
+    class_positions: tuple[tuple[int, ...], ...]
+    ordinals: NDArray[np.int64]
+    #: The distinct (class, occurrence) of the sequences' class slots (the k-th slot of class c
+    #: in a sequence is occurrence k), and per sequence and class slot the number of its pair
+    #: (-1 after the last class slot).
+    combos: tuple[tuple[int, int], ...]
+    combo_index: NDArray[np.int64]
 
 
 def sequence_table(solved: Sequence[tuple[tuple[int, ...], Sequence[SolvedCut]]]) -> SequenceTable:
@@ -162,6 +171,17 @@ def sequence_table(solved: Sequence[tuple[tuple[int, ...], Sequence[SolvedCut]]]
             reload += pad_reload
     n = len(sequence)
     figures = np.array(scalars, dtype=np.float64).reshape(n, 3)
+    class_positions = tuple(tuple(p for p, slot in enumerate(seq) if slot >= 0) for seq in slots)
+    is_class = codes >= 0
+    ordinals = np.where(is_class, np.cumsum(is_class, axis=1) - 1, 0)
+    numbers: dict[tuple[int, int], int] = {}
+    combo_index = np.full((len(slots), max((len(p) for p in class_positions), default=0) or 1), -1, dtype=np.int64)
+    for g, seq in enumerate(slots):
+        seen: dict[int, int] = {}
+        for k, slot in enumerate(c for c in seq if c >= 0):
+            occurrence = seen.get(slot, 0)
+            seen[slot] = occurrence + 1
+            combo_index[g, k] = numbers.setdefault((slot, occurrence), len(numbers))
     return SequenceTable(
         slots,
         ends,
@@ -174,6 +194,10 @@ def sequence_table(solved: Sequence[tuple[tuple[int, ...], Sequence[SolvedCut]]]
         np.array(work, dtype=np.float64).reshape(n, width, 3),
         np.array(parts, dtype=np.int64).reshape(n, width_slots, 5),
         np.array(reload, dtype=np.float64).reshape(n, width_slots),
+        class_positions,
+        ordinals,
+        tuple(numbers),
+        combo_index,
     )
 
 
