@@ -234,6 +234,8 @@ class CandidateGenerator:
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
         #: this problem shares them).
         self.ranker_choices: dict[tuple[int, tuple[tuple[str, ...], ...]], tuple[object, Any]] = {}
+        #: ... and the candidates it made from them.
+        self.ranked_candidates: dict[tuple[int, int], Candidate] = {}
         # The baselines' candidates (made from stages by the problem) are reused like ours.
         # (A weak reference: the generator holds the problem, and a cycle would leave both
         # to the cyclic collector instead of reference counting.)

@@ -87,6 +87,8 @@ class Ranker:
         #: the main one) shares them; each entry holds its arrays, so no other arrays take
         #: their id while it exists.
         self._choices = gen.ranker_choices
+        #: (device array by id, template number) -> its candidate; the arrays are the choices'.
+        self._candidates = gen.ranked_candidates
 
     def arrays(self, app: int) -> _Arrays:
         hit = self._arrays.get(app)
@@ -245,10 +247,15 @@ class Ranker:
     ) -> list[Candidate]:
         out: list[Candidate] = []
         ids = self.device_ids
-        groups = arr.group[rows].tolist()
-        for k, g in zip(rows.tolist(), groups, strict=True):
-            row = dev[:, k].tolist()
-            cand = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in arr.class_positions[g]])
+        # The device arrays are the choices' (kept by the generator), so their ids name them.
+        made = self._candidates
+        at = id(dev)
+        for k in rows.tolist():
+            cand = made.get((at, k))
+            if cand is None:
+                row = dev[:, k].tolist()
+                positions = arr.class_positions[int(arr.group[k])]
+                cand = made[(at, k)] = self.gen.instantiate(arr.templates[k], [ids[row[p]] for p in positions])
             # One candidate object per key in a problem: its id names the key.
             if id(cand) not in seen:
                 seen.add(id(cand))
