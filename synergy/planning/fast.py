@@ -37,7 +37,7 @@ from synergy.planning.objectives import score_of_rates
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
-from synergy.planning.throughput import RESOURCE_KINDS, utilisation
+from synergy.planning.throughput import RESOURCE_KINDS, rates, utilisation
 
 __all__ = [
     "DEFAULT_EVALUATION_BUDGET",
@@ -140,6 +140,8 @@ class _Search:
         #: Why an app was left unplaced although it has candidates.
         self.reasons: dict[int, str] = {}
         self._scores: dict[tuple[int, ...], Score] = {}
+        #: Loads by the placed candidates' ids (read-only once made).
+        self._loads: dict[tuple[int, ...], Load] = {}
         #: Placeable apps by data intensity, most intense first.
         self.order: list[int] = []
         self.retreated = False
@@ -155,7 +157,20 @@ class _Search:
         key = tuple(id(c) for c in chosen)
         hit = self._scores.get(key)
         if hit is None:
-            hit = self._scores[key] = score(self.problem, [c for c in chosen if c is not None], self.allow_parallel)
+            placed = [c for c in chosen if c is not None]
+            goal = self.problem.goal
+            if goal is None:
+                hit = score(self.problem, placed, self.allow_parallel)
+            else:
+                # The rates of a plan do not depend on the goal: the fair search and the main
+                # one share them (objective_score is score_of_rates of these rates).
+                shared = self.problem.evaluated
+                rates_key = (self.allow_parallel, -1, key)
+                if rates_key not in shared:
+                    shared[rates_key] = rates([c.cost for c in placed], self.problem.by_id,
+                                              allow_parallel=self.allow_parallel)
+                hit = score_of_rates(goal, len(self.problem.apps), placed, shared[rates_key])
+            self._scores[key] = hit
         return hit
 
     def score_many(self, chosen: Sequence[Candidate | None], app: int, cands: Sequence[Candidate]) -> list[Score]:
@@ -170,10 +185,19 @@ class _Search:
         todo = [k for k, hit in enumerate(out) if hit is None]
         if todo:
             others = [c for j, c in enumerate(chosen) if j != app and c is not None]
-            got = rates_with(
-                [c.cost for c in others], [cands[k].cost for k in todo], self.problem.by_id,
-                allow_parallel=self.allow_parallel,
-            )
+            # Rates shared with the other searches of this problem: keyed by the app tried too,
+            # as the batch's order of apps (the others, then it) is part of its arithmetic.
+            shared = self.problem.evaluated
+            rates_keys = [(self.allow_parallel, app, keys[k]) for k in todo]
+            new = [k for k, rk in zip(todo, rates_keys, strict=True) if rk not in shared]
+            if new:
+                fresh = rates_with(
+                    [c.cost for c in others], [cands[k].cost for k in new], self.problem.by_id,
+                    allow_parallel=self.allow_parallel,
+                )
+                for k, result in zip(new, fresh, strict=True):
+                    shared[(self.allow_parallel, app, keys[k])] = result
+            got = [shared[rk] for rk in rates_keys]
             goal = self.problem.goal
             for k, result in zip(todo, got, strict=True):
                 placed = [*others, cands[k]]
@@ -198,7 +222,12 @@ class _Search:
 
     def load_without(self, chosen: Sequence[Candidate | None], skip: Sequence[int]) -> Load:
         others = [c for j, c in enumerate(chosen) if j not in skip and c is not None]
-        return _load(self.problem, others, self.allow_parallel)
+        # Passes and pair moves ask again for the loads of placements they saw before.
+        key = tuple(id(c) for c in others)
+        hit = self._loads.get(key)
+        if hit is None:
+            hit = self._loads[key] = _load(self.problem, others, self.allow_parallel)
+        return hit
 
     def shortlist(self, app: int, load: Load, size: int, ladder: int | None = None) -> list[Candidate]:
         """Proxy-ranked candidates then ladder rungs."""

@@ -93,6 +93,8 @@ class Candidate:
         return tuple(w.device_id for w in self.cost.work)
 
 
+#: (rates, latencies, energies) of a plan's apps, or None when a board's flash overflows.
+_Rates = tuple[list[float], list[float], list[float]] | None
 #: Candidates of one app by (source, stages, target).
 _Store = dict[tuple[str, tuple[Stage, ...], str], Candidate]
 
@@ -155,6 +157,10 @@ class PlanningProblem:
         #: Per app, candidates that earlier planning calls made and that this one may reuse
         #: (set by the candidate generator, weakly; None, or a call that gives None: none are).
         self.reuse: Callable[[], Callable[[int], _Store | None] | None] | None = None
+        #: Rates of the plans a search evaluated, for the other searches of this problem (the
+        #: rates do not depend on the objective): (overlap allowed, the app a batch tried or
+        #: -1, the plan's candidate ids) -> (rates, latencies, energies) or None.
+        self.evaluated: dict[tuple[bool, int, tuple[int, ...]], _Rates] = {}
         #: The objective every search method maximises (None: throughput, then latency).
         self.goal: Goal | None = None
         #: The plan of the fair search that set the floors (a seed for ours), if one ran.
