@@ -229,6 +229,9 @@ class CandidateGenerator:
         #: the same few hundred instances thousands of times; a template is made once by its
         #: set, which this generator holds, so its id is stable.
         self._instances: dict[tuple[int, tuple[str, ...]], Candidate] = {}
+        #: Stages by (device, first layer, last layer): candidates share many, and a frozen
+        #: dataclass is slow to make.
+        self._stages: dict[tuple[str, int, int], Stage] = {}
         #: Per app, the same across planning calls (:meth:`_reusable`).
         self._reused: dict[int, _Reused | None] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
@@ -611,7 +614,11 @@ class CandidateGenerator:
             template.source if slot == SOURCE_SLOT else template.target if slot == TARGET_SLOT else next(it)
             for slot in template.slots
         ]
-        stages = tuple(Stage(d, f, last) for d, (f, last) in zip(devices, template.ranges, strict=True))
+        known = self._stages
+        stages = tuple(
+            known.get((d, f, last)) or known.setdefault((d, f, last), Stage(d, f, last))
+            for d, (f, last) in zip(devices, template.ranges, strict=True)
+        )
         key = (template.source, stages, template.target)
         hit = p.cached_candidate(template.app_index, key)
         if hit is not None:

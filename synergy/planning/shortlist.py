@@ -283,8 +283,9 @@ class Ranker:
 
 def _padded(values: NDArray[_Number], width: int, fill: float) -> NDArray[_Number]:
     """``values`` with its second axis filled up to ``width`` with ``fill``."""
-    missing = width - values.shape[1]
-    if missing <= 0:
+    have = values.shape[1]
+    if have >= width:
         return values
-    pad = [(0, 0), (0, missing)] + [(0, 0)] * (values.ndim - 2)
-    return np.pad(values, pad, constant_values=fill)
+    out = np.full((values.shape[0], width, *values.shape[2:]), fill, dtype=values.dtype)
+    out[:, :have] = values
+    return out
