@@ -150,23 +150,27 @@ def _water_fill_many(
     level = np.zeros(n_trials)
     cap_slack = _EPS * np.maximum(cap, 1.0)
     open_cap = np.where(active, cap, np.inf)
+    # Float copies for the sums (einsum would convert the booleans at every step).
+    weight = active.astype(np.float64)
+    used = uses.astype(np.float64)
     # A plan whose apps are all frozen takes an infinite step (inf - inf, 0 x inf: NaN) that
     # changes only its own level and residuals, which nothing reads any more.
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(n_apps + 1):
             if not active.any():
                 break
-            use = np.einsum("tar,ta->tr", work, active)
+            use = np.einsum("tar,ta->tr", work, weight)
             per = np.where(use > 0, residual / use, np.inf).min(axis=1)
             step = np.minimum(open_cap.min(axis=1) - level, per)
             level += step
             residual -= step[:, None] * use
             saturated = (residual <= _EPS) & (use > 0)
-            hit = (uses & saturated[:, None, :]).any(axis=2)
+            hit = np.einsum("tar,tr->ta", used, saturated.astype(np.float64)) > 0
             frozen = active & (hit | (cap - level[:, None] <= cap_slack))
             got = np.where(frozen, level[:, None], got)
             active &= ~frozen
             open_cap[frozen] = np.inf
+            weight[frozen] = 0.0
     if active.any():  # pragma: no cover - every step freezes an app of every running plan
         raise AssertionError("water-filling made no progress")
     rows: list[list[float]] = got.tolist()
