@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from synergy.errors import InvalidArgument
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
@@ -71,6 +71,14 @@ class Goal:
     floors: tuple[float, ...]
     #: The rate each app reaches alone on its best execution plan (0: it has none).
     alone: tuple[float, ...]
+    #: The apps with a minimum, with a floor (what a shortfall sums over; the search scores
+    #: thousands of plans with one goal).
+    with_minimum: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    with_floor: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "with_minimum", tuple(i for i, t in enumerate(self.minimums) if t > 0))
+        object.__setattr__(self, "with_floor", tuple(i for i, t in enumerate(self.floors) if t > 0))
 
 
 def goal_for(
@@ -96,8 +104,10 @@ def goal_for(
     )
 
 
-def _shortfall(got: Sequence[float], targets: Sequence[float]) -> float:
-    return sum(max(0.0, (t - r) / t) for r, t in zip(got, targets, strict=True) if t > 0)
+def _shortfall(got: Sequence[float], targets: Sequence[float], at: Sequence[int]) -> float:
+    """Summed relative shortfall of ``got`` below ``targets`` over the apps ``at`` (those
+    with a target), in app order."""
+    return sum(max(0.0, (targets[i] - got[i]) / targets[i]) for i in at)
 
 
 def objective_score(
@@ -124,12 +134,12 @@ def score_of_rates(
     for c, r, e in zip(chosen, got_placed, energies, strict=True):
         got[c.app_index] = r
         energy[c.app_index] = e
-    hard = -_shortfall(got, goal.minimums)
+    hard = -_shortfall(got, goal.minimums, goal.with_minimum)
     weighted = sum(w * r for w, r in zip(goal.weights, got, strict=True))
     if goal.objective == "fair":
         levels = sorted(r / w for r, w in zip(got, goal.weights, strict=True))
         return (0.0, hard, *levels, sum(got))
-    soft = -_shortfall(got, goal.floors)
+    soft = -_shortfall(got, goal.floors, goal.with_floor)
     if goal.objective == "latency":
         return (0.0, hard, soft, -max(latencies, default=0.0), weighted)
     if goal.objective == "energy":
