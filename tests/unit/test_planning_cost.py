@@ -163,3 +163,33 @@ def test_recent_results_keep_only_the_most_recently_used() -> None:
     assert cost.recent(model, ("kept", 1), lambda: make(-2)) == {"k": -2}  # dropped, made again
     calibrated = cost.with_calibration({"x": 1.2})
     assert calibrated.recent(model, ("kept", 0), lambda: make(-3)) is first  # shared caches
+
+
+def test_entries_imported_for_later_are_read_only_when_a_lookup_they_may_answer_misses() -> None:
+    model = chain_model("later", [LayerSpec(1000, 100, 10)], input_bytes=100)
+    cost = CostModel()
+    reads: list[int] = []
+
+    def read() -> dict[object, object]:
+        reads.append(1)
+        return {("cut", 1): "stored one", ("cut", 2): "stored two"}
+
+    cost.import_later(model, read, lambda raw: f"decoded {raw}", lambda key: key[0] == "cut")  # type: ignore[index]
+    assert cost.memo(model, ("other", 1), lambda: "computed") == "computed"
+    assert reads == []  # a key they cannot hold: nothing read
+    assert cost.memo(model, ("cut", 2), lambda: "computed") == "decoded stored two"
+    assert cost.memo(model, ("cut", 1), lambda: "computed") == "decoded stored one"
+    assert cost.memo(model, ("cut", 3), lambda: "computed 3") == "computed 3"
+    assert reads == [1]  # read once
+
+
+def test_entries_that_cannot_be_read_later_are_misses() -> None:
+    model = chain_model("later-broken", [LayerSpec(1000, 100, 10)], input_bytes=100)
+    cost = CostModel()
+
+    def read() -> dict[object, object]:
+        raise ValueError("truncated")
+
+    cost.import_later(model, read, lambda raw: raw, lambda key: True)
+    assert cost.memo(model, ("cut", 1), lambda: "computed") == "computed"
+    assert cost.memo(model, ("cut", 1), lambda: "again") == "computed"
