@@ -126,14 +126,25 @@ def score_of_rates(
 ) -> tuple[float, ...]:
     """:func:`objective_score` from the placed candidates' (rates, latencies, energies) in
     their order (None: the plan overflows a board's flash)."""
+    return score_of_placed_rates(goal, n, [c.app_index for c in chosen], result)
+
+
+def score_of_placed_rates(
+    goal: Goal,
+    n: int,
+    apps: Sequence[int],
+    result: tuple[Sequence[float], Sequence[float], Sequence[float]] | None,
+) -> tuple[float, ...]:
+    """:func:`score_of_rates` with the placed apps given by index (the search scores many
+    plans of the same apps)."""
     if result is None:
         return (-math.inf,)
     got_placed, latencies, energies = result
     got = [0.0] * n
     energy = [0.0] * n
-    for c, r, e in zip(chosen, got_placed, energies, strict=True):
-        got[c.app_index] = r
-        energy[c.app_index] = e
+    for i, r, e in zip(apps, got_placed, energies, strict=True):
+        got[i] = r
+        energy[i] = e
     hard = -_shortfall(got, goal.minimums, goal.with_minimum)
     weighted = sum(w * r for w, r in zip(goal.weights, got, strict=True))
     if goal.objective == "fair":
