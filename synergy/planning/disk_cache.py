@@ -73,8 +73,9 @@ __all__ = [
 CACHE_FORMAT = 4
 #: Solved cuts kept per model file.
 MAX_ENTRIES_PER_MODEL = 20_000
-#: Sequence tables kept per model file (a few hundred kB each at most).
-MAX_TABLES_PER_MODEL = 64
+#: Sequence tables kept per model file (about 130 kB each for a space of five device
+#: classes, so a file stays within a few MB, as with its solved cuts).
+MAX_TABLES_PER_MODEL = 32
 #: Files kept in the directory (the most recently written).
 MAX_FILES = 64
 #: Packages whose source the cached results depend on.

@@ -168,3 +168,24 @@ def test_entries_are_decoded_when_first_used_and_a_malformed_one_is_a_miss(tmp_p
     assert fresh.memo(MODEL, some_key, lambda: ["again"]) == ["recomputed"]  # decoded (or redone) once
     again, _, _ = plan_with(PlanningCache(tmp_path))
     assert again == first
+
+
+def test_a_file_over_its_table_limit_keeps_the_last_plans_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synergy.planning import disk_cache
+
+    cache = PlanningCache(tmp_path)
+    _, _, cost = plan_with(cache)
+    cache.save(cost, [MODEL])
+    (path,) = tmp_path.iterdir()
+    first_keys = set(pickle.loads(path.read_bytes())["sequences"])
+    monkeypatch.setattr(disk_cache, "MAX_TABLES_PER_MODEL", len(first_keys))
+    # Another space: new kinds of (source, target) pairs, so new tables.
+    other = [device("ring", sensors=[("camera", 30.0)], outputs=["display"], link="ble_48k"), *space()[1:]]
+    fresh = CostModel()
+    PlanningCache(tmp_path).load(fresh, [MODEL])
+    MethodPlanner("synergy", PlanningOptions(), fresh).plan(other, APPS)
+    assert PlanningCache(tmp_path).save(fresh, [MODEL]) == 1
+    kept = set(pickle.loads(path.read_bytes())["sequences"])
+    assert len(kept) <= len(first_keys) and kept - first_keys  # bounded, and the new plan's are there
