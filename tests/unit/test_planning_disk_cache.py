@@ -66,7 +66,12 @@ def test_a_space_of_known_kinds_of_devices_never_reads_the_solved_cuts(
     cache.save(cost, [MODEL])
     reads: list[int] = []
     real = disk_cache._unpickled_cuts
-    monkeypatch.setattr(disk_cache, "_unpickled_cuts", lambda blob: reads.append(1) or real(blob))
+
+    def counted(blob: bytes) -> dict[object, object]:
+        reads.append(1)
+        return real(blob)
+
+    monkeypatch.setattr(disk_cache, "_unpickled_cuts", counted)
     again, _, _ = plan_with(PlanningCache(tmp_path))
     assert again == first and reads == []  # the sequence tables answered every lookup
     # Another kind of device: its sequences are solved from the stored cuts (read once) and
