@@ -142,6 +142,8 @@ class _Search:
         self._scores: dict[tuple[int, ...], Score] = {}
         #: Loads by the placed candidates' ids (read-only once made).
         self._loads: dict[tuple[int, ...], Load] = {}
+        #: Shortlists by (app, load by id, size, rungs), with the load.
+        self._shortlists: dict[tuple[int, int, int, int], tuple[Load, list[Candidate]]] = {}
         #: Placeable apps by data intensity, most intense first.
         self.order: list[int] = []
         self.retreated = False
@@ -233,8 +235,14 @@ class _Search:
     def shortlist(self, app: int, load: Load, size: int, ladder: int | None = None) -> list[Candidate]:
         """Proxy-ranked candidates then ladder rungs."""
         rungs = self.config.ladder_max if ladder is None else ladder
-        top, ladder_part = self.ranker.rank(app, load, self.allow_parallel, size, rungs, self.config.ladder_step)
-        return top + ladder_part
+        # Passes revisit an app under a placement of the others they saw before (the same
+        # load object, :meth:`load_without`); each entry holds its load, so its id stays its own.
+        key = (app, id(load), size, rungs)
+        hit = self._shortlists.get(key)
+        if hit is None or hit[0] is not load:
+            top, ladder_part = self.ranker.rank(app, load, self.allow_parallel, size, rungs, self.config.ladder_step)
+            hit = self._shortlists[key] = (load, top + ladder_part)
+        return list(hit[1])
 
     def endpoint_variants(self, cand: Candidate | None) -> list[Candidate]:
         """The same stages from another source or to another target of the app.
