@@ -107,7 +107,8 @@ def goal_for(
 def _shortfall(got: Sequence[float], targets: Sequence[float], at: Sequence[int]) -> float:
     """Summed relative shortfall of ``got`` below ``targets`` over the apps ``at`` (those
     with a target), in app order."""
-    return sum(max(0.0, (targets[i] - got[i]) / targets[i]) for i in at)
+    # (A list, not a generator: the search sums thousands of these; same order, same sum.)
+    return sum([max(0.0, (targets[i] - got[i]) / targets[i]) for i in at])
 
 
 def objective_score(
@@ -146,7 +147,7 @@ def score_of_placed_rates(
         got[i] = r
         energy[i] = e
     hard = -_shortfall(got, goal.minimums, goal.with_minimum)
-    weighted = sum(w * r for w, r in zip(goal.weights, got, strict=True))
+    weighted = sum([w * r for w, r in zip(goal.weights, got, strict=True)])
     if goal.objective == "fair":
         levels = sorted(r / w for r, w in zip(got, goal.weights, strict=True))
         return (0.0, hard, *levels, sum(got))
