@@ -260,6 +260,8 @@ class TemplateSet(Sequence[Template]):
         )
         self.cap = np.array([p.cap_hz for p in self.pairs], dtype=np.float64)[self.pair] if self.pairs else np.zeros(0)
         self._items: list[Template | None] = [None] * len(order)
+        self._positions: tuple[list[int], list[int], list[list[int]]] | None = None
+        self._figures: tuple[list[float], list[float], list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -284,30 +286,44 @@ class TemplateSet(Sequence[Template]):
 
     def where(self, row: int) -> tuple[EndpointPair, int, int]:
         """The pair, its table's row and the sequence of the template numbered ``row``."""
-        pair = self.pairs[int(self.pair[row])]
-        local = int(self.row[row]) - int(self.row_offsets[int(self.pair[row])])
-        return pair, local, int(pair.table.sequence[local])
+        pairs, rows, sequences = self._lookup()
+        p = pairs[row]
+        local = rows[row]
+        return self.pairs[p], local, sequences[p][local]
+
+    def _lookup(self) -> tuple[list[int], list[int], list[list[int]]]:
+        """Per template its pair and table row, per pair its rows' sequences, as Python lists
+        (made once: a template is made by plain indexing, not numpy scalars)."""
+        if self._positions is None:
+            local = self.row - self.row_offsets[self.pair] if len(self.row) else self.row
+            self._positions = (
+                self.pair.tolist(), local.tolist(), [p.table.sequence.tolist() for p in self.pairs]
+            )
+        return self._positions
 
     def _make(self, k: int) -> Template:
         pair, r, g = self.where(k)
         t = pair.table
         slots = t.slots[g]
         n = len(slots)
-        ranges: list[Any] = t.ranges[r, :n].tolist()
-        work: list[Any] = t.work[r, :n].tolist()
-        parts: list[Any] = t.parts[r, :n].tolist()
-        reload: list[float] = t.reload[r, :n].tolist()
+        ranges: list[Any] = t.ranges[r].tolist()
+        work: list[Any] = t.work[r].tolist()
+        parts: list[Any] = t.parts[r].tolist()
+        reload: list[float] = t.reload[r].tolist()
+        figures = self._figures
+        if figures is None:
+            figures = self._figures = (self.bottleneck.tolist(), self.latency.tolist(), self.serial.tolist())
         return Template(
             self.app_index,
             pair.source,
             pair.target,
             slots,
-            tuple(map(tuple, ranges)),
-            float(t.bottleneck[r]),
-            float(t.latency[r]),
-            tuple(map(tuple, work)),
+            tuple(map(tuple, ranges[:n])),
+            figures[0][k],
+            figures[1][k],
+            tuple(map(tuple, work[:n])),
             tuple((pair.source if role == SOURCE_SLOT else pair.target, w) for role, w in t.ends[g]),
-            tuple((*p, s) for p, s in zip(parts, reload, strict=True)),
+            tuple((*p, s) for p, s in zip(parts[:n], reload[:n], strict=True)),
             pair.cap_hz,
-            float(t.serial[r]),
+            figures[2][k],
         )
