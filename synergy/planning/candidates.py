@@ -233,7 +233,7 @@ class CandidateGenerator:
         #: dataclass is slow to make.
         self._stages: dict[tuple[str, int, int], Stage] = {}
         #: Per app, the same across planning calls (:meth:`_reusable`).
-        self._reused: dict[int, _Reused | None] = {}
+        self._reused: dict[int, _Reused] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
         #: this problem shares them).
         self.ranker_choices: dict[tuple[int, tuple[tuple[str, ...], ...]], tuple[object, Any]] = {}
