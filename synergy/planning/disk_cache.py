@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 #: Bumped whenever what a file holds changes shape.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 #: Solved cuts kept per model file.
 MAX_ENTRIES_PER_MODEL = 20_000
 #: Sequence tables kept per model file (about 130 kB each for a space of five device
@@ -92,7 +92,7 @@ def _table_from_raw(raw: Any) -> SequenceTable:
     per_sequence = (t.codes, t.ordinals, t.combo_index)
     if not all(isinstance(a, np.ndarray) for a in (*per_cut, *per_sequence)):
         raise ValueError("sequence table malformed")
-    if len({len(a) for a in per_cut}) != 1 or len({len(t.slots), len(t.ends), len(t.class_positions)} | {
+    if len({len(a) for a in per_cut}) != 1 or len({len(t.slots), len(t.class_positions)} | {
         len(a) for a in per_sequence
     }) != 1:
         raise ValueError("sequence table malformed")

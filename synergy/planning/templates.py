@@ -100,11 +100,8 @@ class SequenceTable(NamedTuple):
 
     #: Per sequence: its slot codes.
     slots: tuple[tuple[int, ...], ...]
-    #: Per sequence: the endpoints that hold no slot (SOURCE_SLOT or TARGET_SLOT) and their work
-    #: (the same for every cut of the sequence).
-    ends: tuple[tuple[tuple[int, Work], ...], ...]
-    #: Per sequence and position: slot codes, then the codes of the endpoints holding no slot,
-    #: then PAD_SLOT.
+    #: Per sequence and position: slot codes, then the codes (SOURCE_SLOT or TARGET_SLOT) of
+    #: the endpoints that hold no slot, then PAD_SLOT.
     codes: NDArray[np.int64]
     #: Per cut: its sequence.
     sequence: NDArray[np.int64]
@@ -113,7 +110,8 @@ class SequenceTable(NamedTuple):
     bottleneck: NDArray[np.float64]
     latency: NDArray[np.float64]
     serial: NDArray[np.float64]
-    #: Per cut, position (as in ``codes``) and kind: busy seconds per frame (zero padding).
+    #: Per cut, position (as in ``codes``) and kind: busy seconds per frame (zero padding);
+    #: an endpoint's work is the same for every cut of a sequence.
     work: NDArray[np.float64]
     #: Per cut and slot: the integer figures of :data:`PartFigures` (weight, bias, layers,
     #: peak data, frame buffer) and the reload seconds.
@@ -184,7 +182,6 @@ def sequence_table(solved: Sequence[tuple[tuple[int, ...], Sequence[SolvedCut]]]
             combo_index[g, k] = numbers.setdefault((slot, occurrence), len(numbers))
     return SequenceTable(
         slots,
-        ends,
         codes,
         np.array(sequence, dtype=np.int64),
         np.array(ranges, dtype=np.int64).reshape(n, width_slots, 2),
@@ -308,6 +305,7 @@ class TemplateSet(Sequence[Template]):
         n = len(slots)
         ranges: list[Any] = t.ranges[r].tolist()
         work: list[Any] = t.work[r].tolist()
+        roles: list[int] = t.codes[g, n:].tolist()
         parts: list[Any] = t.parts[r].tolist()
         reload: list[float] = t.reload[r].tolist()
         figures = self._figures
@@ -322,7 +320,11 @@ class TemplateSet(Sequence[Template]):
             figures[0][k],
             figures[1][k],
             tuple(map(tuple, work[:n])),
-            tuple((pair.source if role == SOURCE_SLOT else pair.target, w) for role, w in t.ends[g]),
+            tuple(
+                (pair.source if role == SOURCE_SLOT else pair.target, tuple(w))
+                for role, w in zip(roles, work[n:], strict=False)
+                if role != PAD_SLOT
+            ),
             tuple((*p, s) for p, s in zip(parts[:n], reload[:n], strict=True)),
             pair.cap_hz,
             figures[2][k],
