@@ -29,11 +29,14 @@ __all__ = [
     "PAD_SLOT",
     "SOURCE_SLOT",
     "TARGET_SLOT",
+    "EndpointPair",
     "PartFigures",
     "SequenceTable",
+    "SolvedCut",
     "Template",
     "TemplateSet",
     "Work",
+    "is_sequence_table",
     "sequence_table",
 ]
 
