@@ -11,7 +11,15 @@ PROTOS := $(wildcard protos/synergy/v1/*.proto)
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+# The planner's water-filling is a C extension (setup.py; without a compiler the install skips
+# it and the planner runs the same steps in Python and numpy, slower): as root we install
+# Debian's gcc and Python headers when they are missing.
+$(STAMP): pyproject.toml setup.py synergy/planning/_fill.c
+	@if ! command -v cc >/dev/null 2>&1 || [ ! -f "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing gcc and python3-dev (to build the planner's C extension)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev) >/dev/null; \
+	  else echo "note: install a C compiler and the Python headers (apt-get install gcc python3-dev) for the planner's C extension"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -8,7 +8,9 @@ for each of them, sharing the work of the apps that stay:
   and re-judges only those (flash, weight reload, overlap);
 * the others' demands are reused unless the trial changes whether one of their devices
   overlaps its work;
-* the max-min fair water-filling runs on all trials together, one array per step.
+* the max-min fair water-filling runs on all trials together: in C (``_fill.c``, built
+  with the package) or, where that module was not built, in numpy, one array per step (the
+  same operations on the same doubles: a unit test compares the two bit for bit).
 
 * a trial that makes a device of the others reload its weights or stop overlapping its work
   re-derives the demands of the apps on that device (reload seconds are joint).
@@ -19,7 +21,7 @@ them on random plans).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +29,21 @@ from synergy.planning.cost import FrameCost
 from synergy.planning.throughput import Numbered, aggregate, device_flags, numbered_demands, water_fill
 from synergy.types import DeviceSpec
 
-__all__ = ["Rates", "rates_with"]
+_Demand = Sequence[tuple[int, float]]
+_FillMany = Callable[
+    [Sequence[_Demand], Sequence[float], Sequence[tuple[_Demand, float, Mapping[int, _Demand]]]], list[list[float]]
+]
+try:
+    from synergy.planning._fill import fill_many as _built_fill_many
+
+    _native_fill_many: _FillMany | None = _built_fill_many
+except ImportError:  # built without a C compiler: numpy's water-filling, the same figures
+    _native_fill_many = None
+
+__all__ = ["NATIVE", "Rates", "rates_with"]
+
+#: Whether the batched water-filling runs in C (else numpy).
+NATIVE = _native_fill_many is not None
 
 #: (rates, latencies, energies per frame) per app, or None when a board's flash overflows.
 Rates = tuple[list[float], list[float], list[float]] | None
@@ -96,7 +112,8 @@ def rates_with(
             got = water_fill([d[0] for d in demands], [*(c.cap_hz for c in base), trials[t].cap_hz])
             out[t] = (got, [d[1] for d in demands], [d[2] for d in demands])
         return out
-    rows = _water_fill_many(
+    fill = _native_fill_many if _native_fill_many is not None else _water_fill_many
+    rows = fill(
         [d[0] for d in base_demands],
         [c.cap_hz for c in base],
         [(mine[0], trials[t].cap_hz, {k: d[0] for k, d in redone.items()}) for t, mine, redone in batched],
@@ -124,7 +141,10 @@ def _water_fill_many(
         for app in redone.values():
             for r, _ in app:
                 numbers.setdefault(r, len(numbers))
-    n_trials, n_apps, n_res = len(trials), len(base) + 1, max(len(numbers), 1)
+    # (At least two resources: over one, einsum sums the apps in another order than over
+    # several, and the C version's order is the one over several; a column no app uses
+    # changes no figure.)
+    n_trials, n_apps, n_res = len(trials), len(base) + 1, max(len(numbers), 2)
     shared = np.zeros((n_apps, n_res))
     for i, app in enumerate(base):
         for r, s in app:

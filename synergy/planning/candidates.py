@@ -239,6 +239,11 @@ class CandidateGenerator:
         self.ranker_choices: dict[tuple[int, tuple[tuple[str, ...], ...]], tuple[object, Any]] = {}
         #: ... and the candidates it made from them.
         self.ranked_candidates: dict[tuple[int, int], Candidate] = {}
+        #: The fast method's loads and shortlists (:mod:`~synergy.planning.fast`), shared by
+        #: its searches of this problem (the fair one, then the main one, place the same apps
+        #: in the same order first).
+        self.search_loads: dict[tuple[bool, tuple[int, ...]], Any] = {}
+        self.search_shortlists: dict[tuple[object, ...], tuple[Any, list[Candidate]]] = {}
         # The baselines' candidates (made from stages by the problem) are reused like ours.
         # (A weak reference: the generator holds the problem, and a cycle would leave both
         # to the cyclic collector instead of reference counting.)

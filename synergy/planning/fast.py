@@ -140,10 +140,12 @@ class _Search:
         #: Why an app was left unplaced although it has candidates.
         self.reasons: dict[int, str] = {}
         self._scores: dict[tuple[int, ...], Score] = {}
-        #: Loads by the placed candidates' ids (read-only once made).
-        self._loads: dict[tuple[int, ...], Load] = {}
-        #: Shortlists by (app, load by id, size, rungs), with the load.
-        self._shortlists: dict[tuple[int, int, int, int], tuple[Load, list[Candidate]]] = {}
+        #: Loads by (parallel or not, the placed candidates' ids), read-only once made, and
+        #: shortlists by (parallel or not, app, load by id, size, rungs, ladder step), with the
+        #: load: shared by every search of the problem (kept by the generator, which also
+        #: holds the candidates whose ids the keys are).
+        self._loads: dict[tuple[bool, tuple[int, ...]], Load] = gen.search_loads
+        self._shortlists: dict[tuple[object, ...], tuple[Load, list[Candidate]]] = gen.search_shortlists
         #: Placeable apps by data intensity, most intense first.
         self.order: list[int] = []
         self.retreated = False
@@ -226,7 +228,7 @@ class _Search:
     def load_without(self, chosen: Sequence[Candidate | None], skip: Sequence[int]) -> Load:
         others = [c for j, c in enumerate(chosen) if j not in skip and c is not None]
         # Passes and pair moves ask again for the loads of placements they saw before.
-        key = tuple(id(c) for c in others)
+        key = (self.allow_parallel, tuple(id(c) for c in others))
         hit = self._loads.get(key)
         if hit is None:
             hit = self._loads[key] = _load(self.problem, others, self.allow_parallel)
@@ -237,7 +239,7 @@ class _Search:
         rungs = self.config.ladder_max if ladder is None else ladder
         # Passes revisit an app under a placement of the others they saw before (the same
         # load object, :meth:`load_without`); each entry holds its load, so its id stays its own.
-        key = (app, id(load), size, rungs)
+        key = (self.allow_parallel, app, id(load), size, rungs, self.config.ladder_step)
         hit = self._shortlists.get(key)
         if hit is None or hit[0] is not load:
             top, ladder_part = self.ranker.rank(app, load, self.allow_parallel, size, rungs, self.config.ladder_step)

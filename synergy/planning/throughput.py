@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from synergy.hardware.boards import BoardProfile
@@ -35,6 +35,14 @@ from synergy.planning.cost import FrameCost, PartitionFootprint
 from synergy.planning.fit import co_resident_violation
 from synergy.planning.memory import flash_limit, flash_overcommit
 from synergy.types import DeviceSpec
+
+_Fill = Callable[[Sequence[Sequence[tuple[int, float]]], Sequence[float]], list[float]]
+try:
+    from synergy.planning._fill import fill as _built_fill
+
+    _native_fill: _Fill | None = _built_fill
+except ImportError:  # built without a C compiler: the Python version below, the same figures
+    _native_fill = None
 
 __all__ = [
     "Evaluation",
@@ -495,8 +503,12 @@ def numbered_demands(
 _RELOAD_BITS = int("10" * 64, 2)
 
 
-def water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
-    """:func:`max_min_fair`'s rates alone, on resources numbered sparsely (dicts, not lists)."""
+def python_water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]:
+    """:func:`max_min_fair`'s rates alone, on resources numbered sparsely (dicts, not lists).
+
+    :func:`water_fill` is this, or the same steps in C when the package was built with its
+    extension (``synergy/planning/_fill.c``).
+    """
     n = len(demands)
     got = [0.0] * n
     residual: dict[int, float] = {}
@@ -545,6 +557,12 @@ def water_fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[fl
             raise AssertionError("water-filling made no progress")
         active = still
     return got
+
+
+#: The water-filling of one plan: in C when built (the same figures, bit for bit), else Python.
+water_fill: _Fill = (
+    _native_fill if _native_fill is not None else python_water_fill
+)
 
 
 def evaluate(

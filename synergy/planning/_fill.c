@@ -1,0 +1,509 @@
+/* The planner's max-min fair water-filling, in C: the innermost loop of the fast method.
+ *
+ * synergy.planning.batch scores tens of plans per call that share every app but the one
+ * being moved: numpy's version runs about 27 array operations per step of the filling, and
+ * at these sizes (a few trials x apps x resources) each costs microseconds of overhead, not
+ * arithmetic; the plain Python version (synergy.planning.throughput.water_fill, for single
+ * plans and small batches) spends its time in dicts and sets. This module computes exactly
+ * what those versions compute (the same operations on the same doubles, in the same order:
+ * unit tests compare them bit for bit); where it is not built, they run instead.
+ *
+ *   fill(demands, caps) -> rates: synergy.planning.throughput's water_fill
+ *   fill_many(base, base_caps, trials) -> list of rates per trial (base apps, then the trial's)
+ *
+ * base: per base app, its (resource number, busy seconds) pairs; base_caps: their rate caps;
+ * trials: per trial (its app's pairs, its cap, {base app index: that app's pairs in this
+ * trial}). A pair sets its resource's seconds (a later pair of one app and resource wins).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Same tolerance as the Python water-fillings. */
+#define FILL_EPS 1e-9
+
+/* One parsed (app row, resource number, seconds) assignment. */
+typedef struct {
+    Py_ssize_t trial; /* -1: every trial (a base app) */
+    Py_ssize_t app;
+    long long number;
+    double seconds;
+    int clear_row; /* a redone row: zero it before its first pair */
+} Pair;
+
+typedef struct {
+    Pair *items;
+    Py_ssize_t n, cap;
+} Pairs;
+
+static int pairs_push(Pairs *p, Pair item) {
+    if (p->n == p->cap) {
+        Py_ssize_t cap = p->cap ? p->cap * 2 : 256;
+        Pair *grown = realloc(p->items, (size_t)cap * sizeof(Pair));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        p->items = grown;
+        p->cap = cap;
+    }
+    p->items[p->n++] = item;
+    return 0;
+}
+
+/* Appends an app's (number, seconds) pairs; the first one clears the row when asked. */
+static int parse_demand(PyObject *demand, Py_ssize_t trial, Py_ssize_t app, int clear_row, Pairs *out) {
+    PyObject *seq = PySequence_Fast(demand, "an app's demand must be a sequence of (resource, seconds) pairs");
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    if (n == 0 && clear_row) {
+        /* A redone app with no work left: its row is still cleared. */
+        Pair marker = {trial, app, -1, 0.0, 2};
+        if (pairs_push(out, marker) < 0) goto fail;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *pair = items[k];
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a demand pair must be a (resource, seconds) tuple");
+            goto fail;
+        }
+        long long number = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 0));
+        if (number == -1 && PyErr_Occurred()) goto fail;
+        if (number < 0) {
+            PyErr_SetString(PyExc_ValueError, "a resource number must not be negative");
+            goto fail;
+        }
+        double seconds = PyFloat_AsDouble(PyTuple_GET_ITEM(pair, 1));
+        if (seconds == -1.0 && PyErr_Occurred()) goto fail;
+        Pair item = {trial, app, number, seconds, clear_row && k == 0};
+        if (pairs_push(out, item) < 0) goto fail;
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static int compare_numbers(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static Py_ssize_t column_of(const long long *numbers, Py_ssize_t n, long long number) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (numbers[mid] < number)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The filling of one trial: numpy's steps, with its arrays' rows for this trial. */
+static int fill_trial(const double *work, const double *cap, Py_ssize_t apps, Py_ssize_t resources, double *got,
+                      double *scratch, unsigned char *flags) {
+    double *residual = scratch;
+    double *use = residual + resources;
+    double *open_cap = use + resources;
+    double *weight = open_cap + apps;
+    double *slack = weight + apps;
+    unsigned char *active = flags;
+    unsigned char *saturated = flags + apps;
+    for (Py_ssize_t r = 0; r < resources; r++) residual[r] = 1.0;
+    for (Py_ssize_t a = 0; a < apps; a++) {
+        active[a] = cap[a] > 0;
+        got[a] = 0.0;
+        open_cap[a] = active[a] ? cap[a] : INFINITY;
+        weight[a] = active[a] ? 1.0 : 0.0;
+        slack[a] = FILL_EPS * (cap[a] > 1.0 || isnan(cap[a]) ? cap[a] : 1.0);
+    }
+    double level = 0.0;
+    for (Py_ssize_t step_no = 0; step_no < apps + 1; step_no++) {
+        int any = 0;
+        for (Py_ssize_t a = 0; a < apps; a++) any |= active[a];
+        if (!any) return 0;
+        /* use = einsum("ar,a->r", work, weight): a running sum over the apps, in order. */
+        for (Py_ssize_t r = 0; r < resources; r++) use[r] = 0.0;
+        for (Py_ssize_t a = 0; a < apps; a++) {
+            const double *row = work + a * resources;
+            double w = weight[a];
+            for (Py_ssize_t r = 0; r < resources; r++) use[r] += row[r] * w;
+        }
+        double per = INFINITY;
+        for (Py_ssize_t r = 0; r < resources; r++) {
+            if (use[r] > 0) {
+                double t = residual[r] / use[r];
+                if (t < per) per = t;
+            }
+        }
+        double lowest_cap = INFINITY;
+        for (Py_ssize_t a = 0; a < apps; a++)
+            if (open_cap[a] < lowest_cap) lowest_cap = open_cap[a];
+        double to_cap = lowest_cap - level;
+        double step = to_cap <= per ? to_cap : per;
+        level += step;
+        for (Py_ssize_t r = 0; r < resources; r++) {
+            residual[r] -= step * use[r];
+            saturated[r] = residual[r] <= FILL_EPS && use[r] > 0;
+        }
+        for (Py_ssize_t a = 0; a < apps; a++) {
+            if (!active[a]) continue;
+            const double *row = work + a * resources;
+            int hit = 0;
+            for (Py_ssize_t r = 0; r < resources && !hit; r++) hit = row[r] > 0 && saturated[r];
+            if (hit || cap[a] - level <= slack[a]) {
+                got[a] = level;
+                active[a] = 0;
+                open_cap[a] = INFINITY;
+                weight[a] = 0.0;
+            }
+        }
+    }
+    for (Py_ssize_t a = 0; a < apps; a++) {
+        if (active[a]) {
+            PyErr_SetString(PyExc_AssertionError, "water-filling made no progress");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *fill_many(PyObject *self, PyObject *args) {
+    PyObject *base, *base_caps, *trials;
+    if (!PyArg_ParseTuple(args, "OOO", &base, &base_caps, &trials)) return NULL;
+    PyObject *base_seq = NULL, *caps_seq = NULL, *trial_seq = NULL, *result = NULL;
+    Pairs pairs = {NULL, 0, 0};
+    long long *numbers = NULL;
+    double *work = NULL, *cap = NULL, *got = NULL, *scratch = NULL;
+    unsigned char *flags = NULL;
+
+    /* One at a time: none may be called with an exception already set. */
+    base_seq = PySequence_Fast(base, "base must be a sequence of demands");
+    if (base_seq == NULL) goto done;
+    caps_seq = PySequence_Fast(base_caps, "base_caps must be a sequence of floats");
+    if (caps_seq == NULL) goto done;
+    trial_seq = PySequence_Fast(trials, "trials must be a sequence of (demand, cap, redone)");
+    if (trial_seq == NULL) goto done;
+    Py_ssize_t n_base = PySequence_Fast_GET_SIZE(base_seq);
+    Py_ssize_t n_trials = PySequence_Fast_GET_SIZE(trial_seq);
+    if (PySequence_Fast_GET_SIZE(caps_seq) != n_base) {
+        PyErr_SetString(PyExc_ValueError, "base and base_caps differ in length");
+        goto done;
+    }
+    Py_ssize_t apps = n_base + 1;
+    cap = malloc((size_t)(n_trials ? n_trials : 1) * (size_t)apps * sizeof(double));
+    if (cap == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_base; i++) {
+        if (parse_demand(PySequence_Fast_GET_ITEM(base_seq, i), -1, i, 0, &pairs) < 0) goto done;
+        double c = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(caps_seq, i));
+        if (c == -1.0 && PyErr_Occurred()) goto done;
+        for (Py_ssize_t t = 0; t < n_trials; t++) cap[t * apps + i] = c;
+    }
+    for (Py_ssize_t t = 0; t < n_trials; t++) {
+        PyObject *trial = PySequence_Fast_GET_ITEM(trial_seq, t);
+        if (!PyTuple_Check(trial) || PyTuple_GET_SIZE(trial) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a trial must be a (demand, cap, redone) tuple");
+            goto done;
+        }
+        if (parse_demand(PyTuple_GET_ITEM(trial, 0), t, n_base, 0, &pairs) < 0) goto done;
+        double c = PyFloat_AsDouble(PyTuple_GET_ITEM(trial, 1));
+        if (c == -1.0 && PyErr_Occurred()) goto done;
+        cap[t * apps + n_base] = c;
+        PyObject *redone = PyTuple_GET_ITEM(trial, 2);
+        if (!PyDict_Check(redone)) {
+            PyErr_SetString(PyExc_TypeError, "a trial's redone apps must be a dict");
+            goto done;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(redone, &pos, &key, &value)) {
+            Py_ssize_t k = PyLong_AsSsize_t(key);
+            if (k == -1 && PyErr_Occurred()) goto done;
+            if (k < 0 || k >= n_base) {
+                PyErr_SetString(PyExc_IndexError, "a redone app index is not a base app");
+                goto done;
+            }
+            if (parse_demand(value, t, k, 1, &pairs) < 0) goto done;
+        }
+    }
+    /* Resources numbered densely over everything the batch uses (their order changes no
+     * figure: sums run over apps, and the per-resource minimum and test are order-free). */
+    numbers = malloc((size_t)(pairs.n ? pairs.n : 1) * sizeof(long long));
+    if (numbers == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_numbers = 0;
+    for (Py_ssize_t k = 0; k < pairs.n; k++)
+        if (pairs.items[k].number >= 0) numbers[n_numbers++] = pairs.items[k].number;
+    qsort(numbers, (size_t)n_numbers, sizeof(long long), compare_numbers);
+    Py_ssize_t resources = 0;
+    for (Py_ssize_t k = 0; k < n_numbers; k++)
+        if (resources == 0 || numbers[resources - 1] != numbers[k]) numbers[resources++] = numbers[k];
+    Py_ssize_t width = resources ? resources : 1;
+    size_t cells = (size_t)(n_trials ? n_trials : 1) * (size_t)apps * (size_t)width;
+    work = calloc(cells, sizeof(double));
+    got = malloc((size_t)apps * sizeof(double));
+    scratch = malloc((size_t)(2 * width + 3 * apps) * sizeof(double));
+    flags = malloc((size_t)(apps + width));
+    if (work == NULL || got == NULL || scratch == NULL || flags == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < pairs.n; k++) {
+        const Pair *p = &pairs.items[k];
+        Py_ssize_t column = p->number >= 0 ? column_of(numbers, resources, p->number) : -1;
+        Py_ssize_t first = p->trial < 0 ? 0 : p->trial;
+        Py_ssize_t last = p->trial < 0 ? n_trials : p->trial + 1;
+        for (Py_ssize_t t = first; t < last; t++) {
+            double *row = work + ((size_t)t * (size_t)apps + (size_t)p->app) * (size_t)width;
+            if (p->clear_row) memset(row, 0, (size_t)width * sizeof(double));
+            if (column >= 0) row[column] = p->seconds;
+        }
+    }
+    /* np.maximum(work, 0.0): negatives to zero (NaN stays NaN). */
+    for (size_t k = 0; k < cells; k++)
+        if (work[k] < 0) work[k] = 0.0;
+    for (Py_ssize_t t = 0; t < n_trials; t++) {
+        const double *w = work + (size_t)t * (size_t)apps * (size_t)width;
+        for (Py_ssize_t a = 0; a < apps; a++) {
+            double c = cap[t * apps + a];
+            if (!(c > 0) || !isinf(c)) continue;
+            int uses = 0;
+            for (Py_ssize_t r = 0; r < width && !uses; r++) uses = w[a * width + r] > 0;
+            if (!uses) {
+                PyErr_SetString(PyExc_ValueError, "an app with no work must have a finite rate cap");
+                goto done;
+            }
+        }
+    }
+    result = PyList_New(n_trials);
+    if (result == NULL) goto done;
+    for (Py_ssize_t t = 0; t < n_trials; t++) {
+        const double *w = work + (size_t)t * (size_t)apps * (size_t)width;
+        if (fill_trial(w, cap + t * apps, apps, width, got, scratch, flags) < 0) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyObject *row = PyList_New(apps);
+        if (row == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        for (Py_ssize_t a = 0; a < apps; a++) {
+            PyObject *value = PyFloat_FromDouble(got[a]);
+            if (value == NULL) {
+                Py_DECREF(row);
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyList_SET_ITEM(row, a, value);
+        }
+        PyList_SET_ITEM(result, t, row);
+    }
+done:
+    Py_XDECREF(base_seq);
+    Py_XDECREF(caps_seq);
+    Py_XDECREF(trial_seq);
+    free(pairs.items);
+    free(numbers);
+    free(work);
+    free(cap);
+    free(got);
+    free(scratch);
+    free(flags);
+    return result;
+}
+
+/* fill(demands, caps): water_fill of synergy.planning.throughput, step for step: the
+ * resources' summed demand is kept as apps freeze (a resource nobody rises on any more
+ * drops out exactly), in the order the Python version adds and subtracts. */
+static PyObject *fill(PyObject *self, PyObject *args) {
+    PyObject *demands, *caps_obj;
+    if (!PyArg_ParseTuple(args, "OO", &demands, &caps_obj)) return NULL;
+    PyObject *demand_seq = NULL, *caps_seq = NULL, *result = NULL;
+    Pairs pairs = {NULL, 0, 0};
+    Py_ssize_t *starts = NULL, *columns = NULL, *users = NULL, *active = NULL, *still = NULL;
+    long long *numbers = NULL;
+    double *caps = NULL, *got = NULL, *use = NULL, *residual = NULL;
+    unsigned char *in_use = NULL, *saturated = NULL;
+
+    demand_seq = PySequence_Fast(demands, "demands must be a sequence of demands");
+    if (demand_seq == NULL) goto done;
+    caps_seq = PySequence_Fast(caps_obj, "caps must be a sequence of floats");
+    if (caps_seq == NULL) goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(demand_seq);
+    if (PySequence_Fast_GET_SIZE(caps_seq) != n) {
+        PyErr_SetString(PyExc_ValueError, "demands and caps differ in length");
+        goto done;
+    }
+    starts = malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    caps = malloc((size_t)(n ? n : 1) * sizeof(double));
+    got = calloc((size_t)(n ? n : 1), sizeof(double));
+    active = malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    still = malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    if (starts == NULL || caps == NULL || got == NULL || active == NULL || still == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        starts[i] = pairs.n;
+        if (parse_demand(PySequence_Fast_GET_ITEM(demand_seq, i), 0, i, 0, &pairs) < 0) goto done;
+        caps[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(caps_seq, i));
+        if (caps[i] == -1.0 && PyErr_Occurred()) goto done;
+    }
+    starts[n] = pairs.n;
+    numbers = malloc((size_t)(pairs.n ? pairs.n : 1) * sizeof(long long));
+    columns = malloc((size_t)(pairs.n ? pairs.n : 1) * sizeof(Py_ssize_t));
+    if (numbers == NULL || columns == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < pairs.n; k++) numbers[k] = pairs.items[k].number;
+    qsort(numbers, (size_t)pairs.n, sizeof(long long), compare_numbers);
+    Py_ssize_t resources = 0;
+    for (Py_ssize_t k = 0; k < pairs.n; k++)
+        if (resources == 0 || numbers[resources - 1] != numbers[k]) numbers[resources++] = numbers[k];
+    for (Py_ssize_t k = 0; k < pairs.n; k++) columns[k] = column_of(numbers, resources, pairs.items[k].number);
+    Py_ssize_t width = resources ? resources : 1;
+    use = calloc((size_t)width, sizeof(double));
+    residual = malloc((size_t)width * sizeof(double));
+    users = calloc((size_t)width, sizeof(Py_ssize_t));
+    in_use = calloc((size_t)width, 1);
+    saturated = calloc((size_t)width, 1);
+    if (use == NULL || residual == NULL || users == NULL || in_use == NULL || saturated == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_active = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (caps[i] > 0) active[n_active++] = i;
+    /* The Python version walks its dict of resources in the order they were first used;
+     * the walk only takes a minimum and marks saturation, which no order changes. */
+    for (Py_ssize_t x = 0; x < n_active; x++) {
+        Py_ssize_t i = active[x];
+        for (Py_ssize_t k = starts[i]; k < starts[i + 1]; k++) {
+            double s = pairs.items[k].seconds;
+            if (s > 0) {
+                Py_ssize_t r = columns[k];
+                use[r] = in_use[r] ? use[r] + s : 0.0 + s;
+                users[r] += 1;
+                residual[r] = 1.0;
+                in_use[r] = 1;
+            }
+        }
+    }
+    double level = 0.0;
+    while (n_active) {
+        double lowest = INFINITY;
+        int first = 1;
+        for (Py_ssize_t x = 0; x < n_active; x++) {
+            double c = caps[active[x]];
+            /* Python's min(): the first, then any smaller one. */
+            if (first || c < lowest) lowest = c;
+            first = 0;
+        }
+        double step = lowest - level;
+        for (Py_ssize_t r = 0; r < width; r++) {
+            if (!in_use[r]) continue;
+            double t = residual[r] / use[r];
+            if (t < step) step = t;
+        }
+        if (isinf(step)) {
+            PyErr_SetString(PyExc_ValueError, "an app with no work must have a finite rate cap");
+            goto done;
+        }
+        level += step;
+        int any_saturated = 0;
+        for (Py_ssize_t r = 0; r < width; r++) {
+            saturated[r] = 0;
+            if (!in_use[r]) continue;
+            double left = residual[r] - step * use[r];
+            residual[r] = left;
+            if (left <= FILL_EPS) saturated[r] = 1, any_saturated = 1;
+        }
+        Py_ssize_t n_still = 0;
+        for (Py_ssize_t x = 0; x < n_active; x++) {
+            Py_ssize_t i = active[x];
+            double c = caps[i];
+            int frozen = c - level <= FILL_EPS * (1.0 > c ? 1.0 : c);
+            if (!frozen && any_saturated) {
+                for (Py_ssize_t k = starts[i]; k < starts[i + 1] && !frozen; k++)
+                    frozen = pairs.items[k].seconds > 0 && saturated[columns[k]];
+            }
+            if (frozen) {
+                got[i] = level;
+                for (Py_ssize_t k = starts[i]; k < starts[i + 1]; k++) {
+                    double s = pairs.items[k].seconds;
+                    if (s > 0) {
+                        Py_ssize_t r = columns[k];
+                        users[r] -= 1;
+                        if (users[r])
+                            use[r] -= s;
+                        else
+                            in_use[r] = 0;
+                    }
+                }
+            } else {
+                still[n_still++] = i;
+            }
+        }
+        if (n_still == n_active) {
+            PyErr_SetString(PyExc_AssertionError, "water-filling made no progress");
+            goto done;
+        }
+        memcpy(active, still, (size_t)n_still * sizeof(Py_ssize_t));
+        n_active = n_still;
+    }
+    result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyFloat_FromDouble(got[i]);
+        if (value == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, value);
+    }
+done:
+    Py_XDECREF(demand_seq);
+    Py_XDECREF(caps_seq);
+    free(pairs.items);
+    free(starts);
+    free(columns);
+    free(users);
+    free(active);
+    free(still);
+    free(numbers);
+    free(caps);
+    free(got);
+    free(use);
+    free(residual);
+    free(in_use);
+    free(saturated);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"fill", fill, METH_VARARGS, "fill(demands, caps) -> the max-min fair rates (throughput.water_fill's)"},
+    {"fill_many", fill_many, METH_VARARGS,
+     "fill_many(base, base_caps, trials) -> per trial, the max-min fair rates of the base apps and the trial's app"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "synergy.planning._fill",
+    "The fast method's batched water-filling in C (see synergy/planning/batch.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fill(void) { return PyModule_Create(&module); }

@@ -1,0 +1,11 @@
+"""Type stub of the C extension built from _fill.c (see batch.py)."""
+
+from collections.abc import Mapping, Sequence
+
+def fill_many(
+    base: Sequence[Sequence[tuple[int, float]]],
+    base_caps: Sequence[float],
+    trials: Sequence[tuple[Sequence[tuple[int, float]], float, Mapping[int, Sequence[tuple[int, float]]]]],
+) -> list[list[float]]: ...
+
+def fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]: ...
