@@ -10,6 +10,7 @@
  *
  *   fill(demands, caps) -> rates: synergy.planning.throughput's water_fill
  *   fill_many(base, base_caps, trials) -> list of rates per trial (base apps, then the trial's)
+ *   proxy_rates(...): the shortlist's ranking proxy (synergy.planning.shortlist), per template
  *
  * base: per base app, its (resource number, busy seconds) pairs; base_caps: their rate caps;
  * trials: per trial (its app's pairs, its cap, {base app index: that app's pairs in this
@@ -494,7 +495,85 @@ done:
     return result;
 }
 
+/* A buffer of the given item size and kind ('f' float, 'i' signed int, 'b' bool), C-contiguous. */
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, char kind, int writable, const char *what) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *format = view->format ? view->format : "B";
+    if (*format == '<' || *format == '=' || *format == '@') format++;
+    int ok = view->itemsize == itemsize &&
+             ((kind == 'f' && strcmp(format, "d") == 0) ||
+              (kind == 'i' && (strcmp(format, "l") == 0 || strcmp(format, "q") == 0)) ||
+              (kind == 'b' && strcmp(format, "?") == 0));
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of %s", what,
+                     kind == 'f' ? "float64" : kind == 'i' ? "int64" : "bool");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* proxy_rates(work, total, dev, inv_free, serial, cap, out): the shortlist's ranking proxy,
+ * synergy.planning.shortlist's numpy expression element by element (fmax and fmin skip
+ * NaN, 0 x inf, as numpy's do): per template, min(cap, 1 / the busiest position's need). */
+static PyObject *proxy_rates(PyObject *self, PyObject *args) {
+    PyObject *objs[7];
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6]))
+        return NULL;
+    static const char kinds[7] = {'f', 'f', 'i', 'f', 'b', 'f', 'f'};
+    static const char *names[7] = {"work", "total", "dev", "inv_free", "serial", "cap", "out"};
+    Py_buffer views[7];
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 7; got++) {
+        Py_ssize_t size = kinds[got] == 'b' ? 1 : 8;
+        if (get_buffer(objs[got], &views[got], size, kinds[got], got == 6, names[got]) < 0) goto done;
+    }
+    Py_ssize_t templates = views[5].len / 8;
+    Py_ssize_t positions = templates ? views[1].len / 8 / templates : 0;
+    Py_ssize_t devices = views[4].len;
+    if (views[6].len / 8 != templates || views[0].len / 8 != 3 * positions * templates ||
+        views[1].len / 8 != positions * templates || views[2].len / 8 != positions * templates ||
+        views[3].len / 8 != 3 * devices) {
+        PyErr_SetString(PyExc_ValueError, "proxy_rates: the arrays' shapes do not match");
+        goto done;
+    }
+    const double *work = views[0].buf, *total = views[1].buf, *inv_free = views[3].buf, *cap = views[5].buf;
+    const long long *dev = views[2].buf;
+    const unsigned char *serial = views[4].buf;
+    double *out = views[6].buf;
+    Py_ssize_t cells = positions * templates;
+    for (Py_ssize_t k = 0; k < cells; k++) {
+        if (dev[k] < 0 || dev[k] >= devices) {
+            PyErr_SetString(PyExc_IndexError, "proxy_rates: a device index is out of range");
+            goto done;
+        }
+    }
+    for (Py_ssize_t t = 0; t < templates; t++) {
+        double busiest = NAN;
+        for (Py_ssize_t p = 0; p < positions; p++) {
+            Py_ssize_t k = p * templates + t;
+            const double *f = inv_free + 3 * dev[k];
+            double need;
+            if (serial[dev[k]]) {
+                need = total[k] * f[0];
+            } else {
+                need = fmax(fmax(work[k] * f[0], work[cells + k] * f[1]), work[2 * cells + k] * f[2]);
+            }
+            busiest = p == 0 ? need : fmax(busiest, need);
+        }
+        out[t] = fmin(cap[t], 1.0 / busiest);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(&views[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"proxy_rates", proxy_rates, METH_VARARGS,
+     "proxy_rates(work, total, dev, inv_free, serial, cap, out): the shortlist's ranking proxy into out"},
     {"fill", fill, METH_VARARGS, "fill(demands, caps) -> the max-min fair rates (throughput.water_fill's)"},
     {"fill_many", fill_many, METH_VARARGS,
      "fill_many(base, base_caps, trials) -> per trial, the max-min fair rates of the base apps and the trial's app"},
@@ -503,7 +582,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "synergy.planning._fill",
-    "The fast method's batched water-filling in C (see synergy/planning/batch.py).", -1, methods,
+    "The planner's water-filling and ranking proxy in C (see synergy/planning/batch.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fill(void) { return PyModule_Create(&module); }

@@ -1,6 +1,7 @@
 """Type stub of the C extension built from _fill.c (see batch.py)."""
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 def fill_many(
     base: Sequence[Sequence[tuple[int, float]]],
@@ -9,3 +10,5 @@ def fill_many(
 ) -> list[list[float]]: ...
 
 def fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]: ...
+
+def proxy_rates(work: Any, total: Any, dev: Any, inv_free: Any, serial: Any, cap: Any, out: Any) -> None: ...

@@ -12,9 +12,9 @@ resources of its own, which the proxy alone would never propose.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +22,14 @@ from numpy.typing import NDArray
 from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.problem import Candidate
 from synergy.planning.templates import PAD_SLOT, SOURCE_SLOT, TARGET_SLOT, TemplateSet
+
+_ProxyRates = Callable[[Any, Any, Any, Any, Any, Any, Any], None]
+try:
+    from synergy.planning._fill import proxy_rates as _built_proxy_rates
+
+    _native_proxy_rates: _ProxyRates | None = _built_proxy_rates
+except ImportError:  # built without a C compiler: numpy's expression (_proxy_rates), the same figures
+    _native_proxy_rates = None
 
 __all__ = ["Load", "Ranker"]
 
@@ -201,13 +209,12 @@ class Ranker:
         # does not use on a full device, is NaN, which fmax skips).
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_free = 1.0 / np.maximum(1.0 - util, 0.0)
-            need = arr.work[0] * inv_free[:, 0][dev]  # (P, T)
-            np.fmax(need, arr.work[1] * inv_free[:, 1][dev], out=need)
-            np.fmax(need, arr.work[2] * inv_free[:, 2][dev], out=need)
-            serial_here = serial[dev]
-            if serial_here.any():
-                need = np.where(serial_here, arr.total * inv_free[:, 0][dev], need)
-            rate = np.fmin(arr.cap, 1.0 / np.fmax.reduce(need, axis=0))
+        if _native_proxy_rates is not None:
+            # The same expression element by element, in C (bit for bit: a unit test).
+            rate = np.empty(len(arr.cap))
+            _native_proxy_rates(arr.work, arr.total, dev, inv_free, serial, arr.cap, rate)
+        else:
+            rate = _proxy_rates(arr, dev, inv_free, serial)
         # Ties in the proxy rate go to the faster template alone, then the lower latency
         # (arr.static_order), which a stable sort keeps.
         order = arr.static_order[np.argsort(-rate[arr.static_order], kind="stable")]
@@ -279,6 +286,22 @@ class Ranker:
         order = np.lexsort((index, -arr.alone, usage))
         order = order[np.isfinite(usage[order])][:count]
         return self._build_candidates(arr, dev, order, set())
+
+
+def _proxy_rates(
+    arr: _Arrays, dev: NDArray[np.int64], inv_free: NDArray[np.float64], serial: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """Per template: the rate it would reach from the capacity the load leaves (``inv_free``:
+    per device row, the inverse of each kind's free share), capped by its source."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = arr.work[0] * inv_free[:, 0][dev]  # (P, T)
+        np.fmax(need, arr.work[1] * inv_free[:, 1][dev], out=need)
+        np.fmax(need, arr.work[2] * inv_free[:, 2][dev], out=need)
+        serial_here = serial[dev]
+        if serial_here.any():
+            need = np.where(serial_here, arr.total * inv_free[:, 0][dev], need)
+        rate: NDArray[np.float64] = np.fmin(arr.cap, 1.0 / np.fmax.reduce(need, axis=0))
+    return rate
 
 
 def _padded(values: NDArray[_Number], width: int, fill: float) -> NDArray[_Number]:

@@ -7,11 +7,17 @@ import contextlib
 import math
 import random
 import resource
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
-from synergy.planning import batch, throughput
+from synergy.planning import batch, shortlist, throughput
+from synergy.planning.bench import load_models
+from synergy.planning.cost import CostModel
+from synergy.planning.random_spaces import RANDOM_MODELS, random_workloads, sized_workload
+from synergy.planning.registry import MethodPlanner, PlanningOptions
 
 try:
     from synergy.planning import _fill
@@ -158,3 +164,65 @@ def test_no_memory_is_leaked() -> None:
         round_trip()
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kb < 2_000, f"the peak resident size grew by {grown_kb} kB over 10,000 calls"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranking_proxy_equals_numpy_bit_for_bit(seed: int) -> None:
+    assert _fill is not None
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        positions, templates, devices = int(rng.integers(1, 8)), int(rng.integers(1, 300)), int(rng.integers(1, 9))
+        # Work that some kinds do not use (zeros) on devices some of which are full (inf).
+        work = rng.random((3, positions, templates)) * (rng.random((3, positions, templates)) < 0.6)
+        arrays = SimpleNamespace(
+            work=work,
+            total=work.sum(axis=0),
+            cap=rng.choice([1.0, 30.0, np.inf], templates) * rng.random(templates),
+        )
+        util = rng.choice([0.0, 0.3, 0.99, 1.0, 1.5], (devices + 1, 3))
+        util[-1] = 0.0  # the padding row
+        with np.errstate(divide="ignore"):
+            inv_free = 1.0 / np.maximum(1.0 - util, 0.0)
+        serial = rng.random(devices + 1) < 0.3
+        dev = rng.integers(0, devices + 1, (positions, templates))
+        out = np.empty(templates)
+        _fill.proxy_rates(arrays.work, arrays.total, dev, inv_free, serial, arrays.cap, out)
+        expected = shortlist._proxy_rates(arrays, dev, inv_free, serial)  # type: ignore[arg-type]
+        assert np.array_equal(out, expected, equal_nan=True)
+
+
+def test_ranking_proxy_refuses_mismatched_arrays() -> None:
+    assert _fill is not None
+    work, total, dev = np.zeros((3, 2, 4)), np.zeros((2, 4)), np.zeros((2, 4), dtype=np.int64)
+    inv_free, serial, cap, out = np.ones((3, 3)), np.zeros(3, dtype=np.bool_), np.ones(4), np.empty(4)
+    with pytest.raises(ValueError, match="shapes"):
+        _fill.proxy_rates(work, total, dev, inv_free, serial, np.ones(5), out)
+    with pytest.raises(TypeError, match="float64"):
+        _fill.proxy_rates(work.astype(np.float32), total, dev, inv_free, serial, cap, out)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _fill.proxy_rates(work, total, dev.T, inv_free, serial, cap, out)
+    with pytest.raises(IndexError, match="out of range"):
+        _fill.proxy_rates(work, total, dev + 7, inv_free, serial, cap, out)
+    with pytest.raises(ValueError, match="read-only"):
+        frozen = np.empty(4)
+        frozen.flags.writeable = False
+        _fill.proxy_rates(work, total, dev, inv_free, serial, cap, frozen)
+
+
+def _plans(workloads: list[Any]) -> list[tuple[object, ...]]:
+    out = []
+    for w in workloads:
+        outcome = MethodPlanner("synergy", PlanningOptions(), CostModel()).plan(w.devices, w.apps)
+        out.append(tuple((p.app_id, p.source_device, p.stages, p.target_device) for p in outcome.plan.plans))
+    return out
+
+
+def test_plans_are_the_same_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    models = load_models(RANDOM_MODELS)
+    workloads = [sized_workload(8, 6, 3, models), *random_workloads(4, 9, models)]
+    native = _plans(workloads)
+    monkeypatch.setattr(batch, "_native_fill_many", None)
+    monkeypatch.setattr(batch, "water_fill", throughput.python_water_fill)
+    monkeypatch.setattr(throughput, "water_fill", throughput.python_water_fill)
+    monkeypatch.setattr(shortlist, "_native_proxy_rates", None)
+    assert _plans(workloads) == native
