@@ -12,3 +12,11 @@ def fill_many(
 def fill(demands: Sequence[Sequence[tuple[int, float]]], caps: Sequence[float]) -> list[float]: ...
 
 def proxy_rates(work: Any, total: Any, dev: Any, inv_free: Any, serial: Any, cap: Any, out: Any) -> None: ...
+
+def rates_many(
+    base: Sequence[bytes],
+    trials: Sequence[bytes],
+    boards: dict[int, tuple[int, int, int, int, int, float]],
+    allow_parallel: bool,
+    min_batch: int,
+) -> list[tuple[list[float], list[float], list[float]] | None]: ...

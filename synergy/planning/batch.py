@@ -8,9 +8,11 @@ for each of them, sharing the work of the apps that stay:
   and re-judges only those (flash, weight reload, overlap);
 * the others' demands are reused unless the trial changes whether one of their devices
   overlaps its work;
-* the max-min fair water-filling runs on all trials together: in C (``_fill.c``, built
-  with the package) or, where that module was not built, in numpy, one array per step (the
-  same operations on the same doubles: a unit test compares the two bit for bit).
+* the max-min fair water-filling runs on all trials together, one array per step.
+
+When the package was built with its C extension (``_fill.c``, see ``setup.py``) all of this
+runs there (``rates_many``: the frame costs packed once each, :func:`~.throughput.packed`);
+the code below is what runs without it, and unit tests compare the two bit for bit.
 
 * a trial that makes a device of the others reload its weights or stop overlapping its work
   re-derives the demands of the apps on that device (reload seconds are joint).
@@ -26,7 +28,16 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from synergy.planning.cost import FrameCost
-from synergy.planning.throughput import Numbered, aggregate, device_flags, numbered_demands, water_fill
+from synergy.planning.throughput import (
+    Numbered,
+    aggregate,
+    board_table,
+    device_flags,
+    native_rates_many,
+    numbered_demands,
+    packed,
+    water_fill,
+)
 from synergy.types import DeviceSpec
 
 _Demand = Sequence[tuple[int, float]]
@@ -64,6 +75,11 @@ def rates_with(
     """For each trial: ``rates([*base, trial])`` (figures in that order: base apps, then the trial)."""
     if not trials:
         return []
+    if native_rates_many is not None:
+        # Everything below in C (_fill.c), the same figures bit for bit (a unit test).
+        return native_rates_many(
+            [packed(c) for c in base], [packed(c) for c in trials], board_table(devices), allow_parallel, MIN_BATCH
+        )
     agg = aggregate(base)
     flags = {d: device_flags(a, devices[d].board, allow_parallel) for d, a in agg.items()}
     if any(over for over, _, _ in flags.values()):

@@ -26,6 +26,7 @@ frame on each device's accelerator, CPU and radio):
 from __future__ import annotations
 
 import math
+import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -37,12 +38,20 @@ from synergy.planning.memory import flash_limit, flash_overcommit
 from synergy.types import DeviceSpec
 
 _Fill = Callable[[Sequence[Sequence[tuple[int, float]]], Sequence[float]], list[float]]
+#: (rates, latencies, energies) per app, or None (flash overflows): one plan's figures.
+Figures = tuple[list[float], list[float], list[float]] | None
+_RatesMany = Callable[
+    [Sequence[bytes], Sequence[bytes], dict[int, tuple[int, int, int, int, int, float]], bool, int], list[Figures]
+]
 try:
     from synergy.planning._fill import fill as _built_fill
+    from synergy.planning._fill import rates_many as _built_rates_many
 
     _native_fill: _Fill | None = _built_fill
-except ImportError:  # built without a C compiler: the Python version below, the same figures
+    native_rates_many: _RatesMany | None = _built_rates_many
+except ImportError:  # built without a C compiler: the Python versions below, the same figures
     _native_fill = None
+    native_rates_many = None
 
 __all__ = [
     "Evaluation",
@@ -388,6 +397,11 @@ def rates(
     device reloads (the common case) every app's demands come from a per-candidate cache
     keyed by resource numbers, and the water-filling runs on them directly.
     """
+    if native_rates_many is not None and costs:
+        # The same steps in C (_fill.c): the last app as a batch of one beside the others.
+        return native_rates_many(
+            [packed(c) for c in costs[:-1]], [packed(costs[-1])], board_table(devices), allow_parallel, 6
+        )[0]
     parallel: set[str] = set()
     reloading: set[str] = set()
     for device_id, a in aggregate(costs).items():
@@ -445,6 +459,64 @@ def _number(name: str) -> int:
                 _NAMES_BY_NUMBER.append(name)
                 k = _NUMBERS[name] = len(_NAMES_BY_NUMBER) - 1
     return k
+
+
+#: A frame cost packed for the C module (_fill.c's PackedHeader, PackedRow, PackedShared):
+#: native 8-byte fields, no padding.
+_HEAD = struct.Struct("@2q3d")
+_ROW = struct.Struct("@11q4d")
+_SHARED = struct.Struct("@qd")
+#: Packed costs by cost (the cost kept, so that its id stays its own).
+_PACKED: dict[int, tuple[FrameCost, bytes]] = {}
+
+
+def packed(cost: FrameCost) -> bytes:
+    """``cost`` as the C module reads it (made once per cost: the search scores each in
+    many plans). A device is named by its serial resource's number."""
+    hit = _PACKED.get(id(cost))
+    if hit is not None and hit[0] is cost:
+        return hit[1]
+    if len(_PACKED) >= _ROWS_LIMIT:
+        _PACKED.clear()
+    parts = [_HEAD.pack(len(cost.work), len(cost.shared), cost.latency_s, cost.energy_j, cost.cap_hz)]
+    for w in cost.work:
+        accel, cpu, radio, serial = (_number(name) for name in _names(w.device_id))
+        p = w.partition
+        memory = (
+            (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes, p.frame_buffer_bytes)
+            if p is not None
+            else (0, 0, 0, 0, 0)
+        )
+        reload_s = p.reload_s if p is not None else 0.0
+        seconds = (w.accel_s, w.cpu_s, w.radio_s, reload_s)
+        parts.append(_ROW.pack(serial, accel, cpu, radio, serial, p is not None, *memory, *seconds))
+    parts += [_SHARED.pack(_number(name), seconds) for name, seconds in cost.shared]
+    out = b"".join(parts)
+    _PACKED[id(cost)] = (cost, out)
+    return out
+
+
+#: Per device number: its board's weight, bias, layer, data and flash limits, and CPU power.
+BoardTable = dict[int, tuple[int, int, int, int, int, float]]
+#: Board tables by devices mapping: (the mapping, its specs when the table was made, table).
+_BOARDS: dict[int, tuple[Mapping[str, DeviceSpec], tuple[DeviceSpec, ...], BoardTable]] = {}
+
+
+def board_table(devices: Mapping[str, DeviceSpec]) -> BoardTable:
+    """Per device (by its serial resource's number): its board's limits and CPU power, for the
+    C module. Made once per mapping (a planning problem's), again if its devices change."""
+    specs = tuple(devices.values())
+    hit = _BOARDS.get(id(devices))
+    if hit is not None and hit[0] is devices and hit[1] == specs:
+        return hit[2]
+    if len(_BOARDS) >= 64:
+        _BOARDS.clear()
+    table = {
+        _number(_names(device_id)[3]): (*_limits(spec.board), spec.board.cpu_active_power_w)
+        for device_id, spec in devices.items()
+    }
+    _BOARDS[id(devices)] = (devices, specs, table)
+    return table
 
 
 def numbered_demands(
