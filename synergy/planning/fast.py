@@ -33,7 +33,7 @@ from synergy.planning.batch import rates_with
 from synergy.planning.candidates import CandidateGenerator
 from synergy.planning.links import AIR
 from synergy.planning.memory import sram_violation
-from synergy.planning.objectives import score_of_placed_rates, score_of_rates
+from synergy.planning.objectives import placed_scorer, score_of_rates
 from synergy.planning.problem import Candidate, PlanningProblem, Selection
 from synergy.planning.search import Score, better, score
 from synergy.planning.shortlist import Load, Ranker
@@ -204,9 +204,10 @@ class _Search:
             got = [shared[rk] for rk in rates_keys]
             goal = self.problem.goal
             placed_apps = [*(c.app_index for c in others), app]
+            scorer = placed_scorer(goal, len(self.problem.apps), placed_apps) if goal is not None else None
             for k, result in zip(todo, got, strict=True):
-                if goal is not None:
-                    value = score_of_placed_rates(goal, len(self.problem.apps), placed_apps, result)
+                if scorer is not None:
+                    value = scorer(result)
                 elif result is None:
                     placed = [*others, cands[k]]
                     value = (-math.inf, -sum(c.cost.latency_s for c in placed))

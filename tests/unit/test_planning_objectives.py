@@ -13,12 +13,14 @@ input; ``heavy`` needs 0.1 s and a 50,000 B input. By hand (parallel devices):
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
 from synergy.errors import InvalidArgument
 from synergy.planning.api import PlanningApp
 from synergy.planning.cost import CostModel
+from synergy.planning.objectives import OBJECTIVES, Goal, placed_scorer, score_of_placed_rates
 from synergy.planning.problem import PlanningProblem
 from synergy.planning.registry import get_planner
 from synergy.planning.synthetic import LayerSpec, app, chain_model, device
@@ -100,3 +102,23 @@ def test_minimums_that_cannot_hold_together_leave_the_latest_app_waiting() -> No
 def test_unknown_objectives_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="unknown objective 'speed'"):
         get_planner("synergy", objective="speed")
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_batch_scorer_gives_the_scores_of_the_plain_one(objective: str) -> None:
+    rng = random.Random(objective)
+    for _ in range(500):
+        n = rng.randint(1, 7)
+        goal = Goal(
+            objective,
+            weights=tuple(rng.choice([1.0, 2.5, 0.5]) for _ in range(n)),
+            minimums=tuple(rng.choice([0.0, 0.0, rng.uniform(0.1, 20)]) for _ in range(n)),
+            floors=tuple(rng.choice([0.0, rng.uniform(0.1, 20)]) for _ in range(n)),
+            alone=(10.0,) * n,
+        )
+        apps = rng.sample(range(n), rng.randint(0, n))
+        scorer = placed_scorer(goal, n, apps)
+        for _ in range(5):
+            figures = tuple([rng.uniform(0, top) for _ in apps] for top in (30.0, 0.1, 1e-3))
+            result = None if rng.random() < 0.1 else figures
+            assert scorer(result) == score_of_placed_rates(goal, n, apps, result)
