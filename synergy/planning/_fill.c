@@ -1059,9 +1059,101 @@ done:
     return result;
 }
 
+/* Whether template a comes before b in the shortlist's proxy order: numpy's stable argsort
+ * of -rate over the static order (NaN last), i.e. the higher rate, then the lower static rank. */
+static int ranks_before(const double *rate, const long long *static_rank, long long a, long long b) {
+    int nan_a = isnan(rate[a]), nan_b = isnan(rate[b]);
+    if (nan_a != nan_b) return nan_b;
+    if (!nan_a) {
+        double ka = -rate[a], kb = -rate[b];
+        if (ka < kb) return 1;
+        if (ka > kb) return 0;
+    }
+    return static_rank[a] < static_rank[b];
+}
+
+/* select_ranked(rate, static_rank, bands, size, ladder, top, firsts) -> (n_top, n_firsts):
+ * the shortlist's choice without sorting every template. top gets the `size` first templates
+ * in proxy order (in that order); when templates remain and ladder > 0, firsts gets, per band
+ * of own speed, the first remaining template in proxy order, by ascending template number
+ * (Ranker.rank spreads its rungs over them). */
+static PyObject *select_ranked(PyObject *self, PyObject *args) {
+    PyObject *objs[7];
+    Py_ssize_t size, ladder;
+    if (!PyArg_ParseTuple(args, "OOOnnOO", &objs[0], &objs[1], &objs[2], &size, &ladder, &objs[5], &objs[6]))
+        return NULL;
+    static const char kinds[7] = {'f', 'i', 'i', 0, 0, 'i', 'i'};
+    static const char *names[7] = {"rate", "static_rank", "bands", "", "", "top", "firsts"};
+    Py_buffer views[7];
+    int held[7] = {0};
+    PyObject *result = NULL;
+    long long *best = NULL;
+    unsigned char *in_top = NULL;
+    for (int k = 0; k < 7; k++) {
+        if (!kinds[k]) continue;
+        if (get_buffer(objs[k], &views[k], 8, kinds[k], k >= 5, names[k]) < 0) goto done;
+        held[k] = 1;
+    }
+    Py_ssize_t n = views[0].len / 8;
+    Py_ssize_t bands_count = views[6].len / 8;
+    if (views[1].len / 8 != n || views[2].len / 8 != n || size < 0 || views[5].len / 8 < (size < n ? size : n)) {
+        PyErr_SetString(PyExc_ValueError, "select_ranked: the arrays' lengths do not match");
+        goto done;
+    }
+    const double *rate = views[0].buf;
+    const long long *static_rank = views[1].buf, *bands = views[2].buf;
+    long long *top = views[5].buf, *firsts = views[6].buf;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        if (static_rank[t] < 0 || static_rank[t] >= n || bands[t] < 0 || bands[t] >= bands_count) {
+            PyErr_SetString(PyExc_IndexError, "select_ranked: a rank or band is out of range");
+            goto done;
+        }
+    }
+    Py_ssize_t k = size < n ? size : n, got = 0;
+    /* The k first by insertion into a sorted buffer (k is a shortlist: tens). */
+    for (long long t = 0; t < n; t++) {
+        if (got == k && (k == 0 || !ranks_before(rate, static_rank, t, top[k - 1]))) continue;
+        Py_ssize_t at = got < k ? got : k - 1;
+        while (at > 0 && ranks_before(rate, static_rank, t, top[at - 1])) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = t;
+        if (got < k) got++;
+    }
+    Py_ssize_t n_firsts = 0;
+    if (size < n && ladder > 0) {
+        best = malloc((size_t)(bands_count ? bands_count : 1) * sizeof(long long));
+        in_top = calloc((size_t)(n ? n : 1), 1);
+        if (best == NULL || in_top == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t b = 0; b < bands_count; b++) best[b] = -1;
+        for (Py_ssize_t j = 0; j < got; j++) in_top[top[j]] = 1;
+        for (long long t = 0; t < n; t++) {
+            if (in_top[t]) continue;
+            long long b = bands[t];
+            if (best[b] < 0 || ranks_before(rate, static_rank, t, best[b])) best[b] = t;
+        }
+        for (Py_ssize_t b = 0; b < bands_count; b++)
+            if (best[b] >= 0) firsts[n_firsts++] = best[b];
+        qsort(firsts, (size_t)n_firsts, sizeof(long long), compare_numbers);
+    }
+    result = Py_BuildValue("(nn)", got, n_firsts);
+done:
+    for (int j = 0; j < 7; j++)
+        if (held[j]) PyBuffer_Release(&views[j]);
+    free(best);
+    free(in_top);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"rates_many", rates_many, METH_VARARGS,
      "rates_many(base, trials, boards, allow_parallel, min_batch) -> batch.rates_with's figures, from packed costs"},
+    {"select_ranked", select_ranked, METH_VARARGS,
+     "select_ranked(rate, static_rank, bands, size, ladder, top, firsts) -> (n_top, n_firsts)"},
     {"proxy_rates", proxy_rates, METH_VARARGS,
      "proxy_rates(work, total, dev, inv_free, serial, cap, out): the shortlist's ranking proxy into out"},
     {"fill", fill, METH_VARARGS, "fill(demands, caps) -> the max-min fair rates (throughput.water_fill's)"},

@@ -20,3 +20,7 @@ def rates_many(
     allow_parallel: bool,
     min_batch: int,
 ) -> list[tuple[list[float], list[float], list[float]] | None]: ...
+
+def select_ranked(
+    rate: Any, static_rank: Any, bands: Any, size: int, ladder: int, top: Any, firsts: Any
+) -> tuple[int, int]: ...

@@ -12,7 +12,7 @@ resources of its own, which the proxy alone would never propose.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -24,12 +24,16 @@ from synergy.planning.problem import Candidate
 from synergy.planning.templates import PAD_SLOT, SOURCE_SLOT, TARGET_SLOT, TemplateSet
 
 _ProxyRates = Callable[[Any, Any, Any, Any, Any, Any, Any], None]
+_SelectRanked = Callable[[Any, Any, Any, int, int, Any, Any], tuple[int, int]]
 try:
     from synergy.planning._fill import proxy_rates as _built_proxy_rates
+    from synergy.planning._fill import select_ranked as _built_select_ranked
 
     _native_proxy_rates: _ProxyRates | None = _built_proxy_rates
-except ImportError:  # built without a C compiler: numpy's expression (_proxy_rates), the same figures
+    _native_select_ranked: _SelectRanked | None = _built_select_ranked
+except ImportError:  # built without a C compiler: numpy's (_proxy_rates, Ranker._select), the same
     _native_proxy_rates = None
+    _native_select_ranked = None
 
 __all__ = ["Load", "Ranker"]
 
@@ -43,6 +47,9 @@ class Load:
     serial: set[str] = field(default_factory=set)
     #: device -> its busiest resource, for choosing the least-loaded device of a class.
     device: dict[str, float] = field(default_factory=dict)
+    #: Per class, its members from least to most loaded (made on first use by a ranker; a load
+    #: is read-only once made, and the search ranks under one load many times).
+    members: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,10 @@ class _Arrays:
     cap: NDArray[np.float64]
     alone: NDArray[np.float64]
     latency: NDArray[np.float64]
-    #: Templates by rate alone (fastest first), then latency, then number.
+    #: Templates by rate alone (fastest first), then latency, then number; and each
+    #: template's place in that order.
     static_order: NDArray[np.int64]
+    static_rank: NDArray[np.int64]
     #: Per group: the positions of its class slots (in slot order).
     class_positions: tuple[tuple[int, ...], ...]
 
@@ -152,19 +161,23 @@ class Ranker:
         with np.errstate(divide="ignore"):
             alone = np.where(bottleneck > 0, np.minimum(cap, 1.0 / np.maximum(bottleneck, 1e-300)), cap)
         static_order = np.lexsort((np.arange(n), latency, -alone))
+        static_rank = np.empty(n, dtype=np.int64)
+        static_rank[static_order] = np.arange(n)
         by_kind = np.ascontiguousarray(work.transpose(2, 1, 0))
         return _Arrays(
             templates, group, tuple(combos), combo_index, fixed, ordinal, by_kind,
-            by_kind.sum(axis=0), cap, alone, latency, static_order, tuple(class_positions),
+            by_kind.sum(axis=0), cap, alone, latency, static_order, static_rank, tuple(class_positions),
         )
 
-    def _choose(self, arr: _Arrays, load: Mapping[str, float]) -> NDArray[np.int64]:
+    def _choose(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
         """Per position and template, its device index: the fixed ones, and for class slots
         the least-loaded free member of the class (padding: an idle extra row)."""
-        order = self.gen.ranked_members(load)
+        order = load.members
+        if order is None:
+            order = load.members = tuple(tuple(members) for members in self.gen.ranked_members(load.device))
         # Loads change at every step, the order they put the members of each class in much
         # less often (classes are small): the choice depends only on that order.
-        key = (id(arr), tuple(tuple(members) for members in order))
+        key = (id(arr), order)
         hit = self._choices.get(key)
         if hit is not None and hit[0] is arr:
             return cast(NDArray[np.int64], hit[1])
@@ -217,23 +230,45 @@ class Ranker:
             rate = _proxy_rates(arr, dev, inv_free, serial)
         # Ties in the proxy rate go to the faster template alone, then the lower latency
         # (arr.static_order), which a stable sort keeps.
+        if _native_select_ranked is not None:
+            top, firsts = self._select_native(app, arr, rate, size, ladder, step)
+        else:
+            top, firsts = self._select(app, arr, rate, size, ladder, step)
+        rungs = firsts
+        if len(firsts) > ladder:
+            # Spread the rungs over the whole range of speeds, fastest and slowest included.
+            picks = sorted({round(k * (len(firsts) - 1) / max(ladder - 1, 1)) for k in range(ladder)})
+            rungs = firsts[picks]
+        seen: set[int] = set()
+        return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
+
+    def _select(
+        self, app: int, arr: _Arrays, rate: NDArray[np.float64], size: int, ladder: int, step: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The ``size`` first templates in proxy order; and when templates remain and ``ladder``
+        > 0, per band of own speed the first remaining one, by template number (fastest band
+        first: templates are numbered by own speed)."""
         order = arr.static_order[np.argsort(-rate[arr.static_order], kind="stable")]
-        top = order[:size]
-        rungs: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        firsts: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         if size < len(order) and ladder > 0:
             rest = order[size:]
             bands, count = self._bands(app, arr, step)
             # The first template of each band in proxy order (the best of its band).
             first = np.full(count, len(rest))
             np.minimum.at(first, bands[rest], np.arange(len(rest)))
-            firsts = np.sort(rest[first[first < len(rest)]])  # one per band, fastest band first
-            if len(firsts) > ladder:
-                # Spread the rungs over the whole range of speeds, fastest and slowest included.
-                picks = sorted({round(k * (len(firsts) - 1) / max(ladder - 1, 1)) for k in range(ladder)})
-                firsts = firsts[picks]
-            rungs = firsts
-        seen: set[int] = set()
-        return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
+            firsts = np.sort(rest[first[first < len(rest)]])
+        return order[:size], firsts
+
+    def _select_native(
+        self, app: int, arr: _Arrays, rate: NDArray[np.float64], size: int, ladder: int, step: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """:meth:`_select` in C, without sorting every template (the same answer: a unit test)."""
+        assert _native_select_ranked is not None
+        bands, count = self._bands(app, arr, step)
+        top = np.empty(min(size, len(rate)), dtype=np.int64)
+        firsts = np.empty(max(count, 1), dtype=np.int64)
+        n_top, n_firsts = _native_select_ranked(rate, arr.static_rank, bands, size, ladder, top, firsts[:count])
+        return top[:n_top], firsts[:n_firsts]
 
     def _bands(self, app: int, arr: _Arrays, step: float) -> tuple[NDArray[np.int64], int]:
         """Per template, its band of own speed (numbered from 0) for ladders of ``step``; the
@@ -247,7 +282,7 @@ class Ranker:
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
         """Device index per position and template (padding points at an idle extra row)."""
-        return self._choose(arr, load.device)
+        return self._choose(arr, load)
 
     def _build_candidates(
         self, arr: _Arrays, dev: NDArray[np.int64], rows: NDArray[np.int64], seen: set[int]

@@ -323,3 +323,25 @@ def test_a_changed_devices_mapping_gets_a_new_board_table() -> None:
     assert throughput.board_table(devices) is first
     devices["a"] = device("a", board=MAX78002)
     assert throughput.board_table(devices) != first
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranked_selection_equals_numpy(seed: int) -> None:
+    assert _fill is not None
+    rng = np.random.default_rng(seed)
+    ranker = shortlist.Ranker.__new__(shortlist.Ranker)
+    ranker._band_cache = {}
+    for case in range(300):
+        n = int(rng.integers(1, 400))
+        # Ties in the rate (a few distinct values), infinite and NaN rates too.
+        rate = rng.choice([0.5, 1.0, 2.0, np.inf, np.nan, 0.0, -0.0, rng.random()], n)
+        static_order = rng.permutation(n)
+        static_rank = np.empty(n, dtype=np.int64)
+        static_rank[static_order] = np.arange(n)
+        arrays: Any = SimpleNamespace(static_order=static_order, static_rank=static_rank, alone=rng.random(n) * 100)
+        size, ladder = int(rng.integers(0, 30)), int(rng.integers(0, 6))
+        ranker._band_cache.clear()
+        expected = ranker._select(case, arrays, rate, size, ladder, 1.5)
+        ranker._band_cache.clear()
+        got = ranker._select_native(case, arrays, rate, size, ladder, 1.5)
+        assert [a.tolist() for a in got] == [a.tolist() for a in expected]
