@@ -303,14 +303,7 @@ class TemplateSet(Sequence[Template]):
 
     def _make(self, k: int) -> Template:
         pair, r, g = self.where(k)
-        t = pair.table
-        slots = t.slots[g]
-        n = len(slots)
-        ranges: list[Any] = t.ranges[r].tolist()
-        work: list[Any] = t.work[r].tolist()
-        roles: list[int] = t.codes[g, n:].tolist()
-        parts: list[Any] = t.parts[r].tolist()
-        reload: list[float] = t.reload[r].tolist()
+        ranges, slot_work, endpoints, parts = _table_row(pair.table, r, g)
         figures = self._figures
         if figures is None:
             figures = self._figures = (self.bottleneck.tolist(), self.latency.tolist(), self.serial.tolist())
@@ -318,17 +311,45 @@ class TemplateSet(Sequence[Template]):
             self.app_index,
             pair.source,
             pair.target,
-            slots,
-            tuple(map(tuple, ranges[:n])),
+            pair.table.slots[g],
+            ranges,
             figures[0][k],
             figures[1][k],
-            tuple(map(tuple, work[:n])),
-            tuple(
-                (pair.source if role == SOURCE_SLOT else pair.target, tuple(w))
-                for role, w in zip(roles, work[n:], strict=False)
-                if role != PAD_SLOT
-            ),
-            tuple((*p, s) for p, s in zip(parts[:n], reload[:n], strict=True)),
+            slot_work,
+            tuple((pair.source if role == SOURCE_SLOT else pair.target, w) for role, w in endpoints),
+            parts,
             pair.cap_hz,
             figures[2][k],
         )
+
+
+#: One table row as a template holds it: (ranges, slot work, (endpoint role, work) pairs, parts).
+_Row = tuple[tuple[tuple[int, int], ...], tuple[Work, ...], tuple[tuple[int, Work], ...], tuple[PartFigures, ...]]
+#: Rows already converted, per table (kept, so that its id stays its own): the pairs of one kind
+#: share a table, and their templates its rows.
+_ROWS: dict[int, tuple[SequenceTable, dict[int, _Row]]] = {}
+_ROWS_LIMIT = 64
+
+
+def _table_row(t: SequenceTable, r: int, g: int) -> _Row:
+    """Row ``r`` (of sequence ``g``) of ``t`` as Python tuples, converted once per table."""
+    hit = _ROWS.get(id(t))
+    if hit is None or hit[0] is not t:
+        if len(_ROWS) >= _ROWS_LIMIT:
+            _ROWS.clear()
+        hit = _ROWS[id(t)] = (t, {})
+    row = hit[1].get(r)
+    if row is None:
+        n = len(t.slots[g])
+        ranges: list[Any] = t.ranges[r].tolist()
+        work: list[Any] = t.work[r].tolist()
+        roles: list[int] = t.codes[g, n:].tolist()
+        parts: list[Any] = t.parts[r].tolist()
+        reload: list[float] = t.reload[r].tolist()
+        row = hit[1][r] = (
+            tuple(map(tuple, ranges[:n])),
+            tuple(map(tuple, work[:n])),
+            tuple((role, tuple(w)) for role, w in zip(roles, work[n:], strict=False) if role != PAD_SLOT),
+            tuple((*p, s) for p, s in zip(parts[:n], reload[:n], strict=True)),
+        )
+    return row

@@ -468,6 +468,8 @@ _ROW = struct.Struct("@11q4d")
 _SHARED = struct.Struct("@qd")
 #: Packed costs by cost (the cost kept, so that its id stays its own).
 _PACKED: dict[int, tuple[FrameCost, bytes]] = {}
+#: Per device: the numbers of its accelerator, CPU, radio and serial resources.
+_DEVICE_NUMBERS: dict[str, tuple[int, ...]] = {}
 
 
 def packed(cost: FrameCost) -> bytes:
@@ -480,7 +482,12 @@ def packed(cost: FrameCost) -> bytes:
         _PACKED.clear()
     parts = [_HEAD.pack(len(cost.work), len(cost.shared), cost.latency_s, cost.energy_j, cost.cap_hz)]
     for w in cost.work:
-        accel, cpu, radio, serial = (_number(name) for name in _names(w.device_id))
+        numbers = _DEVICE_NUMBERS.get(w.device_id)
+        if numbers is None:
+            if len(_DEVICE_NUMBERS) > 4096:
+                _DEVICE_NUMBERS.clear()
+            numbers = _DEVICE_NUMBERS[w.device_id] = tuple(_number(name) for name in _names(w.device_id))
+        accel, cpu, radio, serial = numbers
         p = w.partition
         memory = (
             (p.weight_bytes, p.bias_bytes, p.layers, p.peak_data_bytes, p.frame_buffer_bytes)
