@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from synergy.errors import InvalidArgument, SynergyError
+from synergy.planning import batch
 from synergy.planning.bench import load_models, run_bench, summarize
 from synergy.planning.bench_report import format_summary, write_outputs
 from synergy.planning.cost import CostModel
@@ -300,7 +301,8 @@ def _planning_time(args: argparse.Namespace) -> int:
         f"cold: a fresh `synergy plan` process per run (per space: one with an empty cache, then {COLD_REPEATS} "
         "with the cache it left), timed from reading the cache to the plan;"
     )
-    print(f"warm: {WARM_REPEATS} re-plans per space in one process; CPU: the planning process's own CPU time)")
+    print(f"warm: {WARM_REPEATS} re-plans per space in one process; CPU: the planning process's own CPU time;")
+    print(f"scoring and ranking: {evaluation_kernel()})")
     print(f"{'size':<20}" + "".join(f"{c:>24}" for c in columns) + f"{'target p95':>12}")
     for size in figures:
         target = TIMING_TARGETS_MS[size]
@@ -314,6 +316,14 @@ def _planning_time(args: argparse.Namespace) -> int:
         f"before the run and {reference_loop_ms():.0f} ms after it (lower is faster)"
     )
     return 0
+
+
+def evaluation_kernel() -> str:
+    """Which code scores and ranks candidate plans: the C extension, or its Python and numpy
+    fallback (the same plans, several times slower) where the package was built without it."""
+    if batch.NATIVE:
+        return "C extension synergy.planning._fill"
+    return "Python and numpy (the C extension synergy.planning._fill was not built)"
 
 
 def _p(values: Sequence[float], q: float) -> float:
