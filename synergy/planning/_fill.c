@@ -40,17 +40,24 @@ typedef struct {
     Py_ssize_t n, cap;
 } Pairs;
 
-static int pairs_push(Pairs *p, Pair item) {
-    if (p->n == p->cap) {
-        Py_ssize_t cap = p->cap ? p->cap * 2 : 256;
-        Pair *grown = realloc(p->items, (size_t)cap * sizeof(Pair));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        p->items = grown;
-        p->cap = cap;
+/* A growing array with room for one more item (doubling from `first`): the same array, a
+ * moved one (*cap updated), or NULL with MemoryError set (the old one still held). */
+static void *with_room(void *items, Py_ssize_t *cap, Py_ssize_t n, size_t item_size, Py_ssize_t first) {
+    if (n < *cap) return items;
+    Py_ssize_t bigger = *cap ? *cap * 2 : first;
+    void *grown = realloc(items, (size_t)bigger * item_size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return NULL;
     }
+    *cap = bigger;
+    return grown;
+}
+
+static int pairs_push(Pairs *p, Pair item) {
+    Pair *items = with_room(p->items, &p->cap, p->n, sizeof(Pair), 256);
+    if (items == NULL) return -1;
+    p->items = items;
     p->items[p->n++] = item;
     return 0;
 }
@@ -576,16 +583,9 @@ typedef struct {
 static Py_ssize_t device_index(Devices *devs, long long key, PyObject *boards) {
     for (Py_ssize_t k = 0; k < devs->n; k++)
         if (devs->items[k].key == key) return k;
-    if (devs->n == devs->cap) {
-        Py_ssize_t cap = devs->cap ? devs->cap * 2 : 16;
-        Device *grown = realloc(devs->items, (size_t)cap * sizeof(Device));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        devs->items = grown;
-        devs->cap = cap;
-    }
+    Device *items = with_room(devs->items, &devs->cap, devs->n, sizeof(Device), 16);
+    if (items == NULL) return -1;
+    devs->items = items;
     Device *d = &devs->items[devs->n];
     memset(d, 0, sizeof(Device));
     d->key = key;

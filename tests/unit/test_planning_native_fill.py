@@ -16,10 +16,11 @@ import pytest
 from synergy.hardware.boards import MAX78000, MAX78002
 from synergy.planning import batch, shortlist, throughput
 from synergy.planning.bench import load_models
-from synergy.planning.cost import CostModel, DeviceWork, FrameCost, PartitionFootprint
+from synergy.planning.cost import CostModel, DeviceWork, FrameCost
 from synergy.planning.random_spaces import RANDOM_MODELS, random_workloads, sized_workload
 from synergy.planning.registry import MethodPlanner, PlanningOptions
 from synergy.planning.synthetic import device
+from tests.planning_costs import SMALL, random_cost
 
 try:
     from synergy.planning import _fill
@@ -234,33 +235,6 @@ def test_plans_are_the_same_without_the_extension(monkeypatch: pytest.MonkeyPatc
 
 # -- rates_many: batch.rates_with and throughput.rates whole ------------------------------------
 
-SMALL = PartitionFootprint(1000, 0, 2, 4096, 2048, 0.002)
-#: Two of these on one board overflow its weight memory (reload) but not its flash.
-BIG = PartitionFootprint(150_000, 0, 40, 4096, 2048, 0.004)
-#: A wide layer and a large frame buffer: together on one device they stop it overlapping.
-WIDE = PartitionFootprint(1000, 0, 2, 400_000, 50_000, 0.002)
-FRAMES = PartitionFootprint(1000, 0, 2, 4096, 150_000, 0.002)
-#: Two of these overflow a MAX78000's flash.
-HUGE = PartitionFootprint(300_000, 0, 10, 4096, 2048, 0.004)
-
-
-def _cost(rng: random.Random, names: list[str]) -> FrameCost:
-    # A device may appear twice (a source that also runs a stage), with and without a partition.
-    work = tuple(
-        DeviceWork(
-            d,
-            rng.choice([0.0, rng.uniform(1e-4, 0.02)]),
-            rng.uniform(0.0, 0.01),
-            rng.choice([0.0, rng.uniform(1e-4, 0.05)]),
-            rng.choice([None, SMALL, SMALL, WIDE, FRAMES, BIG, HUGE]),
-        )
-        for d in [*rng.sample(names, rng.randint(1, 3)), *rng.sample(names, rng.randint(0, 1))]
-    )
-    shared = (("body.air", rng.uniform(1e-4, 0.03)),) if rng.random() < 0.3 else ()
-    cap = rng.choice([5.0, 30.0, 1e3])
-    return FrameCost(work, rng.uniform(0.01, 0.1), rng.uniform(0, 1e-3), cap, "x", (), shared)
-
-
 def _python_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "native_rates_many", None)
     monkeypatch.setattr(throughput, "native_rates_many", None)
@@ -274,8 +248,8 @@ def test_rates_in_c_equal_python_bit_for_bit(seed: int, monkeypatch: pytest.Monk
     for _ in range(60):
         devices = {name: device(name, board=rng.choice([MAX78000, MAX78002])) for name in "abcdef"}
         names = sorted(devices)
-        base = [_cost(rng, names) for _ in range(rng.randint(0, 5))]
-        trials = [_cost(rng, names) for _ in range(rng.randint(1, 12))]
+        base = [random_cost(rng, names, repeat_devices=True) for _ in range(rng.randint(0, 5))]
+        trials = [random_cost(rng, names, repeat_devices=True) for _ in range(rng.randint(1, 12))]
         cases.append((devices, base, trials))
 
     def figures() -> list[object]:
