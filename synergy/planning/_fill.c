@@ -1,20 +1,23 @@
-/* The planner's max-min fair water-filling, in C: the innermost loop of the fast method.
+/* The fast method's innermost loop in C: scoring candidate plans and ranking templates.
  *
- * synergy.planning.batch scores tens of plans per call that share every app but the one
- * being moved: numpy's version runs about 27 array operations per step of the filling, and
- * at these sizes (a few trials x apps x resources) each costs microseconds of overhead, not
- * arithmetic; the plain Python version (synergy.planning.throughput.water_fill, for single
- * plans and small batches) spends its time in dicts and sets. This module computes exactly
- * what those versions compute (the same operations on the same doubles, in the same order:
- * unit tests compare them bit for bit); where it is not built, they run instead.
+ * The search scores tens of plans per move that share every app but the one being moved,
+ * and ranks ~1,000 templates per app under each load. In Python and numpy that cost
+ * microseconds of interpreter and array-call overhead per plan, not arithmetic. This module
+ * computes exactly what synergy.planning.batch, .throughput and .shortlist compute (the same
+ * operations on the same doubles, in the same order: unit tests compare them bit for bit);
+ * where it is not built, their Python and numpy code runs instead.
  *
- *   fill(demands, caps) -> rates: synergy.planning.throughput's water_fill
- *   fill_many(base, base_caps, trials) -> list of rates per trial (base apps, then the trial's)
- *   proxy_rates(...): the shortlist's ranking proxy (synergy.planning.shortlist), per template
+ *   rates_many(base, trials, boards, allow_parallel, min_batch): batch.rates_with whole, from
+ *       packed frame costs (throughput.rates is a batch of one)
+ *   fill(demands, caps): throughput.water_fill, the plain water-filling
+ *   fill_many(base, base_caps, trials): batch._water_fill_many, the batched one (rates_many's
+ *       core, callable on its own so that the tests compare it with numpy's directly)
+ *   proxy_rates(...), select_ranked(...): shortlist.Ranker's proxy and its choice of templates
  *
- * base: per base app, its (resource number, busy seconds) pairs; base_caps: their rate caps;
- * trials: per trial (its app's pairs, its cap, {base app index: that app's pairs in this
- * trial}). A pair sets its resource's seconds (a later pair of one app and resource wins).
+ * fill_many's base: per base app, its (resource number, busy seconds) pairs; base_caps: their
+ * rate caps; trials: per trial (its app's pairs, its cap, {base app index: that app's pairs
+ * in this trial}). A pair sets its resource's seconds (a later pair of one app and resource
+ * wins).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

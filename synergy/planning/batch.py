@@ -10,20 +10,20 @@ for each of them, sharing the work of the apps that stay:
   overlaps its work;
 * the max-min fair water-filling runs on all trials together, one array per step.
 
-When the package was built with its C extension (``_fill.c``, see ``setup.py``) all of this
-runs there (``rates_many``: the frame costs packed once each, :func:`~.throughput.packed`);
-the code below is what runs without it, and unit tests compare the two bit for bit.
-
 * a trial that makes a device of the others reload its weights or stop overlapping its work
   re-derives the demands of the apps on that device (reload seconds are joint).
 
 The answers equal the ordinary path's up to floating-point rounding (a unit test compares
 them on random plans).
+
+When the package was built with its C extension (``_fill.c``, see ``setup.py``) all of this
+runs there (``rates_many``: the frame costs packed once each, :func:`~.throughput.packed`);
+the code below is what runs without it, and unit tests compare the two bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -40,21 +40,10 @@ from synergy.planning.throughput import (
 )
 from synergy.types import DeviceSpec
 
-_Demand = Sequence[tuple[int, float]]
-_FillMany = Callable[
-    [Sequence[_Demand], Sequence[float], Sequence[tuple[_Demand, float, Mapping[int, _Demand]]]], list[list[float]]
-]
-try:
-    from synergy.planning._fill import fill_many as _built_fill_many
-
-    _native_fill_many: _FillMany | None = _built_fill_many
-except ImportError:  # built without a C compiler: numpy's water-filling, the same figures
-    _native_fill_many = None
-
 __all__ = ["NATIVE", "Rates", "rates_with"]
 
-#: Whether the batched water-filling runs in C (else numpy).
-NATIVE = _native_fill_many is not None
+#: Whether plans are scored in C (else the Python and numpy code below).
+NATIVE = native_rates_many is not None
 
 #: (rates, latencies, energies per frame) per app, or None when a board's flash overflows.
 Rates = tuple[list[float], list[float], list[float]] | None
@@ -128,8 +117,7 @@ def rates_with(
             got = water_fill([d[0] for d in demands], [*(c.cap_hz for c in base), trials[t].cap_hz])
             out[t] = (got, [d[1] for d in demands], [d[2] for d in demands])
         return out
-    fill = _native_fill_many if _native_fill_many is not None else _water_fill_many
-    rows = fill(
+    rows = _water_fill_many(
         [d[0] for d in base_demands],
         [c.cap_hz for c in base],
         [(mine[0], trials[t].cap_hz, {k: d[0] for k, d in redone.items()}) for t, mine, redone in batched],

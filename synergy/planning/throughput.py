@@ -398,9 +398,10 @@ def rates(
     keyed by resource numbers, and the water-filling runs on them directly.
     """
     if native_rates_many is not None and costs:
-        # The same steps in C (_fill.c): the last app as a batch of one beside the others.
+        # The same steps in C (_fill.c): the last app as a batch of one beside the others
+        # (below the batched filling's size from two trials on: the plain filling, as here).
         return native_rates_many(
-            [packed(c) for c in costs[:-1]], [packed(costs[-1])], board_table(devices), allow_parallel, 6
+            [packed(c) for c in costs[:-1]], [packed(costs[-1])], board_table(devices), allow_parallel, 2
         )[0]
     parallel: set[str] = set()
     reloading: set[str] = set()

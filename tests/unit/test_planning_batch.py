@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from synergy.planning import batch
+from synergy.planning import batch, throughput
 from synergy.planning.batch import rates_with
 from synergy.planning.synthetic import device
 from synergy.planning.throughput import rates
@@ -17,7 +17,10 @@ from tests.planning_costs import random_cost
 @pytest.mark.parametrize("seed", range(60))
 def test_batched_rates_equal_one_plan_at_a_time(seed: int, kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if kernel == "numpy":  # what runs where the C extension was not built
-        monkeypatch.setattr(batch, "_native_fill_many", None)
+        monkeypatch.setattr(batch, "native_rates_many", None)
+        monkeypatch.setattr(batch, "water_fill", throughput.python_water_fill)
+        monkeypatch.setattr(throughput, "native_rates_many", None)
+        monkeypatch.setattr(throughput, "water_fill", throughput.python_water_fill)
     rng = random.Random(seed)
     devices = {name: device(name) for name in "abcdef"}
     names = sorted(devices)

@@ -224,7 +224,6 @@ def test_plans_are_the_same_without_the_extension(monkeypatch: pytest.MonkeyPatc
     models = load_models(RANDOM_MODELS)
     workloads = [sized_workload(8, 6, 3, models), *random_workloads(4, 9, models)]
     native = _plans(workloads)
-    monkeypatch.setattr(batch, "_native_fill_many", None)
     monkeypatch.setattr(batch, "water_fill", throughput.python_water_fill)
     monkeypatch.setattr(throughput, "water_fill", throughput.python_water_fill)
     monkeypatch.setattr(shortlist, "_native_proxy_rates", None)
