@@ -194,3 +194,38 @@ def test_a_file_over_its_table_limit_keeps_the_last_plans_tables(
     assert PlanningCache(tmp_path).save(fresh, [MODEL]) == 1
     kept = set(pickle.loads(path.read_bytes())["sequences"])
     assert len(kept) <= len(first_keys) and kept - first_keys  # bounded, and the new plan's are there
+
+
+def test_an_edited_source_file_changes_the_fingerprint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are named after the planner's source files by name, size and modification time:
+    any edit (a new size or a new time) or a new module names other files; other files and
+    an untouched tree do not."""
+    import types
+
+    from synergy.planning import disk_cache
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "costs.py"
+    module.write_text("X = 1\n")
+    os.utime(module, ns=(1_000_000_000, 1_000_000_000))
+    monkeypatch.setattr(disk_cache, "_SOURCE_PACKAGES", (types.SimpleNamespace(__file__=str(package / "__init__.py")),))
+    first = disk_cache._source_digest()
+    assert disk_cache._source_digest() == first
+    (package / "notes.txt").write_text("not source")
+    assert disk_cache._source_digest() == first
+    os.utime(module, ns=(1_000_000_000, 2_000_000_000))  # same bytes, touched
+    touched = disk_cache._source_digest()
+    assert touched != first
+    module.write_text("X = 22\n")  # a new size
+    os.utime(module, ns=(1_000_000_000, 2_000_000_000))
+    resized = disk_cache._source_digest()
+    assert resized not in (first, touched)
+    (package / "extra.py").write_text("")
+    assert disk_cache._source_digest() not in (first, touched, resized)
+    # And the fingerprint, which names the files, follows it.
+    cache = PlanningCache(tmp_path / "cache")
+    before = cache.fingerprint(CostModel())
+    os.utime(module, ns=(1_000_000_000, 3_000_000_000))
+    assert PlanningCache(tmp_path / "cache").fingerprint(CostModel()) != before
