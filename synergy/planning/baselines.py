@@ -69,7 +69,7 @@ DeviceLoad = dict[str, float]
 
 def _load_of(cand: Candidate, load: Mapping[str, float]) -> float:
     """How much of the candidate's work lands on busy devices (busy fraction x seconds)."""
-    return sum(load.get(w.device_id, 0.0) * (w.accel_s + w.cpu_s + w.radio_s) for w in cand.cost.work)
+    return sum((load.get(w.device_id, 0.0) * (w.accel_s + w.cpu_s + w.radio_s) for w in cand.cost.work), 0.0)
 
 
 def _add_load(cand: Candidate, load: DeviceLoad) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -181,7 +180,7 @@ def _dp(costs: Sequence[Matrix], use_sum: bool) -> tuple[float, tuple[tuple[int,
         return best, ()
     ranges: list[tuple[int, int]] = []
     last = n - 1
-    for arg in reversed(choices):
+    for arg in choices[::-1]:  # (not reversed(): mypyc fails on it over numpy values)
         first = int(arg[last])
         ranges.append((first, last))
         last = first - 1
@@ -232,6 +231,8 @@ class CandidateGenerator:
         #: Stages by (device, first layer, last layer): candidates share many, and a frozen
         #: dataclass is slow to make.
         self._stages: dict[tuple[str, int, int], Stage] = {}
+        #: Per device: its accelerator's, CPU's and radio's active power (a frame's energy).
+        self._power: dict[str, tuple[float, float, float]] = {}
         #: Per app, the same across planning calls (:meth:`_reusable`).
         self._reused: dict[int, _Reused] = {}
         #: The device choices of :class:`~synergy.planning.shortlist.Ranker` (every ranker of
@@ -245,9 +246,7 @@ class CandidateGenerator:
         self.search_loads: dict[tuple[bool, tuple[int, ...]], Any] = {}
         self.search_shortlists: dict[tuple[object, ...], tuple[Any, list[Candidate]]] = {}
         # The baselines' candidates (made from stages by the problem) are reused like ours.
-        # (A weak reference: the generator holds the problem, and a cycle would leave both
-        # to the cyclic collector instead of reference counting.)
-        problem.reuse = weakref.WeakMethod(self.reused_plans)
+        problem.reuse = self
 
     # -- templates -------------------------------------------------------------------------
 
@@ -503,7 +502,7 @@ class CandidateGenerator:
             if not ranges or ranges in results:
                 return
             b = max(max(float(par[j][f, last]) for j, (f, last) in enumerate(ranges)), const_par)
-            latency = sum(float(lat[j][f, last]) for j, (f, last) in enumerate(ranges)) + const_latency
+            latency = sum((float(lat[j][f, last]) for j, (f, last) in enumerate(ranges)), 0.0) + const_latency
             work = tuple(
                 (float(a[f, last]), float(c[f, last]), float(r[f, last]))
                 for (a, c, r), (f, last) in zip(parts, ranges, strict=True)
@@ -632,19 +631,27 @@ class CandidateGenerator:
             # Pair links, relays and shared air time depend on the devices, not only on
             # their classes: the template's per-slot work is an estimate, the cost model exact.
             return p.candidate(template.app_index, template.source, stages, template.target)
-        radio_power = p.cost.params.radio_active_power_w
+        source = template.source
+        rows: list[tuple[str, Work, PartFigures | None]] = [
+            *zip(devices, template.slot_work, template.slot_parts, strict=True),
+            *((d, w, None) for d, w in template.endpoint_work),
+        ]
+        # The source first, as frame_cost lists it (a stable partition; it usually is first).
+        if rows[0][0] != source or any(row[0] == source for row in rows[1:]):
+            rows = [row for row in rows if row[0] == source] + [row for row in rows if row[0] != source]
+        power = self._power
         work: list[DeviceWork] = []
         energy = 0.0
-        rows = [
-            (d, w, part) for d, w, part in zip(devices, template.slot_work, template.slot_parts, strict=True)
-        ] + [(d, w, None) for d, w in template.endpoint_work]
-        # The source first, as frame_cost lists it.
-        rows.sort(key=lambda row: row[0] != template.source)
         for device, (a, c, r), part in rows:
-            board = p.by_id[device].board
+            watts = power.get(device)
+            if watts is None:
+                board = p.by_id[device].board
+                watts = power[device] = (
+                    board.cnn_active_power_w, board.cpu_active_power_w, p.cost.params.radio_active_power_w
+                )
             work.append(DeviceWork(device, a, c, r, None if part is None else PartitionFootprint._make(part)))
-            energy += a * board.cnn_active_power_w + c * board.cpu_active_power_w + r * radio_power
-        cap, reason = self._source_cap(template.app_index, template.source)
+            energy += a * watts[0] + c * watts[1] + r * watts[2]
+        cap, reason = self._source_cap(template.app_index, source)
         cost = FrameCost(tuple(work), template.latency_s, energy, cap, reason)
         return p.remember_candidate(Candidate(template.app_index, template.source, stages, template.target, cost))
 

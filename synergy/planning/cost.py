@@ -235,6 +235,15 @@ class BoardTable:
     def fits(self, first: int, last: int) -> bool:
         return bool(self.feasible[first, last])
 
+    def __reduce__(self) -> tuple[type[BoardTable], tuple[Any, ...]]:
+        # Pickled (the disk cache) as a call of the constructor: where this module is compiled
+        # (mypyc), a frozen dataclass's fields cannot be set the way pickle sets them by default.
+        return (
+            BoardTable,
+            (self.board, self.feasible, self.accel_s, self.cpu_s, self.weight_bytes, self.bias_bytes,
+             self.reload_s, self.whole_model_reason),
+        )
+
 
 @dataclass
 class _Caches:
@@ -582,7 +591,7 @@ class CostModel:
         latency += delivery
 
         work = tuple(DeviceWork(d, a, c, r, parts.get(d)) for d, (a, c, r) in acc.items())
-        energy = sum(self.energy_j(w, devices[w.device_id].board) for w in work)
+        energy = sum((self.energy_j(w, devices[w.device_id].board) for w in work), 0.0)
         cap, reason = self.source_cap(source, sensor_type, max_rate_hz)
         return FrameCost(work, latency, energy, cap, reason, tuple(terms), tuple(air.items()))
 

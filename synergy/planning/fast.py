@@ -210,9 +210,9 @@ class _Search:
                     value = scorer(result)
                 elif result is None:
                     placed = [*others, cands[k]]
-                    value = (-math.inf, -sum(c.cost.latency_s for c in placed))
+                    value = (-math.inf, -sum((c.cost.latency_s for c in placed), 0.0))
                 else:
-                    value = (sum(result[0]), -sum(result[1]))
+                    value = (sum(result[0], 0.0), -sum(result[1], 0.0))
                 out[k] = self._scores[keys[k]] = value
         return [hit for hit in out if hit is not None]
 

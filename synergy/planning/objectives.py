@@ -109,7 +109,7 @@ def _shortfall(got: Sequence[float], targets: Sequence[float], at: Sequence[int]
     """Summed relative shortfall of ``got`` below ``targets`` over the apps ``at`` (those
     with a target), in app order."""
     # (A list, not a generator: the search sums thousands of these; same order, same sum.)
-    return sum([max(0.0, (targets[i] - got[i]) / targets[i]) for i in at])
+    return sum([max(0.0, (targets[i] - got[i]) / targets[i]) for i in at], 0.0)
 
 
 def objective_score(
@@ -148,18 +148,18 @@ def score_of_placed_rates(
         got[i] = r
         energy[i] = e
     hard = -_shortfall(got, goal.minimums, goal.with_minimum)
-    weighted = sum([w * r for w, r in zip(goal.weights, got, strict=True)])
+    weighted = sum([w * r for w, r in zip(goal.weights, got, strict=True)], 0.0)
     if goal.objective == "fair":
         levels = sorted(r / w for r, w in zip(got, goal.weights, strict=True))
-        return (0.0, hard, *levels, sum(got))
+        return (0.0, hard, *levels, sum(got, 0.0))
     soft = -_shortfall(got, goal.floors, goal.with_floor)
     if goal.objective == "latency":
         return (0.0, hard, soft, -max(latencies, default=0.0), weighted)
     if goal.objective == "energy":
         required = [max(m, f) for m, f in zip(goal.minimums, goal.floors, strict=True)]
-        power = sum(r * e for r, e in zip(required, energy, strict=True))
+        power = sum((r * e for r, e in zip(required, energy, strict=True)), 0.0)
         return (0.0, hard, soft, -power, weighted)
-    return (0.0, hard, soft, weighted, -sum(latencies))
+    return (0.0, hard, soft, weighted, -sum(latencies, 0.0))
 
 
 def placed_scorer(
@@ -184,10 +184,10 @@ def placed_scorer(
         got, latencies = result[0], result[1]
         return (
             0.0,
-            -sum([max(0.0, (t - (got[j] if j >= 0 else 0.0)) / t) for t, j in hard]),
-            -sum([max(0.0, (t - (got[j] if j >= 0 else 0.0)) / t) for t, j in soft]),
+            -sum([max(0.0, (t - (got[j] if j >= 0 else 0.0)) / t) for t, j in hard], 0.0),
+            -sum([max(0.0, (t - (got[j] if j >= 0 else 0.0)) / t) for t, j in soft], 0.0),
             sum([w * got[j] for w, j in weighted], 0.0),
-            -sum(latencies),
+            -sum(latencies, 0.0),
         )
 
     return score

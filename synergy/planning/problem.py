@@ -10,9 +10,9 @@ baselines — goes through it, so every comparison runs on the same cost model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from synergy.errors import InvalidArgument
 from synergy.hardware.boards import BoardProfile
@@ -99,6 +99,12 @@ _Rates = tuple[list[float], list[float], list[float]] | None
 _Store = dict[tuple[str, tuple[Stage, ...], str], Candidate]
 
 
+class CandidateReuse(Protocol):
+    """What keeps the candidates earlier planning calls made (the candidate generator)."""
+
+    def reused_plans(self, app_index: int) -> _Store | None: ...
+
+
 @dataclass(frozen=True)
 class Selection:
     """A method's answer before it becomes a JointPlan: one candidate (or None) per app."""
@@ -155,8 +161,10 @@ class PlanningProblem:
             self.problems.append(problem)
         self._candidates: dict[tuple[int, tuple[str, tuple[Stage, ...], str]], Candidate] = {}
         #: Per app, candidates that earlier planning calls made and that this one may reuse
-        #: (set by the candidate generator, weakly; None, or a call that gives None: none are).
-        self.reuse: Callable[[], Callable[[int], _Store | None] | None] | None = None
+        #: (the candidate generator sets itself here; None: none are). The two refer to each
+        #: other: whoever plans sets this back to None when done, so that reference counting,
+        #: not the cyclic collector, frees both.
+        self.reuse: CandidateReuse | None = None
         #: Rates of the plans a search evaluated, for the other searches of this problem (the
         #: rates do not depend on the objective): (overlap allowed, the app a batch tried or
         #: -1, the plan's candidate ids) -> (rates, latencies, energies) or None.
@@ -236,8 +244,7 @@ class PlanningProblem:
         hit = self._candidates.get(key)
         if hit is not None:
             return hit
-        stores = self.reuse() if self.reuse is not None else None
-        store = stores(app_index) if stores is not None else None
+        store = self.reuse.reused_plans(app_index) if self.reuse is not None else None
         if store is not None:
             hit = store.get(key[1])
             if hit is not None:

@@ -249,6 +249,12 @@ class MethodPlanner:
             max_endpoints=self.options.max_endpoints,
         )
         gen = CandidateGenerator(problem)
+        try:
+            return self._plan_with(problem, gen)
+        finally:
+            problem.reuse = None  # the generator and the problem refer to each other
+
+    def _plan_with(self, problem: PlanningProblem, gen: CandidateGenerator) -> PlanOutcome:
         alone = best_alone_rates(problem, gen)
         objective = self.options.objective
         fair_rates = None

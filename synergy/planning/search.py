@@ -273,7 +273,7 @@ def exact_search(
             dfs(depth + 1, used, without)
 
     if order:
-        dfs(0, set(), sum(best_alone.values()))
+        dfs(0, set(), sum(best_alone.values(), 0.0))
     reasons: dict[int, str] = {}
     placed = [c for c in incumbent if c is not None]
     for i in placeable:

@@ -383,9 +383,9 @@ def throughput(
     """
     d = _demands(costs, devices, allow_parallel)
     if d.overcommitted:
-        return -math.inf, sum(d.latencies)
+        return -math.inf, sum(d.latencies, 0.0)
     rates, _, _ = max_min_fair(d.demands, [c.cap_hz for c in costs], len(d.names))
-    return sum(rates), sum(d.latencies)
+    return sum(rates, 0.0), sum(d.latencies, 0.0)
 
 
 def rates(
@@ -668,14 +668,14 @@ def evaluate(
     for i, dem in enumerate(demands):
         for r, s in dem:
             util[names[r]] = util.get(names[r], 0.0) + rates[i] * s
-    idle = sum(d.board.idle_power_w for d in devices.values())
-    power = idle + sum(rate * e for rate, e in zip(rates, energies, strict=True))
+    idle = sum((d.board.idle_power_w for d in devices.values()), 0.0)
+    power = idle + sum((rate * e for rate, e in zip(rates, energies, strict=True)), 0.0)
     return Evaluation(
         rates_hz=tuple(rates),
         latencies_s=tuple(latencies),
         energies_j=tuple(energies),
         limits=limits,
-        system_throughput=sum(rates),
+        system_throughput=sum(rates, 0.0),
         bottleneck=bottleneck,
         power_w=power,
         parallel_devices=frozenset(parallel),

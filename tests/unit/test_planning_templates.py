@@ -101,3 +101,29 @@ def test_a_replan_makes_candidates_anew_on_pair_links_and_shared_air(monkeypatch
     assert shared, "the generator makes some spaces with a shared medium"
     # Costs there depend on more than the templates' signature.
     assert _replan_counting_frame_costs(shared[0], monkeypatch) > 0
+
+
+def test_a_plan_leaves_no_cycle_for_the_collector() -> None:
+    """The candidate generator and its problem refer to each other (the problem reuses the
+    generator's candidates); the planner drops that reference when done, so reference counting
+    frees a plan's objects and the cyclic collector, which a plan keeps paused, finds nothing."""
+    import gc
+
+    workload = random_workloads(1, 4, load_models(RANDOM_MODELS))[0]
+    planner = MethodPlanner("synergy", PlanningOptions(), CostModel())
+    planner.plan(workload.devices, workload.apps)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(2):
+            planner.plan(workload.devices, workload.apps)
+            assert gc.collect() == 0
+        # And the check can fail: a problem still holding its generator is a cycle.
+        problem = PlanningProblem(workload.devices, workload.apps, planner.cost_model)
+        CandidateGenerator(problem)
+        del problem
+        assert gc.collect() > 0
+    finally:
+        if was_enabled:
+            gc.enable()
