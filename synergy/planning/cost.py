@@ -308,6 +308,9 @@ class CostModel:
         self.calibration: Mapping[str, float] = dict(calibration or {})
         self.checker: FitChecker = checker or default_checker()
         self._caches = _Caches()
+        #: Frame costs this model worked out from scratch (:meth:`frame_cost`): a re-plan that
+        #: reuses its candidates works out none (a test checks it).
+        self.frame_costs_made = 0
 
     def with_calibration(self, calibration: Mapping[str, float]) -> CostModel:
         """A cost model sharing this one's caches, with other calibration factors."""
@@ -538,6 +541,7 @@ class CostModel:
         breakdown: bool = False,
     ) -> FrameCost:
         """Busy seconds of one frame: source -> stages (in order) -> target."""
+        self.frame_costs_made += 1
         prof = self.profile(model)
         acc: dict[str, list[float]] = {}  # device -> [accel, cpu, radio]
         parts: dict[str, PartitionFootprint] = {}

@@ -31,7 +31,7 @@ try:
 
     _native_proxy_rates: _ProxyRates | None = _built_proxy_rates
     _native_select_ranked: _SelectRanked | None = _built_select_ranked
-except ImportError:  # built without a C compiler: numpy's (_proxy_rates, Ranker._select), the same
+except ImportError:  # built without a C compiler: numpy's (_proxy_rates, _select), the same
     _native_proxy_rates = None
     _native_select_ranked = None
 
@@ -227,13 +227,14 @@ class Ranker:
             rate = np.empty(len(arr.cap))
             _native_proxy_rates(arr.work, arr.total, dev, inv_free, serial, arr.cap, rate)
         else:
-            rate = _proxy_rates(arr, dev, inv_free, serial)
+            rate = _proxy_rates(arr.work, arr.total, arr.cap, dev, inv_free, serial)
         # Ties in the proxy rate go to the faster template alone, then the lower latency
         # (arr.static_order), which a stable sort keeps.
+        bands, count = self._bands(app, arr, step)
         if _native_select_ranked is not None:
-            top, firsts = self._select_native(app, arr, rate, size, ladder, step)
+            top, firsts = _select_native(rate, arr.static_rank, bands, count, size, ladder)
         else:
-            top, firsts = self._select(app, arr, rate, size, ladder, step)
+            top, firsts = _select(rate, arr.static_order, bands, count, size, ladder)
         rungs = firsts
         if len(firsts) > ladder:
             # Spread the rungs over the whole range of speeds, fastest and slowest included.
@@ -242,42 +243,13 @@ class Ranker:
         seen: set[int] = set()
         return self._build_candidates(arr, dev, top, seen), self._build_candidates(arr, dev, rungs, seen)
 
-    def _select(
-        self, app: int, arr: _Arrays, rate: NDArray[np.float64], size: int, ladder: int, step: float
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """The ``size`` first templates in proxy order; and when templates remain and ``ladder``
-        > 0, per band of own speed the first remaining one, by template number (fastest band
-        first: templates are numbered by own speed)."""
-        order = arr.static_order[np.argsort(-rate[arr.static_order], kind="stable")]
-        firsts: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        if size < len(order) and ladder > 0:
-            rest = order[size:]
-            bands, count = self._bands(app, arr, step)
-            # The first template of each band in proxy order (the best of its band).
-            first = np.full(count, len(rest))
-            np.minimum.at(first, bands[rest], np.arange(len(rest)))
-            firsts = np.sort(rest[first[first < len(rest)]])
-        return order[:size], firsts
-
-    def _select_native(
-        self, app: int, arr: _Arrays, rate: NDArray[np.float64], size: int, ladder: int, step: float
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """:meth:`_select` in C, without sorting every template (the same answer: a unit test)."""
-        assert _native_select_ranked is not None
-        bands, count = self._bands(app, arr, step)
-        top = np.empty(min(size, len(rate)), dtype=np.int64)
-        firsts = np.empty(max(count, 1), dtype=np.int64)
-        n_top, n_firsts = _native_select_ranked(rate, arr.static_rank, bands, size, ladder, top, firsts[:count])
-        return top[:n_top], firsts[:n_firsts]
-
     def _bands(self, app: int, arr: _Arrays, step: float) -> tuple[NDArray[np.int64], int]:
         """Per template, its band of own speed (numbered from 0) for ladders of ``step``; the
         number of bands."""
         hit = self._band_cache.get(app)
         if hit is None or hit[0] != step or hit[1] is not arr:
-            raw = np.floor(np.log(np.maximum(arr.alone, 1e-9)) / math.log(step)).astype(np.int64)
-            bands = raw - raw.min() if len(raw) else raw
-            hit = self._band_cache[app] = (step, arr, bands, int(bands.max()) + 1 if len(bands) else 0)
+            bands, count = speed_bands(arr.alone, step)
+            hit = self._band_cache[app] = (step, arr, bands, count)
         return hit[2], hit[3]
 
     def _positions(self, arr: _Arrays, load: Load) -> NDArray[np.int64]:
@@ -323,19 +295,72 @@ class Ranker:
         return self._build_candidates(arr, dev, order, set())
 
 
+def speed_bands(alone: NDArray[np.float64], step: float) -> tuple[NDArray[np.int64], int]:
+    """Per template, its band of own speed (``alone``, numbered from 0) for ladders of
+    ``step``; the number of bands."""
+    raw = np.floor(np.log(np.maximum(alone, 1e-9)) / math.log(step)).astype(np.int64)
+    bands = raw - raw.min() if len(raw) else raw
+    return bands, int(bands.max()) + 1 if len(bands) else 0
+
+
+def _select(
+    rate: NDArray[np.float64],
+    static_order: NDArray[np.int64],
+    bands: NDArray[np.int64],
+    count: int,
+    size: int,
+    ladder: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The ``size`` first templates in proxy order (ties: ``static_order``); and when templates
+    remain and ``ladder`` > 0, per band of own speed the first remaining one, by template
+    number (fastest band first: templates are numbered by own speed)."""
+    order = static_order[np.argsort(-rate[static_order], kind="stable")]
+    firsts: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+    if size < len(order) and ladder > 0:
+        rest = order[size:]
+        # The first template of each band in proxy order (the best of its band).
+        first = np.full(count, len(rest))
+        np.minimum.at(first, bands[rest], np.arange(len(rest)))
+        firsts = np.sort(rest[first[first < len(rest)]])
+    return order[:size], firsts
+
+
+def _select_native(
+    rate: NDArray[np.float64],
+    static_rank: NDArray[np.int64],
+    bands: NDArray[np.int64],
+    count: int,
+    size: int,
+    ladder: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`_select` in C, without sorting every template (the same answer: a unit test);
+    ``static_rank`` is the inverse of its ``static_order``."""
+    assert _native_select_ranked is not None
+    top = np.empty(min(size, len(rate)), dtype=np.int64)
+    firsts = np.empty(max(count, 1), dtype=np.int64)
+    n_top, n_firsts = _native_select_ranked(rate, static_rank, bands, size, ladder, top, firsts[:count])
+    return top[:n_top], firsts[:n_firsts]
+
+
 def _proxy_rates(
-    arr: _Arrays, dev: NDArray[np.int64], inv_free: NDArray[np.float64], serial: NDArray[np.bool_]
+    work: NDArray[np.float64],
+    total: NDArray[np.float64],
+    cap: NDArray[np.float64],
+    dev: NDArray[np.int64],
+    inv_free: NDArray[np.float64],
+    serial: NDArray[np.bool_],
 ) -> NDArray[np.float64]:
     """Per template: the rate it would reach from the capacity the load leaves (``inv_free``:
-    per device row, the inverse of each kind's free share), capped by its source."""
+    per device row, the inverse of each kind's free share), capped by its source (``work``,
+    ``total`` and ``cap`` as in :class:`_Arrays`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        need = arr.work[0] * inv_free[:, 0][dev]  # (P, T)
-        np.fmax(need, arr.work[1] * inv_free[:, 1][dev], out=need)
-        np.fmax(need, arr.work[2] * inv_free[:, 2][dev], out=need)
+        need = work[0] * inv_free[:, 0][dev]  # (P, T)
+        np.fmax(need, work[1] * inv_free[:, 1][dev], out=need)
+        np.fmax(need, work[2] * inv_free[:, 2][dev], out=need)
         serial_here = serial[dev]
         if serial_here.any():
-            need = np.where(serial_here, arr.total * inv_free[:, 0][dev], need)
-        rate: NDArray[np.float64] = np.fmin(arr.cap, 1.0 / np.fmax.reduce(need, axis=0))
+            need = np.where(serial_here, total * inv_free[:, 0][dev], need)
+        rate: NDArray[np.float64] = np.fmin(cap, 1.0 / np.fmax.reduce(need, axis=0))
     return rate
 
 

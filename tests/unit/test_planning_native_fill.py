@@ -7,7 +7,6 @@ import contextlib
 import math
 import random
 import resource
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -177,11 +176,8 @@ def test_ranking_proxy_equals_numpy_bit_for_bit(seed: int) -> None:
         positions, templates, devices = int(rng.integers(1, 8)), int(rng.integers(1, 300)), int(rng.integers(1, 9))
         # Work that some kinds do not use (zeros) on devices some of which are full (inf).
         work = rng.random((3, positions, templates)) * (rng.random((3, positions, templates)) < 0.6)
-        arrays = SimpleNamespace(
-            work=work,
-            total=work.sum(axis=0),
-            cap=rng.choice([1.0, 30.0, np.inf], templates) * rng.random(templates),
-        )
+        total = work.sum(axis=0)
+        cap = rng.choice([1.0, 30.0, np.inf], templates) * rng.random(templates)
         util = rng.choice([0.0, 0.3, 0.99, 1.0, 1.5], (devices + 1, 3))
         util[-1] = 0.0  # the padding row
         with np.errstate(divide="ignore"):
@@ -189,8 +185,8 @@ def test_ranking_proxy_equals_numpy_bit_for_bit(seed: int) -> None:
         serial = rng.random(devices + 1) < 0.3
         dev = rng.integers(0, devices + 1, (positions, templates))
         out = np.empty(templates)
-        _fill.proxy_rates(arrays.work, arrays.total, dev, inv_free, serial, arrays.cap, out)
-        expected = shortlist._proxy_rates(arrays, dev, inv_free, serial)  # type: ignore[arg-type]
+        _fill.proxy_rates(work, total, dev, inv_free, serial, cap, out)
+        expected = shortlist._proxy_rates(work, total, cap, dev, inv_free, serial)
         assert np.array_equal(out, expected, equal_nan=True)
 
 
@@ -302,19 +298,15 @@ def test_a_changed_devices_mapping_gets_a_new_board_table() -> None:
 def test_ranked_selection_equals_numpy(seed: int) -> None:
     assert _fill is not None
     rng = np.random.default_rng(seed)
-    ranker = shortlist.Ranker.__new__(shortlist.Ranker)
-    ranker._band_cache = {}
-    for case in range(300):
+    for _ in range(300):
         n = int(rng.integers(1, 400))
         # Ties in the rate (a few distinct values), infinite and NaN rates too.
         rate = rng.choice([0.5, 1.0, 2.0, np.inf, np.nan, 0.0, -0.0, rng.random()], n)
         static_order = rng.permutation(n)
         static_rank = np.empty(n, dtype=np.int64)
         static_rank[static_order] = np.arange(n)
-        arrays: Any = SimpleNamespace(static_order=static_order, static_rank=static_rank, alone=rng.random(n) * 100)
+        bands, count = shortlist.speed_bands(rng.random(n) * 100, 1.5)
         size, ladder = int(rng.integers(0, 30)), int(rng.integers(0, 6))
-        ranker._band_cache.clear()
-        expected = ranker._select(case, arrays, rate, size, ladder, 1.5)
-        ranker._band_cache.clear()
-        got = ranker._select_native(case, arrays, rate, size, ladder, 1.5)
+        expected = shortlist._select(rate, static_order, bands, count, size, ladder)
+        got = shortlist._select_native(rate, static_rank, bands, count, size, ladder)
         assert [a.tolist() for a in got] == [a.tolist() for a in expected]
