@@ -11,10 +11,11 @@ PROTOS := $(wildcard protos/synergy/v1/*.proto)
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-# The planner's water-filling is a C extension (setup.py; without a compiler the install skips
-# it and the planner runs the same steps in Python and numpy, slower): as root we install
-# Debian's gcc and Python headers when they are missing.
-$(STAMP): pyproject.toml setup.py synergy/planning/_fill.c
+# The planner's water-filling is a C extension and its busiest modules are compiled with mypyc
+# (setup.py; without a compiler the install skips them and the planner runs the same steps in
+# Python and numpy, slower; a planner source edited since is run as Python until this rule
+# compiles it again): as root we install Debian's gcc and Python headers when they are missing.
+$(STAMP): pyproject.toml setup.py synergy/planning/_fill.c $(wildcard synergy/planning/*.py)
 	@if ! command -v cc >/dev/null 2>&1 || [ ! -f "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing gcc and python3-dev (to build the planner's C extension)"; \
@@ -23,6 +24,9 @@ $(STAMP): pyproject.toml setup.py synergy/planning/_fill.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "compiling the planner modules with mypyc (about two minutes; setup.py)"
+	SYNERGY_COMPILE_PLANNER=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps -e . \
+	  || echo "note: mypyc could not compile the planner modules (above): the planner runs them as Python"
 	touch $(STAMP)
 
 # The MQTT integration test needs a real broker, the dashboard test a headless browser; as root

@@ -15,7 +15,9 @@
 #    imports it again).
 # 3. A wheelhouse on the host (build/images/wheelhouse): `pip wheel` of the project's
 #    dependencies and of the project, with the virtual environment's pip (PyPI, or its cache).
-#    The images install from it with `pip install --no-index`.
+#    The images install from it with `pip install --no-index`. The project's wheel carries the
+#    planner's C extension; its other planner modules are Python (pip builds in an isolated
+#    environment, without mypy, so setup.py does not compile them with mypyc).
 # 4. `docker build` of deploy/Dockerfile -> $SYNERGY_IMAGE and deploy/broker.Dockerfile ->
 #    $SYNERGY_BROKER_IMAGE, then their sizes.
 #

@@ -41,6 +41,7 @@ import yaml
 
 from synergy.errors import InvalidArgument, SynergyError
 from synergy.planning import batch
+from synergy.planning import compiled as planning_compiled
 from synergy.planning.bench import load_models, run_bench, summarize
 from synergy.planning.bench_report import format_summary, write_outputs
 from synergy.planning.cost import CostModel
@@ -302,7 +303,7 @@ def _planning_time(args: argparse.Namespace) -> int:
         "with the cache it left), timed from reading the cache to the plan;"
     )
     print(f"warm: {WARM_REPEATS} re-plans per space in one process; CPU: the planning process's own CPU time;")
-    print(f"scoring and ranking: {evaluation_kernel()})")
+    print(f"scoring and ranking: {evaluation_kernel()}; planner modules: {planner_modules()})")
     print(f"{'size':<20}" + "".join(f"{c:>24}" for c in columns) + f"{'target p95':>12}")
     for size in figures:
         target = TIMING_TARGETS_MS[size]
@@ -324,6 +325,14 @@ def evaluation_kernel() -> str:
     if batch.NATIVE:
         return "C extension synergy.planning._fill"
     return "Python and numpy (the C extension synergy.planning._fill was not built)"
+
+
+def planner_modules() -> str:
+    """Whether the planner's modules run compiled (mypyc) or as Python, and why
+    (:mod:`synergy.planning.compiled`); the fresh `synergy plan` processes run the same."""
+    if planning_compiled.STATE == "compiled":
+        return "compiled with mypyc"
+    return f"Python ({planning_compiled.STATE.removeprefix('sources: ')})"
 
 
 def _p(values: Sequence[float], q: float) -> float:

@@ -10,11 +10,24 @@ Sans-IO (DESIGN.md §4): a planner is a pure function from devices and apps to a
 See docs/orchestrator.md.
 """
 
-from synergy.planning.api import Planner, PlanningApp
-from synergy.planning.cost import CostModel, CostParameters, FrameCost
-from synergy.planning.diff import PlanDiff, StageRef, diff_plans
-from synergy.planning.registry import METHODS, MethodInfo, MethodPlanner, PlanningOptions, PlanOutcome, get_planner
-from synergy.planning.throughput import Evaluation, evaluate
+# First of all: the compiled modules (synergy.planning.compiled), or their sources if those
+# changed since they were compiled.
+from synergy.planning import compiled as _compiled
+
+_compiled.STATE = _compiled.activate()
+
+from synergy.planning.api import Planner, PlanningApp  # noqa: E402 - after the check above
+from synergy.planning.cost import CostModel, CostParameters, FrameCost  # noqa: E402
+from synergy.planning.diff import PlanDiff, StageRef, diff_plans  # noqa: E402
+from synergy.planning.registry import (  # noqa: E402
+    METHODS,
+    MethodInfo,
+    MethodPlanner,
+    PlanningOptions,
+    PlanOutcome,
+    get_planner,
+)
+from synergy.planning.throughput import Evaluation, evaluate  # noqa: E402
 
 __all__ = [
     "METHODS",
