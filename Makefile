@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py synergy/planning/_fill.c $(wildcard synergy/pl
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@echo "compiling the planner modules with mypyc (about two minutes; setup.py)"
-	SYNERGY_COMPILE_PLANNER=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps -e . \
+	@SYNERGY_COMPILE_PLANNER=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps -e . \
 	  || echo "note: mypyc could not compile the planner modules (above): the planner runs them as Python"
 	touch $(STAMP)
 

@@ -25,7 +25,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -102,7 +102,7 @@ class SourcesFirst(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, self.directory / f"{short}.py")
 
 
-def decide(directory: Path, modules: Sequence[str], environ: dict[str, str] | os._Environ[str]) -> str:
+def decide(directory: Path, modules: Sequence[str], environ: Mapping[str, str]) -> str:
     """"compiled" when every module's compiled file is there and was compiled from the source
     beside it now; otherwise why the sources must run instead."""
     if environ.get("SYNERGY_PLANNER_SOURCES") == "1":
@@ -114,7 +114,7 @@ def decide(directory: Path, modules: Sequence[str], environ: dict[str, str] | os
         return "sources: the compiled modules are incomplete"
     recorded = read_manifest(directory / MANIFEST)
     if not recorded:
-        return f"sources: {MANIFEST} is missing"
+        return f"sources: {MANIFEST} is missing or malformed"
     try:
         current = source_digests(directory, modules)
     except OSError as exc:

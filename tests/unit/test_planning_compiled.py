@@ -44,9 +44,9 @@ def test_an_edited_source_runs_as_python(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "why"),
     [
-        (lambda p: (p / compiled.MANIFEST).unlink(), "_compiled_sources.txt is missing"),
-        (lambda p: (p / compiled.MANIFEST).write_text("alpha\n"), "_compiled_sources.txt is missing"),
-        (lambda p: (p / compiled.MANIFEST).write_bytes(b"\xff\xfe"), "_compiled_sources.txt is missing"),
+        (lambda p: (p / compiled.MANIFEST).unlink(), "_compiled_sources.txt is missing or malformed"),
+        (lambda p: (p / compiled.MANIFEST).write_text("alpha\n"), "_compiled_sources.txt is missing or malformed"),
+        (lambda p: (p / compiled.MANIFEST).write_bytes(b"\xff\xfe"), "_compiled_sources.txt is missing or malformed"),
         (lambda p: (p / f"beta{SUFFIX}").unlink(), "incomplete"),
         (lambda p: (p / f"{compiled.GROUP}{SUFFIX}").unlink(), "incomplete"),
         (lambda p: [(p / f"{m}{SUFFIX}").unlink() for m in ("alpha", "beta")], "not compiled"),
