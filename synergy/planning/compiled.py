@@ -7,7 +7,9 @@ place (``setup.py``, with ``SYNERGY_COMPILE_PLANNER=1``), next to their sources,
 :data:`MANIFEST`: the SHA-256 of every source it compiled.
 
 A compiled module is the code of the source it was compiled from, not of the source beside
-it now: after an edit or a ``git pull`` it would silently run old code. So, when the package
+it now: after an edit or a ``git pull`` it would silently run old code. (Only the modules of
+the group are bound at compile time; what they import from elsewhere, e.g. ``synergy.types``,
+they call as it is when they run.) So, when the package
 is imported, :func:`activate` compares the manifest with the sources; unless every compiled
 module is there and matches, the planner runs its sources (a finder put first on
 ``sys.meta_path`` loads them instead; the same plans, slower) and :data:`STATE` says why.

@@ -40,7 +40,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
@@ -238,11 +238,7 @@ class BoardTable:
     def __reduce__(self) -> tuple[type[BoardTable], tuple[Any, ...]]:
         # Pickled (the disk cache) as a call of the constructor: where this module is compiled
         # (mypyc), a frozen dataclass's fields cannot be set the way pickle sets them by default.
-        return (
-            BoardTable,
-            (self.board, self.feasible, self.accel_s, self.cpu_s, self.weight_bytes, self.bias_bytes,
-             self.reload_s, self.whole_model_reason),
-        )
+        return (BoardTable, tuple(getattr(self, f.name) for f in fields(self)))
 
 
 @dataclass
